@@ -1,0 +1,152 @@
+"""A flow as a picture: nodes by kind, normal, error and escape edges styled apart.
+
+Rendering goes through Graphviz (`dot`, from Debian's graphviz package) for SVG
+and PNG; mermaid text is produced directly for pasting into documentation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import graphviz
+
+from ivr.flow import model
+from ivr.flow.structure import Edge, edges
+
+_SHAPES = {
+    "play": ("box", "#e8f0fe"),
+    "ask": ("box", "#fff4d6"),
+    "action": ("component", "#eef7ee"),
+    "set": ("note", "#f4f4f4"),
+    "branch": ("diamond", "#f4f4f4"),
+    "call": ("box3d", "#ede7f6"),
+    "return": ("oval", "#ede7f6"),
+    "transfer": ("house", "#fde2e1"),
+    "hangup": ("doublecircle", "#e0e0e0"),
+}
+_EDGE_STYLE = {
+    "next": {"color": "#333333"},
+    "branch": {"color": "#555555", "style": "dashed"},
+    "escape": {"color": "#c62828", "style": "bold", "fontcolor": "#c62828"},
+    "global": {"color": "#1565c0", "style": "dotted", "fontcolor": "#1565c0"},
+}
+_ERROR_OUTCOMES = {"error", "timeout", "declined", "locked", "failed"}
+
+
+def to_dot(flow: model.Flow) -> graphviz.Digraph:
+    dot = graphviz.Digraph(flow.flow, graph_attr={"rankdir": "TB", "label": f"{flow.flow} v{flow.version}",
+                                                   "labelloc": "t", "fontname": "Helvetica"},
+                           node_attr={"fontname": "Helvetica", "fontsize": "11", "style": "filled"},
+                           edge_attr={"fontname": "Helvetica", "fontsize": "9"})
+    for name, node in flow.nodes.items():
+        kind = model.node_kind(node) or "play"
+        shape, fill = _SHAPES[kind]
+        dot.node(name, _label(name, node, kind), shape=shape, fillcolor=fill,
+                 penwidth="2" if name == flow.start else "1")
+    terminals = 0
+    for edge, labels in _merged(_unique_globals(flow)):
+        target = edge.node
+        if target is None:
+            terminals += 1
+            target = f"__t{terminals}"
+            kind = "return" if isinstance(edge.target, model.ReturnTarget) else (
+                "transfer" if isinstance(edge.target, model.TransferTarget) else "hangup")
+            shape, fill = _SHAPES[kind]
+            dot.node(target, _terminal_label(edge.target), shape=shape, fillcolor=fill)
+        style = dict(_EDGE_STYLE[edge.kind])
+        if edge.kind == "next" and all(label in _ERROR_OUTCOMES for label in labels):
+            style.update({"color": "#ef6c00", "fontcolor": "#ef6c00", "style": "dashed"})
+        label = " / ".join(label for label in labels if label != "next")
+        dot.edge(edge.source if edge.kind != "global" else "__globals", target, label=label[:40], **style)
+    if flow.globals:
+        dot.node("__globals", "any turn", shape="plaintext", style="", fontcolor="#1565c0")
+    return dot
+
+
+def _merged(all_edges: list[Edge]) -> list[tuple[Edge, list[str]]]:
+    """One arrow per source, node target and style: `declined / error / timeout`."""
+    groups: dict[tuple, tuple[Edge, list[str]]] = {}
+    for index, edge in enumerate(all_edges):
+        error = edge.label in _ERROR_OUTCOMES
+        key = (edge.source, edge.node, edge.kind, error) if edge.node is not None else (index,)
+        groups.setdefault(key, (edge, []))[1].append(edge.label)
+    return list(groups.values())
+
+
+def _unique_globals(flow: model.Flow) -> list[Edge]:
+    """Global choices apply to every turn: draw each once, from an 'any turn' marker.
+
+    An action's escape only takes the error and timeout it does not handle:
+    when it handles both, its escape is never taken and is not drawn.
+    """
+    seen: set[str] = set()
+    result = []
+    for edge in edges(flow):
+        node = flow.nodes[edge.source]
+        if edge.kind == "escape" and isinstance(node, model.ActionNode) and {"error", "timeout"} <= set(node.next):
+            continue
+        if edge.kind == "global":
+            if edge.label in seen:
+                continue
+            seen.add(edge.label)
+        result.append(edge)
+    return result
+
+
+def _label(name: str, node: model.Node, kind: str) -> str:
+    detail = {
+        "ask": lambda n: " / ".join(n.ask.choices) if n.ask.choices else ("digits" if n.ask.digits else "yes / no"),
+        "action": lambda n: n.action.name,
+        "call": lambda n: f"→ {n.call}",
+        "play": lambda n: ", ".join(n.play),
+        "transfer": lambda n: f"{n.transfer} ({n.reason})",
+        "hangup": lambda n: n.hangup,
+        "return": lambda n: n.return_,
+    }.get(kind)
+    return f"{name}\n{detail(node)}" if detail else name
+
+
+def _terminal_label(target: model.Target) -> str:
+    if isinstance(target, model.TransferTarget):
+        return f"{target.transfer}\n({target.reason})"
+    if isinstance(target, model.ReturnTarget):
+        return f"return {target.return_}"
+    return f"hang up\n{target.hangup}"
+
+
+def to_mermaid(flow: model.Flow) -> str:
+    lines = ["flowchart TD"]
+    for name, node in flow.nodes.items():
+        text = _label(name, node, model.node_kind(node) or "").replace("\n", "<br/>").replace('"', "'")
+        lines.append(f'  {name}["{text}"]')
+    count = 0
+    for edge in _unique_globals(flow):
+        target = edge.node
+        if target is None:
+            count += 1
+            target = f"t{count}"
+            lines.append(f'  {target}(["{_terminal_label(edge.target).replace(chr(10), " ")}"])')
+        source = edge.source if edge.kind != "global" else "any_turn"
+        arrow = "-.->" if edge.kind in ("escape", "global", "branch") else "-->"
+        label = "" if edge.label == "next" else f"|{edge.label.replace('|', '/')[:40]}|"
+        lines.append(f"  {source} {arrow}{label} {target}")
+    for name in (e.source for e in _unique_globals(flow) if e.kind == "escape"):
+        lines.append(f"  class {name} turn")
+    lines.append("  classDef turn fill:#fff4d6")
+    return "\n".join(dict.fromkeys(lines)) + "\n"
+
+
+def render(flow: model.Flow, output: Path) -> Path:
+    """Write SVG, PNG (Graphviz) or mermaid (.mmd/.md) by the output's extension."""
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix in ("mmd", "mermaid", "md"):
+        output.write_text(to_mermaid(flow), encoding="utf-8")
+        return output
+    if suffix not in ("svg", "png", "pdf", "dot"):
+        raise ValueError(f"cannot draw {output.name}: use .svg, .png, .pdf, .dot or .mmd")
+    dot = to_dot(flow)
+    if suffix == "dot":
+        output.write_text(dot.source, encoding="utf-8")
+        return output
+    output.write_bytes(dot.pipe(format=suffix))
+    return output

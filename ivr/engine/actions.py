@@ -1,0 +1,85 @@
+"""What the engine asks the edges to do: play, listen, call a backend, transfer, hang up.
+
+Actions are executed in order by the controller. A `Listen` after a `Play`
+means "listen once the prompts end, or as soon as the caller barges in".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PromptRef(_Action):
+    """A prompt by key, with the values of its placeholders already computed."""
+
+    key: str
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class Play(_Action):
+    type: Literal["play"] = "play"
+    prompts: list[PromptRef]
+    language: str
+    barge_in: bool = True
+
+
+class Timeouts(_Action):
+    noinput: float
+    end_silence: float
+    max_speech: float
+    interdigit: float
+
+
+class Listen(_Action):
+    """Listen for the caller, constrained to what this turn expects.
+
+    `grammar` maps each phrase the recogniser may return to the outcome it
+    stands for, in the call's language; `keys` does the same for DTMF.
+    """
+
+    type: Literal["listen"] = "listen"
+    mode: Literal["choices", "digits", "confirm"]
+    language: str
+    grammar: dict[str, str] = Field(default_factory=dict)
+    keys: dict[str, str] = Field(default_factory=dict)
+    speech: bool = True
+    dtmf: bool = True
+    min_digits: int = 0
+    max_digits: int = 0
+    terminator: str = ""
+    timeouts: Timeouts
+    sensitive: bool = False  # never record or log what is said (card numbers)
+
+
+class CallBackend(_Action):
+    type: Literal["backend"] = "backend"
+    name: str
+    args: dict[str, Any]
+    timeout: float
+    writes: bool = False
+
+
+class Transfer(_Action):
+    """Hand the caller to a person in a queue, with why and what happened so far."""
+
+    type: Literal["transfer"] = "transfer"
+    queue: str
+    reason: str
+    priority: int
+    detail: str = ""
+    flow: str = ""
+    node: str = ""
+
+
+class Hangup(_Action):
+    type: Literal["hangup"] = "hangup"
+    outcome: str
+
+
+Action = Union[Play, Listen, CallBackend, Transfer, Hangup]

@@ -1,0 +1,630 @@
+"""The flow engine: one event in, the next actions and the new state out.
+
+Pure by design: no I/O, no clock, no globals. `start` begins a call on a flow
+of a release; `step` feeds it one event. The input state is never modified,
+so a controller can retry a step, and tests can replay a call exactly.
+
+Error handling follows VoiceXML: each turn counts noinput and nomatch
+separately, plays the next reprompt of the matching list, and once a list
+runs out sends the caller to the turn's escape (a human) with the reason.
+Low-confidence speech is confirmed ("Did you say ...?"); a "no" tries the
+next alternative the recogniser offered before asking again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr import expr
+from ivr.backend.catalog import ACTIONS
+from ivr.digits import parse_digits
+from ivr.engine import actions as act
+from ivr.engine import events as ev
+from ivr.engine.matching import YES_NO_KEYS, match, yes_no_grammar
+from ivr.engine.state import CallState, Frame, Pending
+from ivr.flow import model
+from ivr.flow.catalog import FlowSet
+from ivr.flow.structure import escape_of
+
+MAX_HOPS = 500  # nodes run in one step before the engine decides the flow is looping
+LANGUAGE_VARIABLE = "language"
+
+
+@dataclass
+class Step:
+    state: CallState
+    actions: list[act.Action] = field(default_factory=list)
+
+
+class _Context:
+    """The mutable working copy of one step."""
+
+    def __init__(self, release: FlowSet, state: CallState):
+        self.release = release
+        self.state = state
+        self.actions: list[act.Action] = []
+        self.hops = 0
+
+    @property
+    def flow(self) -> model.Flow:
+        return self.release.flow(self.state.flow)
+
+    @property
+    def node(self) -> model.Node:
+        return self.flow.nodes[self.state.node]
+
+    def emit(self, action: act.Action) -> None:
+        self.actions.append(action)
+
+
+def start(release: FlowSet, flow_name: str, call_id: str, call: dict[str, Any] | None = None,
+          variables: dict[str, Any] | None = None, language: str | None = None) -> Step:
+    """Begin a call at the start node of `flow_name`."""
+    flow = release.flow(flow_name)
+    call = dict(call or {})
+    language = language or call.get("language") or flow.languages[0]
+    if language not in flow.languages:
+        language = flow.languages[0]
+    state = CallState(
+        call_id=call_id, release=release.id, flow=flow_name, node=flow.start, language=language,
+        versions={flow_name: str(flow.version)},
+        vars={**_defaults(release, flow_name), **(variables or {}), "call": {**call, "language": language}},
+    )
+    ctx = _Context(release, state)
+    state.record("start", detail=f"{flow_name}@{flow.version} release {release.id}")
+    _goto(ctx, flow.start)
+    return Step(ctx.state, ctx.actions)
+
+
+def step(release: FlowSet, state: CallState, event: ev.Event) -> Step:
+    """Advance a call by one event. The given state is left untouched."""
+    if release.id != state.release:
+        raise ValueError(f"call {state.call_id} runs on release {state.release}, not {release.id}")
+    ctx = _Context(release, _working_copy(state))
+    ctx.state.steps += 1
+    if ctx.state.status != "running":
+        return Step(ctx.state, [])
+    if isinstance(event, ev.Hangup):
+        _caller_hung_up(ctx)
+    else:
+        _dispatch(ctx, event)
+    return Step(ctx.state, ctx.actions)
+
+
+def _working_copy(state: CallState) -> CallState:
+    """A copy the step may change. The engine only appends to lists and replaces
+    values (never edits nested data in place), so copying the containers is enough,
+    and far cheaper than a deep copy of the whole path."""
+    return state.model_copy(update={
+        "path": list(state.path), "vars": dict(state.vars), "stack": list(state.stack),
+        "versions": dict(state.versions), "result": dict(state.result),
+    })
+
+
+def _defaults(release: FlowSet, flow_name: str) -> dict[str, Any]:
+    """Declared variables of the flow and every flow in the release (sub-flows share the call's variables)."""
+    values: dict[str, Any] = {}
+    for name, flow in release.flows.items():
+        if name != flow_name:
+            values.update(flow.variables)
+    values.update(release.flow(flow_name).variables)
+    return values
+
+
+# --- moving through nodes ------------------------------------------------
+
+
+def _goto(ctx: _Context, target: model.Target | None) -> None:
+    """Follow targets until the call waits or ends.
+
+    A loop rather than recursion: a flow may pass through hundreds of nodes
+    without waiting for the caller, and the hop guard must fire before Python's
+    recursion limit does.
+    """
+    while target is not None:
+        if isinstance(target, model.TransferTarget):
+            _transfer(ctx, target, detail="")
+            return
+        if isinstance(target, model.HangupTarget):
+            _hangup(ctx, target.hangup, target.prompt)
+            return
+        if isinstance(target, model.ReturnTarget):
+            target = _return(ctx, target.return_)
+            continue
+        ctx.state.node = target
+        ctx.hops += 1
+        if ctx.hops > MAX_HOPS:
+            _escape(ctx, "flow_loop", f"more than {MAX_HOPS} nodes without waiting for the caller")
+            return
+        target = _run(ctx)
+
+
+def _run(ctx: _Context) -> model.Target | None:
+    """Run the current node; return where to go next, or None when the call waits or ends."""
+    node = ctx.node
+    if isinstance(node, model.PlayNode):
+        ctx.emit(_play(ctx, node.play, node.barge_in))
+        return node.next
+    if isinstance(node, model.AskNode):
+        _enter_ask(ctx, node)
+    elif isinstance(node, model.ActionNode):
+        _call_backend(ctx, node)
+    elif isinstance(node, model.SetNode):
+        return _assign(ctx, node)
+    elif isinstance(node, model.BranchNode):
+        return _branch(ctx, node)
+    elif isinstance(node, model.CallNode):
+        ctx.state.record("call", detail=node.call)
+        ctx.state.stack.append(Frame(flow=ctx.state.flow, node=ctx.state.node))
+        ctx.state.flow = node.call
+        ctx.state.versions.setdefault(node.call, str(ctx.flow.version))
+        return ctx.flow.start
+    elif isinstance(node, model.ReturnNode):
+        return _return(ctx, node.return_)
+    elif isinstance(node, model.TransferNode):
+        _transfer(ctx, node, detail="")
+    elif isinstance(node, model.HangupNode):
+        _hangup(ctx, node.hangup, node.prompt)
+    return None
+
+
+def _assign(ctx: _Context, node: model.SetNode) -> model.Target | None:
+    for name, expression in node.set.items():
+        try:
+            value = _evaluate(ctx, expression)
+        except expr.ExpressionError as exc:
+            _escape(ctx, "flow_error", str(exc))
+            return None
+        ctx.state.vars[name] = value
+        if name == LANGUAGE_VARIABLE and value in ctx.flow.languages:
+            ctx.state.language = value
+    return node.next
+
+
+def _branch(ctx: _Context, node: model.BranchNode) -> model.Target | None:
+    for condition in node.branch:
+        try:
+            taken = bool(_evaluate(ctx, condition.if_))
+        except expr.ExpressionError as exc:
+            _escape(ctx, "flow_error", str(exc))
+            return None
+        if taken:
+            ctx.state.record("branch", matched=condition.if_)
+            return condition.then
+    return node.else_
+
+
+def _return(ctx: _Context, value: str) -> model.Target | None:
+    state = ctx.state
+    state.record("return", matched=value)
+    if not state.stack:
+        _hangup(ctx, value, None)
+        return None
+    frame = state.stack.pop()
+    state.flow, state.node = frame.flow, frame.node
+    caller = ctx.node
+    assert isinstance(caller, model.CallNode)
+    target = caller.next.get(value) if isinstance(caller.next, dict) else caller.next
+    if target is None:
+        _escape(ctx, "flow_error", f"sub-flow {frame.flow} returned '{value}', which node {frame.node} does not handle")
+    return target
+
+
+def _transfer(ctx: _Context, target: model.TransferTarget, detail: str) -> None:
+    if target.prompt:
+        ctx.emit(_play(ctx, target.prompt, barge_in=False))
+    state = ctx.state
+    state.status = "transferred"
+    state.pending = None
+    state.result = {"queue": target.transfer, "reason": target.reason, "priority": target.priority, "detail": detail}
+    state.record("transfer", matched=target.transfer, detail=f"{target.reason}{': ' + detail if detail else ''}")
+    ctx.emit(act.Transfer(queue=target.transfer, reason=target.reason, priority=target.priority,
+                          detail=detail, flow=state.flow, node=state.node))
+
+
+def _hangup(ctx: _Context, outcome: str, prompts: list[str] | None) -> None:
+    if prompts:
+        ctx.emit(_play(ctx, prompts, barge_in=False))
+    ctx.state.status = "ended"
+    ctx.state.pending = None
+    ctx.state.result = {"outcome": outcome}
+    ctx.state.record("hangup", matched=outcome)
+    ctx.emit(act.Hangup(outcome=outcome))
+
+
+def _escape(ctx: _Context, reason: str, detail: str) -> None:
+    """Send the caller to a person; the flow's escape says where."""
+    target, _ = escape_of(ctx.flow, ctx.node, ctx.state.node)
+    ctx.state.record("escape", matched=reason, detail=detail)
+    ctx.state.pending = None
+    if target is None:
+        target = model.TransferTarget(transfer="customer_service", reason=reason)
+    if isinstance(target, model.TransferTarget):
+        _transfer(ctx, target, detail=f"{reason}: {detail}")
+    else:
+        ctx.state.vars["escape_reason"] = reason
+        _goto(ctx, target)
+
+
+def _caller_hung_up(ctx: _Context) -> None:
+    state = ctx.state
+    abandoned = state.pending.action if state.pending and state.pending.kind == "backend" else None
+    state.record("caller_hangup", detail=f"during {abandoned}" if abandoned else None)
+    state.status = "ended"
+    state.result = {"outcome": "caller_hangup", "node": state.node, "flow": state.flow}
+    if abandoned:
+        state.result["abandoned_action"] = abandoned
+    state.pending = None
+
+
+# --- prompts, expressions -------------------------------------------------
+
+
+def _play(ctx: _Context, keys: list[str], barge_in: bool | None, values: dict[str, Any] | None = None) -> act.Play:
+    if barge_in is None:
+        barge_in = ctx.flow.defaults.barge_in
+    refs = [act.PromptRef(key=key, values=values if values is not None else _placeholder_values(ctx, key))
+            for key in keys]
+    for key in keys:
+        ctx.state.record("prompt", matched=key)
+    return act.Play(prompts=refs, language=ctx.state.language, barge_in=barge_in)
+
+
+def _placeholder_values(ctx: _Context, key: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for expression in ctx.release.prompts.expressions(key):
+        try:
+            values[expression] = _evaluate(ctx, expression)
+        except expr.ExpressionError:
+            values[expression] = None
+    return values
+
+
+def _evaluate(ctx: _Context, expression: str) -> Any:
+    return expr.evaluate(expression, ctx.state.vars)
+
+
+# --- backend -----------------------------------------------------------------
+
+
+def _call_backend(ctx: _Context, node: model.ActionNode) -> None:
+    spec = node.action
+    args: dict[str, Any] = {}
+    for name, expression in spec.args.items():
+        try:
+            args[name] = _evaluate(ctx, expression)
+        except expr.ExpressionError as exc:
+            _escape(ctx, "flow_error", str(exc))
+            return
+    ctx.state.pending = Pending(kind="backend", action=spec.name)
+    ctx.emit(act.CallBackend(name=spec.name, args=args, timeout=spec.timeout,
+                             writes=ACTIONS[spec.name].writes if spec.name in ACTIONS else False))
+
+
+def _backend_result(ctx: _Context, event: ev.BackendResult) -> None:
+    node = ctx.node
+    assert isinstance(node, model.ActionNode)
+    if event.name != node.action.name:
+        return  # a late reply to an earlier request
+    ctx.state.pending = None
+    ctx.state.record("backend", matched=event.outcome, detail=event.name)
+    if node.action.save_as:
+        ctx.state.vars[node.action.save_as] = event.data
+    target = node.next.get(event.outcome)
+    if target is None:
+        _escape(ctx, f"backend_{event.outcome}", f"{event.name} gave {event.outcome}")
+        return
+    _goto(ctx, target)
+
+
+# --- turns ---------------------------------------------------------------------
+
+
+def _enter_ask(ctx: _Context, node: model.AskNode) -> None:
+    state = ctx.state
+    state.noinput = state.nomatch = 0
+    state.buffer = ""
+    ctx.emit(_play(ctx, node.ask.prompt, node.ask.barge_in))
+    _listen(ctx, node)
+
+
+def _listen(ctx: _Context, node: model.AskNode) -> None:
+    ctx.state.pending = Pending(kind="input")
+    ctx.emit(_listen_action(ctx, node, model.ask_mode(node.ask) or "choices"))
+
+
+def _listen_action(ctx: _Context, node: model.AskNode, mode: str) -> act.Listen:
+    ask, flow, language = node.ask, ctx.flow, ctx.state.language
+    grammar: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    if mode == "choices":
+        for name, choice in (ask.choices or {}).items():
+            grammar.update({p: name for p in model.phrases_for(choice, language, flow.languages)})
+            if choice.dtmf:
+                keys[choice.dtmf] = name
+    elif mode == "confirm":
+        grammar.update(yes_no_grammar(language))
+        keys.update(YES_NO_KEYS)
+    for name, choice in flow.globals.items():
+        grammar.update({p: f"global:{name}" for p in model.phrases_for(choice, language, flow.languages)})
+        if choice.dtmf and mode != "digits":
+            keys.setdefault(choice.dtmf, f"global:{name}")
+    digits = ask.digits if mode == "digits" else None
+    return act.Listen(
+        mode=mode, language=language, grammar=grammar, keys=keys, speech=ask.speech, dtmf=ask.dtmf,
+        min_digits=digits.min if digits else 0, max_digits=digits.max if digits else 0,
+        terminator=digits.terminator if digits else "", timeouts=_timeouts(flow, ask),
+        sensitive=mode == "digits" and not ask.speech,
+    )
+
+
+def _timeouts(flow: model.Flow, ask: model.Ask) -> act.Timeouts:
+    base = flow.defaults.timeouts
+    own = ask.timeouts or model.Timeouts()
+    pick = lambda field: getattr(own, field) if getattr(own, field) is not None else getattr(base, field)  # noqa: E731
+    return act.Timeouts(noinput=pick("noinput") or 5.0, end_silence=pick("end_silence") or 0.8,
+                        max_speech=pick("max_speech") or 15.0, interdigit=pick("interdigit") or 3.0)
+
+
+def _dispatch(ctx: _Context, event: ev.Event) -> None:
+    pending = ctx.state.pending
+    if pending is None:
+        return
+    if pending.kind == "backend":
+        if isinstance(event, ev.BackendResult):
+            _backend_result(ctx, event)
+        return
+    if isinstance(event, ev.BackendResult):
+        return
+    node = ctx.node
+    assert isinstance(node, model.AskNode)
+    if pending.kind == "input":
+        _answer(ctx, node, event)
+    elif pending.kind == "confirm":
+        _confirm_answer(ctx, node, event)
+    elif pending.kind == "readback":
+        _readback_answer(ctx, node, event)
+
+
+def _answer(ctx: _Context, node: model.AskNode, event: ev.Event) -> None:
+    if isinstance(event, ev.NoInput):
+        if ctx.state.buffer:
+            _digits_done(ctx, node, confidence=1.0)  # the caller stopped keying
+        else:
+            _noinput(ctx, node)
+    elif isinstance(event, ev.NoMatch):
+        _nomatch(ctx, node, heard="(not understood)")
+    elif isinstance(event, ev.Dtmf):
+        _keys(ctx, node, event.digits)
+    elif isinstance(event, ev.Speech):
+        _speech(ctx, node, event)
+
+
+def _keys(ctx: _Context, node: model.AskNode, digits: str) -> None:
+    ask = node.ask
+    listen = _listen_action(ctx, node, model.ask_mode(ask) or "choices")
+    if not ask.dtmf:
+        _nomatch(ctx, node, heard=f"keys {digits} (keys not accepted here)")
+        return
+    if ask.digits:
+        _collect_keys(ctx, node, digits)
+        return
+    outcome = listen.keys.get(digits)
+    ctx.state.record("input", heard=f"#{digits}", matched=outcome)
+    if outcome is None:
+        _nomatch(ctx, node, heard=f"keys {digits}")
+    else:
+        _chosen(ctx, node, outcome)
+
+
+def _collect_keys(ctx: _Context, node: model.AskNode, digits: str) -> None:
+    spec = node.ask.digits
+    assert spec is not None
+    for key in digits:
+        if spec.terminator and key == spec.terminator:
+            _digits_done(ctx, node, confidence=1.0)
+            return
+        if key.isdigit():
+            ctx.state.buffer += key
+        if len(ctx.state.buffer) >= spec.max:
+            _digits_done(ctx, node, confidence=1.0)
+            return
+
+
+def _speech(ctx: _Context, node: model.AskNode, event: ev.Speech) -> None:
+    ask, flow = node.ask, ctx.flow
+    reject = ask.reject_below if ask.reject_below is not None else flow.defaults.reject_below
+    confirm = ask.confirm_below if ask.confirm_below is not None else flow.defaults.confirm_below
+    if not ask.speech:
+        _nomatch(ctx, node, heard=event.text)
+        return
+    if event.confidence < reject:
+        ctx.state.record("input", heard=event.text, confidence=event.confidence, detail="below reject threshold")
+        _nomatch(ctx, node, heard=event.text)
+        return
+    mode = model.ask_mode(ask) or "choices"
+    listen = _listen_action(ctx, node, mode)
+    outcome = match(event.text, listen.grammar)
+    if outcome and outcome.startswith("global:") and event.confidence >= confirm:
+        ctx.state.record("input", heard=event.text, confidence=event.confidence, matched=outcome)
+        _chosen(ctx, node, outcome)
+        return
+    if mode == "digits":
+        _spoken_digits(ctx, node, event, confirm)
+        return
+    alternatives = [ev.Hypothesis(text=event.text, confidence=event.confidence), *event.alternatives]
+    candidates = [(h, match(h.text, listen.grammar)) for h in alternatives if h.confidence >= reject]
+    candidates = [(h, o) for h, o in candidates if o is not None]
+    if not candidates:
+        ctx.state.record("input", heard=event.text, confidence=event.confidence)
+        _nomatch(ctx, node, heard=event.text)
+        return
+    best, outcome = candidates[0]
+    ctx.state.record("input", heard=best.text, confidence=best.confidence, matched=outcome)
+    if best.confidence < confirm and mode == "choices":
+        _ask_confirmation(ctx, node, best, outcome, [h for h, _ in candidates[1:]])
+    else:
+        _chosen(ctx, node, outcome)
+
+
+def _spoken_digits(ctx: _Context, node: model.AskNode, event: ev.Speech, confirm: float) -> None:
+    spec = node.ask.digits
+    assert spec is not None
+    digits = parse_digits(event.text)
+    for alternative in event.alternatives if digits is None else []:
+        digits = parse_digits(alternative.text)
+        if digits is not None:
+            break
+    ctx.state.record("input", heard=event.text, confidence=event.confidence, matched=digits)
+    if digits is None:
+        _nomatch(ctx, node, heard=event.text)
+        return
+    ctx.state.buffer += digits
+    if len(ctx.state.buffer) >= spec.min:
+        _digits_done(ctx, node, confidence=event.confidence, force_readback=event.confidence < confirm)
+
+
+def _digits_done(ctx: _Context, node: model.AskNode, confidence: float, force_readback: bool = False) -> None:
+    spec = node.ask.digits
+    assert spec is not None
+    digits = ctx.state.buffer
+    if not spec.min <= len(digits) <= spec.max:
+        ctx.state.buffer = ""
+        _nomatch(ctx, node, heard=f"{len(digits)} digits, expected {spec.min}-{spec.max}")
+        return
+    if spec.readback or force_readback:
+        ctx.state.pending = Pending(kind="readback", heard=digits)
+        ctx.emit(_play(ctx, ["common.readback_digits"], barge_in=True, values={"digits": digits}))
+        ctx.emit(_listen_action(ctx, node, "confirm"))
+        return
+    _accept_digits(ctx, node, digits)
+
+
+def _accept_digits(ctx: _Context, node: model.AskNode, digits: str) -> None:
+    ctx.state.buffer = ""
+    if node.ask.save_as:
+        ctx.state.vars[node.ask.save_as] = digits
+    ctx.state.record("captured", matched="ok", detail=f"{len(digits)} digits")
+    _follow(ctx, node, "ok")
+
+
+def _chosen(ctx: _Context, node: model.AskNode, outcome: str) -> None:
+    ctx.state.pending = None
+    if outcome.startswith("global:"):
+        choice = ctx.flow.globals[outcome.removeprefix("global:")]
+        _goto(ctx, choice.goto)
+        return
+    if node.ask.save_as:
+        ctx.state.vars[node.ask.save_as] = outcome
+    _follow(ctx, node, outcome)
+
+
+def _follow(ctx: _Context, node: model.AskNode, outcome: str) -> None:
+    ctx.state.pending = None
+    target = node.next.get(outcome) if isinstance(node.next, dict) else node.next
+    if target is None:
+        _escape(ctx, "flow_error", f"turn {ctx.state.node} has no next for '{outcome}'")
+        return
+    _goto(ctx, target)
+
+
+def _ask_confirmation(ctx: _Context, node: model.AskNode, heard: ev.Hypothesis, outcome: str,
+                      rest: list[ev.Hypothesis]) -> None:
+    ctx.state.pending = Pending(kind="confirm", choice=outcome, heard=heard.text, alternatives=rest)
+    ctx.emit(_play(ctx, ["common.did_you_say"], barge_in=True, values={"heard": heard.text}))
+    ctx.emit(_listen_action(ctx, node, "confirm"))
+
+
+def _yes_no(ctx: _Context, event: ev.Event) -> str | None:
+    if isinstance(event, ev.Dtmf):
+        return YES_NO_KEYS.get(event.digits)
+    if isinstance(event, ev.Speech):
+        return match(event.text, yes_no_grammar(ctx.state.language))
+    return None
+
+
+def _confirm_answer(ctx: _Context, node: model.AskNode, event: ev.Event) -> None:
+    pending = ctx.state.pending
+    assert pending is not None and pending.choice is not None
+    answer = _yes_no(ctx, event)
+    ctx.state.record("confirm", heard=getattr(event, "text", None), matched=answer, detail=pending.choice)
+    if answer == "yes":
+        _chosen(ctx, node, pending.choice)
+        return
+    if answer == "no":
+        grammar = _listen_action(ctx, node, "choices").grammar
+        for index, hypothesis in enumerate(pending.alternatives):
+            outcome = match(hypothesis.text, grammar)
+            if outcome and outcome != pending.choice:
+                _ask_confirmation(ctx, node, hypothesis, outcome, pending.alternatives[index + 1:])
+                return
+        _nomatch(ctx, node, heard=f"not '{pending.heard}'")
+        return
+    if isinstance(event, ev.NoInput):
+        _noinput(ctx, node)
+    else:
+        _nomatch(ctx, node, heard="unclear answer to confirmation")
+
+
+def _readback_answer(ctx: _Context, node: model.AskNode, event: ev.Event) -> None:
+    pending = ctx.state.pending
+    assert pending is not None
+    answer = _yes_no(ctx, event)
+    ctx.state.record("confirm", heard=getattr(event, "text", None), matched=answer, detail="read-back")
+    if answer == "yes":
+        _accept_digits(ctx, node, pending.heard)
+        return
+    ctx.state.buffer = ""
+    if isinstance(event, ev.NoInput):
+        _noinput(ctx, node)
+    else:
+        _nomatch(ctx, node, heard="digits not confirmed")
+
+
+def _noinput(ctx: _Context, node: model.AskNode) -> None:
+    ctx.state.noinput += 1
+    ctx.state.record("noinput", detail=str(ctx.state.noinput))
+    _reprompt(ctx, node, "noinput", ctx.state.noinput)
+
+
+def _nomatch(ctx: _Context, node: model.AskNode, heard: str) -> None:
+    ctx.state.nomatch += 1
+    ctx.state.record("nomatch", heard=heard, detail=str(ctx.state.nomatch))
+    _reprompt(ctx, node, "nomatch", ctx.state.nomatch)
+
+
+def _reprompt(ctx: _Context, node: model.AskNode, kind: str, count: int) -> None:
+    prompts = getattr(node.ask, kind) or getattr(ctx.flow.defaults, kind) or []
+    ctx.state.buffer = ""
+    if count > len(prompts):
+        _escape(ctx, kind, f"{count} times at {ctx.state.node}")
+        return
+    ctx.emit(_play(ctx, [prompts[count - 1]], node.ask.barge_in))
+    _listen(ctx, node)
+
+
+def resume(release: FlowSet, state: CallState) -> Step:
+    """Pick a call up again after a controller restart.
+
+    A turn is asked again from its prompt (the caller may have heard half of
+    it). A pending read-only backend call is repeated. A call waiting on a
+    backend action that writes cannot know whether the write happened, so it
+    goes to a person with the reason, as does anything the engine cannot place.
+    """
+    ctx = _Context(release, _working_copy(state))
+    pending = ctx.state.pending
+    if ctx.state.status != "running" or pending is None:
+        return Step(ctx.state, [])
+    node = ctx.node
+    ctx.state.record("resume", detail=pending.kind)
+    if pending.kind == "backend":
+        assert isinstance(node, model.ActionNode)
+        if ACTIONS.get(node.action.name) and ACTIONS[node.action.name].writes:
+            _escape(ctx, "controller_restart", f"{node.action.name} may or may not have completed")
+        else:
+            _call_backend(ctx, node)
+        return Step(ctx.state, ctx.actions)
+    assert isinstance(node, model.AskNode)
+    _enter_ask(ctx, node)
+    return Step(ctx.state, ctx.actions)

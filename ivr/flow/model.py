@@ -1,0 +1,321 @@
+"""The call-flow format that designers write, as pydantic models.
+
+One flow file holds one flow: a named graph of nodes. Each node does exactly
+one thing (play, ask, action, set, branch, call, return, transfer, hangup),
+named by its kind key. These models define the structure only; cross-checks
+(targets exist, prompts exist, every turn can reach a human...) live in
+`ivr.flow.validate`. The JSON Schema published by `ivr schema` is generated
+from these models, so editors and the validator never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+PROMPT_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+DTMF_PATTERN = r"^[0-9*#]{1,4}$"
+
+NODE_KINDS = ("play", "ask", "action", "set", "branch", "call", "return", "transfer", "hangup")
+ASK_MODES = ("choices", "digits", "confirm")
+BACKEND_OUTCOMES = ("ok", "declined", "error", "timeout")
+
+
+def _seconds(value: Any) -> Any:
+    """Accept 5, 0.8, "5s", "800ms" for durations; designers write all of these."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", value)
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (write 5s, 800ms or a number of seconds)")
+        number = float(match.group(1))
+        return number / 1000 if match.group(2) == "ms" else number
+    return value
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# The JSON Schema describes what designers may write (json_schema_input_type), not what it becomes.
+Duration = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s)?\s*$", description="5s, 800ms or 5")]
+Seconds = Annotated[Annotated[float, Field(ge=0, le=600)],
+                    BeforeValidator(_seconds, json_schema_input_type=Annotated[float, Field(ge=0, le=600)] | Duration)]
+PromptKey = Annotated[str, Field(pattern=PROMPT_KEY_PATTERN, description="A prompt key such as payment.offer")]
+Prompts = Annotated[list[PromptKey], BeforeValidator(_as_list, json_schema_input_type=PromptKey | list[PromptKey]),
+                    Field(description="One prompt key or a list")]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Expression = Annotated[str, Field(min_length=1, description="A safe expression over call data")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Strict):
+    """Per-turn timing; any field left out comes from the flow defaults."""
+
+    noinput: Seconds | None = Field(None, description="Silence after the prompt before a noinput")
+    end_silence: Seconds | None = Field(None, description="Silence that ends the caller's speech")
+    max_speech: Seconds | None = Field(None, description="Longest utterance before it is cut")
+    interdigit: Seconds | None = Field(None, description="Wait between keys in a digits turn")
+
+
+class TransferTarget(Strict):
+    """Hand the caller to a person: a queue, why, and how urgent."""
+
+    transfer: Name = Field(description="Queue name, e.g. payments")
+    reason: Name = Field("ivr_request", description="Why the caller is routed; shown to the agent")
+    priority: int = Field(5, ge=0, le=10, description="Higher is answered sooner")
+    prompt: Prompts | None = Field(None, description="Played before the transfer")
+
+
+class HangupTarget(Strict):
+    hangup: Name = Field(description="Outcome recorded for the call, e.g. completed")
+    prompt: Prompts | None = None
+
+
+class ReturnTarget(Strict):
+    """Inline end of a sub-flow, returning a value to the calling node."""
+
+    return_: Name = Field(alias="return")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _target_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "node"
+    if isinstance(value, dict):
+        for kind in ("transfer", "hangup", "return"):
+            if kind in value:
+                return kind
+    if isinstance(value, (TransferTarget, HangupTarget, ReturnTarget)):
+        return {TransferTarget: "transfer", HangupTarget: "hangup", ReturnTarget: "return"}[type(value)]
+    return None
+
+
+Target = Annotated[
+    Union[
+        Annotated[Name, Tag("node")],
+        Annotated[TransferTarget, Tag("transfer")],
+        Annotated[HangupTarget, Tag("hangup")],
+        Annotated[ReturnTarget, Tag("return")],
+    ],
+    Discriminator(
+        _target_kind,
+        custom_error_type="target",
+        custom_error_message="a target is a node name, or {transfer: queue}, {hangup: outcome} or {return: value}",
+    ),
+]
+
+Phrases = Annotated[
+    list[str] | dict[str, list[str]],
+    Field(description="Spoken phrases: a list (first language), or a list per language"),
+]
+
+
+class Choice(Strict):
+    """One thing the caller can pick, by voice or by key."""
+
+    say: Phrases = Field(default_factory=list)
+    dtmf: Annotated[str, Field(pattern=DTMF_PATTERN)] | None = Field(None, description="Key(s) that pick it")
+    label: PromptKey | None = Field(None, description="Prompt read back in 'Did you say ...?'")
+
+
+class GlobalChoice(Choice):
+    """A choice offered on every turn of the flow, such as 'agent' on 0."""
+
+    goto: Target
+
+
+class Digits(Strict):
+    min: int = Field(1, ge=1, le=32)
+    max: int = Field(32, ge=1, le=32)
+    terminator: Literal["#", "*", ""] = "#"
+    readback: bool = Field(True, description="Read the digits back and ask the caller to confirm")
+
+
+class Ask(Strict):
+    """One turn: a prompt, then the caller answers by voice or keys.
+
+    Exactly one of `choices`, `digits` or `confirm` says what is expected.
+    """
+
+    prompt: Prompts
+    choices: dict[Name, Choice] | None = None
+    digits: Digits | None = None
+    confirm: bool | None = Field(None, description="A yes/no question; outcomes yes and no")
+    save_as: Name | None = Field(None, description="Variable that keeps the answer")
+    speech: bool = True
+    dtmf: bool = True
+    barge_in: bool | None = None
+    noinput: Prompts | None = Field(None, description="Reprompts after silence, one per attempt")
+    nomatch: Prompts | None = Field(None, description="Reprompts after an answer not understood")
+    timeouts: Timeouts | None = None
+    confirm_below: float | None = Field(None, ge=0, le=1, description="Confirm a choice heard below this")
+    reject_below: float | None = Field(None, ge=0, le=1, description="Treat speech below this as nomatch")
+
+
+def _not_a_target(value: dict[str, Any]) -> dict[str, Any]:
+    """`next: {transfer: claims}` is an inline target, not an outcome named 'transfer'."""
+    for terminal in (TransferTarget, HangupTarget, ReturnTarget):
+        fields = {info.alias or name for name, info in terminal.model_fields.items()}
+        if set(value) <= fields and set(value) & {"transfer", "hangup", "return"}:
+            raise PydanticCustomError("target", "a target is a node name, or {transfer: queue}, {hangup: outcome} or {return: value}")
+    return value
+
+
+Outcomes = Annotated[dict[Name, Target], AfterValidator(_not_a_target)]
+
+
+class NodeBase(Strict):
+    note: str | None = Field(None, description="Free text for designers; ignored by the engine")
+
+
+class PlayNode(NodeBase):
+    play: Prompts
+    barge_in: bool | None = None
+    next: Target
+
+
+class AskNode(NodeBase):
+    ask: Ask
+    next: Outcomes | Target
+    escape: Target | None = Field(None, description="Where to go when reprompts run out")
+
+
+class ActionSpec(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)*$")]
+    args: dict[Name, Expression] = Field(default_factory=dict)
+    save_as: Name | None = None
+    timeout: Seconds = 8.0
+
+
+class ActionNode(NodeBase):
+    action: ActionSpec
+    next: Outcomes
+
+
+class SetNode(NodeBase):
+    set: dict[Name, Expression]
+    next: Target
+
+
+class Condition(Strict):
+    if_: Expression = Field(alias="if")
+    then: Target
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BranchNode(NodeBase):
+    branch: list[Condition] = Field(min_length=1)
+    else_: Target = Field(alias="else")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CallNode(NodeBase):
+    call: Name = Field(description="Sub-flow to run; where it returns, next says where to go")
+    next: Outcomes | Target | None = None
+
+
+class ReturnNode(NodeBase):
+    return_: Name = Field(alias="return")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TransferNode(NodeBase, TransferTarget):
+    pass
+
+
+class HangupNode(NodeBase, HangupTarget):
+    pass
+
+
+def node_kind(value: Any) -> str | None:
+    """The kind of a node: the first kind key it has."""
+    if isinstance(value, dict):
+        for kind in NODE_KINDS:
+            if kind in value:
+                return kind
+        return None
+    return _MODEL_KINDS.get(type(value))
+
+
+Node = Annotated[
+    Union[
+        Annotated[PlayNode, Tag("play")],
+        Annotated[AskNode, Tag("ask")],
+        Annotated[ActionNode, Tag("action")],
+        Annotated[SetNode, Tag("set")],
+        Annotated[BranchNode, Tag("branch")],
+        Annotated[CallNode, Tag("call")],
+        Annotated[ReturnNode, Tag("return")],
+        Annotated[TransferNode, Tag("transfer")],
+        Annotated[HangupNode, Tag("hangup")],
+    ],
+    Discriminator(
+        node_kind,
+        custom_error_type="node_kind",
+        custom_error_message="a node needs one kind: " + ", ".join(NODE_KINDS),
+    ),
+]
+
+_MODEL_KINDS: dict[type, str] = {
+    PlayNode: "play",
+    AskNode: "ask",
+    ActionNode: "action",
+    SetNode: "set",
+    BranchNode: "branch",
+    CallNode: "call",
+    ReturnNode: "return",
+    TransferNode: "transfer",
+    HangupNode: "hangup",
+}
+
+
+class Defaults(Strict):
+    """Flow-wide settings that every turn inherits unless it says otherwise."""
+
+    escape: Target | None = Field(None, description="Where callers go when a turn runs out of retries")
+    noinput: Prompts | None = None
+    nomatch: Prompts | None = None
+    timeouts: Timeouts = Timeouts(noinput=5, end_silence=0.8, max_speech=15, interdigit=3)
+    confirm_below: float = Field(0.6, ge=0, le=1)
+    reject_below: float = Field(0.25, ge=0, le=1)
+    barge_in: bool = True
+
+
+class Flow(Strict):
+    """A call flow: its name, version, languages, variables and nodes."""
+
+    flow: Name
+    version: int | str = Field(1, description="Designer's version label; calls keep the version they started on")
+    description: str | None = None
+    languages: list[Literal["en", "zh"]] = Field(default_factory=lambda: ["en"], min_length=1)
+    start: Name
+    variables: dict[Name, Any] = Field(default_factory=dict, description="Call variables and their defaults")
+    defaults: Defaults = Defaults()
+    globals: dict[Name, GlobalChoice] = Field(default_factory=dict, description="Choices offered on every turn")
+    nodes: dict[Name, Node] = Field(min_length=1)
+
+
+def phrases_for(choice: Choice, language: str, languages: list[str]) -> list[str]:
+    """The phrases a choice accepts in `language` (a plain list belongs to the first language)."""
+    if isinstance(choice.say, dict):
+        return list(choice.say.get(language, []))
+    return list(choice.say) if language == languages[0] else []
+
+
+def ask_mode(ask: Ask) -> str | None:
+    modes = [mode for mode in ASK_MODES if getattr(ask, mode)]
+    return modes[0] if len(modes) == 1 else None
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Flow.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "IVR call flow"
+    return schema

@@ -1,0 +1,71 @@
+"""The shape of a flow as a graph: which node leads where, and why.
+
+The validator (reachability, endless loops, a path to a human), the engine
+(resolving targets) and `ivr graph` all read a flow through these edges, so
+they agree on what a flow can do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+from ivr.flow import model
+
+EdgeKind = Literal["next", "escape", "global", "branch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    label: str  # the outcome or condition that takes this edge
+    kind: EdgeKind
+    target: model.Target
+    path: tuple  # where the target is written, for diagnostics
+
+    @property
+    def node(self) -> str | None:
+        """The node this edge leads to, or None for an inline terminal."""
+        return self.target if isinstance(self.target, str) else None
+
+
+def edges(flow: model.Flow) -> Iterator[Edge]:
+    for name, node in flow.nodes.items():
+        yield from node_edges(flow, name, node)
+
+
+def node_edges(flow: model.Flow, name: str, node: model.Node) -> Iterator[Edge]:
+    base = ("nodes", name)
+    if isinstance(node, (model.PlayNode, model.SetNode)):
+        yield Edge(name, "next", "next", node.next, (*base, "next"))
+    elif isinstance(node, (model.AskNode, model.CallNode, model.ActionNode)):
+        if node.next is None:
+            pass
+        elif isinstance(node.next, dict):
+            for outcome, target in node.next.items():
+                yield Edge(name, outcome, "next", target, (*base, "next", outcome))
+        else:
+            yield Edge(name, "next", "next", node.next, (*base, "next"))
+        if isinstance(node, (model.AskNode, model.ActionNode)):
+            escape, path = escape_of(flow, node, name)
+            if escape is not None:
+                yield Edge(name, "escape", "escape", escape, path)
+        if isinstance(node, model.AskNode):
+            for choice_name, choice in flow.globals.items():
+                yield Edge(name, choice_name, "global", choice.goto, ("globals", choice_name, "goto"))
+    elif isinstance(node, model.BranchNode):
+        for index, condition in enumerate(node.branch):
+            yield Edge(name, condition.if_, "branch", condition.then, (*base, "branch", index, "then"))
+        yield Edge(name, "else", "branch", node.else_, (*base, "else"))
+
+
+def escape_of(flow: model.Flow, node: model.Node, name: str) -> tuple[model.Target | None, tuple]:
+    """A node's escape, falling back to the flow default."""
+    own = getattr(node, "escape", None)
+    if own is not None:
+        return own, ("nodes", name, "escape")
+    return flow.defaults.escape, ("defaults", "escape")
+
+
+def is_terminal(node: model.Node) -> bool:
+    return isinstance(node, (model.TransferNode, model.HangupNode, model.ReturnNode))

@@ -1,0 +1,476 @@
+"""Checks that a well-formed flow also makes sense as a phone call.
+
+Structure is checked by the models; this module checks meaning across nodes,
+flows, prompts and backend actions: every target exists, every node is
+reachable, every turn can reach a human, no loop traps a caller, every prompt
+exists in every language, every variable is defined, every action is known.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from typing import Iterable, Iterator
+
+from ivr import expr
+from ivr.backend.catalog import ActionInfo
+from ivr.diagnostics import Diagnostic, Severity
+from ivr.flow import model
+from ivr.flow.loader import LoadedFlow
+from ivr.flow.structure import Edge, edges, escape_of, is_terminal
+from ivr.prompts import ENGINE_PROMPTS, PromptCatalog
+
+ERROR, WARNING = Severity.ERROR, Severity.WARNING
+BUILTIN_VARIABLES = {"call"}  # filled by the controller: ani, language, channel, started
+
+
+def validate(flows: dict[str, LoadedFlow], prompts: PromptCatalog, actions: dict[str, ActionInfo]) -> list[Diagnostic]:
+    """Every problem in a set of flows that call each other."""
+    found: list[Diagnostic] = []
+    for loaded in flows.values():
+        checker = _FlowChecker(loaded, flows, prompts, actions)
+        found.extend(checker.run())
+    found.extend(_recursion(flows))
+    return sorted(found, key=lambda d: (d.file, d.line, d.column, d.code))
+
+
+class _FlowChecker:
+    def __init__(self, loaded: LoadedFlow, flows: dict[str, LoadedFlow], prompts: PromptCatalog,
+                 actions: dict[str, ActionInfo]):
+        self.loaded = loaded
+        self.flow = loaded.flow
+        self.flows = flows
+        self.prompts = prompts
+        self.actions = actions
+        self.edges = list(edges(self.flow))
+        self.adjacency: dict[str, list[str]] = defaultdict(list)
+        for edge in self.edges:
+            if edge.node is not None:
+                self.adjacency[edge.source].append(edge.node)
+        self.edges_from: dict[str, list[Edge]] = defaultdict(list)
+        for edge in self.edges:
+            self.edges_from[edge.source].append(edge)
+        self.out: list[Diagnostic] = []
+
+    def report(self, path: tuple, severity: Severity, code: str, message: str, *, key: bool = False) -> None:
+        self.out.append(self.loaded.at(path, severity, code, message, key=key))
+
+    def run(self) -> list[Diagnostic]:
+        self.check_targets()
+        if any(d.code == "missing-node" for d in self.out):
+            return self.out  # graph checks would only repeat the same mistake
+        self.check_reachable()
+        self.check_turns()
+        self.check_human_path()
+        self.check_loops()
+        self.check_actions()
+        self.check_calls()
+        self.check_prompts()
+        self.check_variables()
+        return self.out
+
+    # --- graph -----------------------------------------------------------
+
+    def check_targets(self) -> None:
+        names = list(self.flow.nodes)
+        if self.flow.start not in self.flow.nodes:
+            self.report(("start",), ERROR, "missing-node", f"start node '{self.flow.start}' does not exist{_hint(self.flow.start, names)}")
+        for edge in self.edges:
+            if edge.node is not None and edge.node not in self.flow.nodes:
+                where = "escape" if edge.kind == "escape" else f"'{edge.label}'"
+                self.report(edge.path, ERROR, "missing-node",
+                            f"{where} of node '{edge.source}' goes to '{edge.node}', which does not exist{_hint(edge.node, names)}")
+
+    def successors(self, name: str) -> list[str]:
+        return self.adjacency.get(name, [])
+
+    def check_reachable(self) -> None:
+        seen = _reachable(self.flow.start, self.successors)
+        for name in self.flow.nodes:
+            if name not in seen:
+                self.report(("nodes", name), ERROR, "unreachable",
+                            f"node '{name}' can never be reached from start '{self.flow.start}'", key=True)
+
+    def check_human_path(self) -> None:
+        human = self._nodes_reaching_human()
+        for name, node in self.flow.nodes.items():
+            if not isinstance(node, model.AskNode):
+                continue
+            escape, path = escape_of(self.flow, node, name)
+            if escape is None:
+                self.report(("nodes", name), ERROR, "no-human",
+                            f"turn '{name}' has no escape for callers who cannot answer: add escape: {{transfer: <queue>}} to it or to defaults",
+                            key=True)
+            elif not _reaches_human(escape, human):
+                self.report(path, ERROR, "no-human",
+                            f"turn '{name}' escapes to {_describe(escape)}, which never reaches a person; stuck callers must reach a human")
+
+    def _nodes_reaching_human(self) -> set[str]:
+        """Nodes from which some path ends in a transfer to a queue."""
+        human = {n for n, node in self.flow.nodes.items() if isinstance(node, model.TransferNode)}
+        human |= {e.source for e in self.edges if isinstance(e.target, model.TransferTarget)}
+        predecessors: dict[str, list[str]] = defaultdict(list)
+        for edge in self.edges:
+            if edge.node is not None:
+                predecessors[edge.node].append(edge.source)
+        return _reachable_all(human, lambda n: predecessors.get(n, []))
+
+    def check_loops(self) -> None:
+        for component in _strongly_connected(list(self.flow.nodes), self.successors):
+            if len(component) == 1:
+                only = next(iter(component))
+                if only not in self.successors(only):
+                    continue
+            if not self._loop_can_exit(component):
+                first = min(component, key=lambda n: self.loaded.source.locate(("nodes", n), key=True).line)
+                self.report(("nodes", first), ERROR, "endless-loop",
+                            f"nodes {', '.join(sorted(component))} form a loop with no way out: callers would never leave it",
+                            key=True)
+
+    def _loop_can_exit(self, component: set[str]) -> bool:
+        for name in component:
+            if is_terminal(self.flow.nodes[name]):
+                return True
+            if any(edge.node is None or edge.node not in component for edge in self.edges_from[name]):
+                return True
+        return False
+
+    # --- turns -----------------------------------------------------------
+
+    def check_turns(self) -> None:
+        for name, node in self.flow.nodes.items():
+            if isinstance(node, model.AskNode):
+                self._check_ask(name, node)
+
+    def _check_ask(self, name: str, node: model.AskNode) -> None:
+        ask = node.ask
+        base = ("nodes", name, "ask")
+        modes = [m for m in model.ASK_MODES if getattr(ask, m)]
+        if len(modes) != 1:
+            self.report(base, ERROR, "ask-mode",
+                        f"turn '{name}' must expect exactly one of choices, digits or confirm (has {', '.join(modes) or 'none'})",
+                        key=True)
+            return
+        outcomes = self._ask_outcomes(ask)
+        self._check_outcomes(name, node.next, outcomes, "answer")
+        self._check_dtmf(name, ask)
+        if ask.choices:
+            self._check_phrases(name, ask)
+        if ask.digits and ask.digits.min > ask.digits.max:
+            self.report((*base, "digits"), ERROR, "digits-range",
+                        f"turn '{name}' asks for at least {ask.digits.min} digits but at most {ask.digits.max}", key=True)
+        confirm_below = ask.confirm_below if ask.confirm_below is not None else self.flow.defaults.confirm_below
+        reject_below = ask.reject_below if ask.reject_below is not None else self.flow.defaults.reject_below
+        if reject_below > confirm_below:
+            self.report(base, WARNING, "thresholds",
+                        f"turn '{name}' rejects speech below {reject_below} but confirms below {confirm_below}: nothing is ever confirmed",
+                        key=True)
+
+    def _ask_outcomes(self, ask: model.Ask) -> list[str]:
+        if ask.choices:
+            return list(ask.choices)
+        if ask.confirm:
+            return ["yes", "no"]
+        return ["ok"]
+
+    def _check_outcomes(self, name: str, next_: object, outcomes: Iterable[str], what: str,
+                        missing_severity: Severity = ERROR) -> None:
+        if not isinstance(next_, dict):
+            return
+        outcomes = list(outcomes)
+        misspelt: set[str] = set()
+        for outcome in next_:
+            if outcome not in outcomes:
+                meant = [o for o in difflib.get_close_matches(outcome, outcomes, n=1, cutoff=0.6) if o not in next_]
+                misspelt.update(meant)  # one typo, one diagnostic: not also "where does it go"
+                hint = f"; did you mean '{meant[0]}'?" if meant else ""
+                self.report(("nodes", name, "next", outcome), ERROR, "unknown-outcome",
+                            f"node '{name}' has no {what} '{outcome}'{hint} (it can give: {', '.join(outcomes)})",
+                            key=True)
+        for outcome in outcomes:
+            if outcome not in next_ and outcome not in misspelt:
+                self.report(("nodes", name, "next"), missing_severity, "missing-outcome",
+                            f"node '{name}' does not say where {what} '{outcome}' goes", key=True)
+
+    def _check_dtmf(self, name: str, ask: model.Ask) -> None:
+        seen: dict[str, str] = {}
+        pairs = list((ask.choices or {}).items())
+        if ask.confirm:
+            pairs += [("yes", model.Choice(dtmf="1")), ("no", model.Choice(dtmf="2"))]
+        pairs += [(f"global choice '{g}'", c) for g, c in self.flow.globals.items()]
+        for choice_name, choice in pairs:
+            if not choice.dtmf:
+                continue
+            if choice.dtmf in seen:
+                first = seen[choice.dtmf]
+                mine = choice_name if choice_name in (ask.choices or {}) else first  # point at this turn's choice
+                path = ("nodes", name, "ask", "choices", mine, "dtmf") if mine in (ask.choices or {}) else ("nodes", name, "ask")
+                self.report(path, ERROR, "duplicate-dtmf",
+                            f"key {choice.dtmf} picks both {_quote(first)} and {_quote(choice_name)} in turn '{name}'")
+            else:
+                seen[choice.dtmf] = choice_name
+
+    def _check_phrases(self, name: str, ask: model.Ask) -> None:
+        assert ask.choices is not None
+        for choice_name, choice in ask.choices.items():
+            path = ("nodes", name, "ask", "choices", choice_name)
+            if not choice.say and not choice.dtmf:
+                self.report(path, ERROR, "empty-choice", f"choice '{choice_name}' in turn '{name}' has neither phrases nor a key", key=True)
+                continue
+            if isinstance(choice.say, dict):
+                for language in choice.say:
+                    if language not in self.flow.languages:
+                        self.report((*path, "say", language), WARNING, "language",
+                                    f"choice '{choice_name}' has phrases for '{language}', which the flow does not list in languages", key=True)
+            if ask.speech:
+                for language in self.flow.languages:
+                    if not model.phrases_for(choice, language, self.flow.languages):
+                        self.report(path, WARNING, "no-phrases",
+                                    f"choice '{choice_name}' in turn '{name}' cannot be said in '{language}' (keys only)", key=True)
+
+    # --- actions and sub-flows ------------------------------------------
+
+    def check_actions(self) -> None:
+        for name, node in self.flow.nodes.items():
+            if not isinstance(node, model.ActionNode):
+                continue
+            info = self.actions.get(node.action.name)
+            if info is None:
+                self.report(("nodes", name, "action", "name"), ERROR, "unknown-action",
+                            f"backend action '{node.action.name}' does not exist{_hint(node.action.name, list(self.actions))}")
+                continue
+            self._check_outcomes(name, node.next, info.outcomes, "outcome", missing_severity=WARNING)
+
+    def check_calls(self) -> None:
+        for name, node in self.flow.nodes.items():
+            if not isinstance(node, model.CallNode):
+                continue
+            callee = self.flows.get(node.call)
+            if callee is None:
+                self.report(("nodes", name, "call"), ERROR, "unknown-flow",
+                            f"sub-flow '{node.call}' does not exist{_hint(node.call, list(self.flows))}")
+                continue
+            returns = sorted(_return_values(callee.flow))
+            if not returns and node.next is not None:
+                self.report(("nodes", name, "next"), WARNING, "no-return",
+                            f"sub-flow '{node.call}' never returns, so the next of node '{name}' is never used", key=True)
+            elif returns and node.next is None:
+                self.report(("nodes", name), ERROR, "missing-outcome",
+                            f"sub-flow '{node.call}' can return {', '.join(returns)}: node '{name}' needs a next", key=True)
+            self._check_outcomes(name, node.next, returns, "return value")
+
+    # --- prompts and variables ------------------------------------------
+
+    def check_prompts(self) -> None:
+        for path, key in self._prompt_uses():
+            for language in self.flow.languages:
+                if not self.prompts.has(language, key):
+                    self.report(path, ERROR, "missing-prompt", f"prompt '{key}' has no '{language}' text in prompts/{language}.yaml"
+                                f"{_hint(key, self.prompts.texts.get(language, {}))}")
+
+    def _prompt_uses(self) -> Iterator[tuple[tuple, str]]:
+        """Each place a prompt key is written, once (a default escape or global is an edge of every turn)."""
+        return iter(dict.fromkeys(self._all_prompt_uses()))
+
+    def _all_prompt_uses(self) -> Iterator[tuple[tuple, str]]:
+        flow = self.flow
+        for field in ("noinput", "nomatch"):
+            for i, key in enumerate(getattr(flow.defaults, field) or []):
+                yield ("defaults", field, i), key
+        for name, node in flow.nodes.items():
+            base = ("nodes", name)
+            if isinstance(node, model.PlayNode):
+                yield from ((((*base, "play", i)), k) for i, k in enumerate(node.play))
+            if isinstance(node, model.AskNode):
+                yield from self._ask_prompts(base, node.ask)
+            if isinstance(node, (model.TransferNode, model.HangupNode)) and node.prompt:
+                yield from (((*base, "prompt", i), k) for i, k in enumerate(node.prompt))
+        for edge in self.edges:
+            prompt = getattr(edge.target, "prompt", None)
+            for i, key in enumerate(prompt or []):
+                yield (*edge.path, "prompt", i), key
+
+    def _ask_prompts(self, base: tuple, ask: model.Ask) -> Iterator[tuple[tuple, str]]:
+        for field in ("prompt", "noinput", "nomatch"):
+            for i, key in enumerate(getattr(ask, field) or []):
+                yield (*base, "ask", field, i), key
+        if ask.choices and ask.speech:
+            yield (*base, "ask"), "common.did_you_say"
+        if ask.digits and ask.digits.readback:
+            yield (*base, "ask", "digits"), "common.readback_digits"
+        for name, choice in (ask.choices or {}).items():
+            if choice.label:
+                yield (*base, "ask", "choices", name, "label"), choice.label
+
+    def check_variables(self) -> None:
+        defined = self._defined_names()
+        for path, expression, where in self._expressions():
+            try:
+                used = expr.names(expression)
+            except expr.ExpressionError as exc:
+                single_equals = re.search(r"(?<![=!<>])=(?!=)", expression)
+                self.report(path, ERROR, "expression", str(exc) + ("; to compare, write ==" if single_equals else ""))
+                continue
+            for name in sorted(used - defined):
+                self.report(path, ERROR, "undefined-variable",
+                            f"'{name}'{where} is not defined: declare it under variables or set it with save_as{_hint(name, defined)}")
+
+    def _defined_names(self) -> set[str]:
+        names = set(BUILTIN_VARIABLES)
+        for loaded in self._flows_in_reach():
+            flow = loaded.flow
+            names |= set(flow.variables)
+            for node in flow.nodes.values():
+                if isinstance(node, model.SetNode):
+                    names |= set(node.set)
+                save_as = getattr(getattr(node, "ask", None) or getattr(node, "action", None), "save_as", None)
+                if save_as:
+                    names.add(save_as)
+        return names
+
+    def _flows_in_reach(self) -> list[LoadedFlow]:
+        """This flow and every sub-flow it can call, which share the call's variables."""
+        def callees(flow_name: str) -> list[str]:
+            loaded = self.flows.get(flow_name)
+            if loaded is None:
+                return []
+            return [n.call for n in loaded.flow.nodes.values() if isinstance(n, model.CallNode) and n.call in self.flows]
+        return [self.flows[n] for n in _reachable(self.flow.flow, callees) if n in self.flows] or [self.loaded]
+
+    def _expressions(self) -> Iterator[tuple[tuple, str, str]]:
+        """(where it is written, expression, what to add to a message about it)."""
+        for name, node in self.flow.nodes.items():
+            base = ("nodes", name)
+            if isinstance(node, model.SetNode):
+                yield from (((*base, "set", var), e, "") for var, e in node.set.items())
+            elif isinstance(node, model.BranchNode):
+                yield from (((*base, "branch", i, "if"), c.if_, "") for i, c in enumerate(node.branch))
+            elif isinstance(node, model.ActionNode):
+                yield from (((*base, "action", "args", arg), e, "") for arg, e in node.action.args.items())
+        for path, key in self._prompt_uses():
+            builtin = ENGINE_PROMPTS.get(key, set())
+            for expression in sorted(self.prompts.expressions(key) - builtin):
+                yield path, expression, f" (used by prompt '{key}')"
+
+
+def _quote(choice_name: str) -> str:
+    return choice_name if choice_name.startswith("global choice ") else f"'{choice_name}'"
+
+
+def _return_values(flow: model.Flow) -> set[str]:
+    values = {n.return_ for n in flow.nodes.values() if isinstance(n, model.ReturnNode)}
+    values |= {e.target.return_ for e in edges(flow) if isinstance(e.target, model.ReturnTarget)}
+    return values
+
+
+def _recursion(flows: dict[str, LoadedFlow]) -> list[Diagnostic]:
+    """A flow that calls itself, directly or not, would grow its stack forever."""
+    found = []
+    for name, loaded in flows.items():
+        def callees(flow_name: str) -> list[str]:
+            target = flows.get(flow_name)
+            return [n.call for n in target.flow.nodes.values() if isinstance(n, model.CallNode)] if target else []
+        reach = _reachable_excluding_start(name, callees)
+        if name in reach:
+            node = next(n for n, v in loaded.flow.nodes.items() if isinstance(v, model.CallNode)
+                        and (v.call == name or name in _reachable_excluding_start(v.call, callees)))
+            found.append(loaded.at(("nodes", node, "call"), ERROR, "recursive-call",
+                                   f"flow '{name}' calls itself through its sub-flows; calls would never return"))
+    return found
+
+
+def _reachable(start: str, successors) -> set[str]:
+    return _reachable_all({start}, successors)
+
+
+def _reachable_all(starts: set[str], successors) -> set[str]:
+    seen = set(starts)
+    stack = list(starts)
+    while stack:
+        for nxt in successors(stack.pop()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _reachable_excluding_start(start: str, successors) -> set[str]:
+    seen: set[str] = set()
+    stack = list(successors(start))
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(successors(current))
+    return seen
+
+
+def _strongly_connected(nodes: list[str], successors) -> list[set[str]]:
+    """Tarjan's algorithm, iterative so a 5,000-node flow does not hit the recursion limit."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    result: list[set[str]] = []
+    counter = 0
+    succ_cache = {n: successors(n) for n in nodes}
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            recurse = False
+            children = succ_cache.get(node, [])
+            for j in range(i, len(children)):
+                child = children[j]
+                if child not in index:
+                    work.append((node, j + 1))
+                    work.append((child, 0))
+                    recurse = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if recurse:
+                continue
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                result.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return result
+
+
+def _reaches_human(target: model.Target, human: set[str]) -> bool:
+    if isinstance(target, model.TransferTarget):
+        return True
+    return isinstance(target, str) and target in human
+
+
+def _describe(target: model.Target) -> str:
+    if isinstance(target, str):
+        return f"node '{target}'"
+    if isinstance(target, model.HangupTarget):
+        return "a hang-up"
+    if isinstance(target, model.ReturnTarget):
+        return f"a return ('{target.return_}')"
+    return f"queue '{target.transfer}'"
+
+
+def _hint(word: str, candidates: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+

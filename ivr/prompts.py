@@ -1,0 +1,148 @@
+"""Prompt texts by key and language, with placeholders filled from call data.
+
+`prompts/<lang>.yaml` holds nested mappings of texts; a key is the dotted path
+(`payment.offer`). Texts may hold placeholders `{expression}` or
+`{expression:format}`, where the expression is a dotted name over call data
+and the format says how to speak the value in that language: `money`, `date`,
+`digits` (one by one, grouped), `masked` (last four digits only) or `number`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ivr import yamlsource
+from ivr.diagnostics import Diagnostic, Severity
+from ivr.digits import speakable
+
+LANGUAGES = ("en", "zh")
+FORMATS = ("text", "money", "date", "digits", "masked", "number")
+PLACEHOLDER = re.compile(r"\{([^{}:]+)(?::([a-z]+))?\}")
+
+# Prompts the engine itself plays, with the values it supplies.
+ENGINE_PROMPTS: dict[str, set[str]] = {
+    "common.did_you_say": {"heard"},
+    "common.readback_digits": {"digits"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    expression: str
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class PromptText:
+    key: str
+    text: str
+    file: str
+    line: int
+    column: int
+
+    @property
+    def placeholders(self) -> list[Placeholder]:
+        return [Placeholder(m.group(1).strip(), m.group(2) or "text") for m in PLACEHOLDER.finditer(self.text)]
+
+
+@dataclass(slots=True)
+class PromptCatalog:
+    """All prompt texts, by language then key."""
+
+    texts: dict[str, dict[str, PromptText]] = field(default_factory=dict)
+
+    def has(self, language: str, key: str) -> bool:
+        return key in self.texts.get(language, {})
+
+    def get(self, language: str, key: str) -> PromptText | None:
+        return self.texts.get(language, {}).get(key)
+
+    def expressions(self, key: str) -> set[str]:
+        """Placeholder expressions of a key across all languages."""
+        return {p.expression for texts in self.texts.values() if key in texts for p in texts[key].placeholders}
+
+    def render(self, language: str, key: str, values: Mapping[str, Any]) -> str:
+        """The text a caller hears; a missing value is left as an empty string."""
+        prompt = self.get(language, key)
+        if prompt is None:
+            return f"[{key}]"
+
+        def fill(match: re.Match[str]) -> str:
+            value = values.get(match.group(1).strip())
+            return format_value(value, match.group(2) or "text", language)
+
+        return PLACEHOLDER.sub(fill, prompt.text)
+
+
+def format_value(value: Any, fmt: str, language: str) -> str:
+    """Speak a value in a language: money, dates, digit strings and masked numbers."""
+    if value is None:
+        return ""
+    if fmt == "money":
+        amount = float(value)
+        return f"{amount:,.2f} dollars" if language == "en" else f"{amount:.2f}元"
+    if fmt == "date":
+        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+        return f"{day:%B} {day.day}, {day.year}" if language == "en" else f"{day.year}年{day.month}月{day.day}日"
+    if fmt == "digits":
+        return speakable(re.sub(r"\D", "", str(value)))
+    if fmt == "masked":
+        tail = " ".join(re.sub(r"\D", "", str(value))[-4:])
+        return f"ending in {tail}" if language == "en" else f"尾号{tail}"
+    if fmt == "number":
+        return f"{value:,}" if isinstance(value, (int, float)) else str(value)
+    return str(value)
+
+
+def load_prompts(directory: Path) -> tuple[PromptCatalog, list[Diagnostic]]:
+    """Read every `<lang>.yaml` in the directory; report bad files and placeholders."""
+    catalog = PromptCatalog()
+    diagnostics: list[Diagnostic] = []
+    for language in LANGUAGES:
+        path = directory / f"{language}.yaml"
+        if path.exists():
+            texts, found = _load_language(path)
+            catalog.texts[language] = texts
+            diagnostics.extend(found)
+    return catalog, diagnostics
+
+
+def _load_language(path: Path) -> tuple[dict[str, PromptText], list[Diagnostic]]:
+    name = str(path)
+    try:
+        document = yamlsource.load(path.read_text(encoding="utf-8"))
+    except yamlsource.YamlSyntaxError as exc:
+        return {}, [Diagnostic(name, exc.position.line, exc.position.column, Severity.ERROR, "yaml", exc.message)]
+    diagnostics = [
+        Diagnostic(name, pos.line, pos.column, Severity.ERROR, "duplicate-key", f"prompt key '{_dotted(p)}' is defined twice")
+        for p, pos in document.duplicates
+    ]
+    texts: dict[str, PromptText] = {}
+    _flatten(document.data or {}, (), document.source, name, texts, diagnostics)
+    return texts, diagnostics
+
+
+def _flatten(data: Any, path: tuple, source: yamlsource.SourceMap, name: str, out: dict, diags: list) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _flatten(value, (*path, key), source, name, out, diags)
+        return
+    pos = source.locate(path)
+    if not isinstance(data, (str, int, float)) or len(path) < 2:
+        diags.append(Diagnostic(name, pos.line, pos.column, Severity.ERROR, "prompt-text",
+                                f"'{_dotted(path)}' must be text under a group, e.g. payment: {{offer: ...}}"))
+        return
+    prompt = PromptText(_dotted(path), str(data), name, pos.line, pos.column)
+    for placeholder in prompt.placeholders:
+        if placeholder.format not in FORMATS:
+            diags.append(Diagnostic(name, pos.line, pos.column, Severity.ERROR, "prompt-format",
+                                    f"unknown format '{placeholder.format}' in '{prompt.key}'; use one of {', '.join(FORMATS)}"))
+    out[prompt.key] = prompt
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)

@@ -1,0 +1,345 @@
+"""The engine, construct by construct, as a caller would experience it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr import engine
+from ivr.engine import actions as act
+from ivr.engine import events as ev
+from ivr.engine.state import CallState
+from ivr.flow.catalog import FlowSet, load_flow_set
+
+FIXTURE = Path(__file__).parent / "fixture"
+
+
+@pytest.fixture(scope="module")
+def release() -> FlowSet:
+    flow_set, _ = load_flow_set(FIXTURE / "flows", FIXTURE / "prompts")
+    return flow_set
+
+
+class Call:
+    """A test caller: keeps the state, remembers the last actions."""
+
+    def __init__(self, release: FlowSet, language: str | None = None, **variables):
+        self.release = release
+        result = engine.start(release, "tour", "call-1", call={"ani": "+15550001"}, variables=variables,
+                              language=language)
+        self.state, self.actions = result.state, result.actions
+
+    def send(self, event: ev.Event) -> list[act.Action]:
+        result = engine.step(self.release, self.state, event)
+        self.state, self.actions = result.state, result.actions
+        return self.actions
+
+    def say(self, text: str, confidence: float = 0.9, alternatives=()) -> list[act.Action]:
+        return self.send(ev.Speech(text=text, confidence=confidence,
+                                   alternatives=[ev.Hypothesis(text=t, confidence=c) for t, c in alternatives]))
+
+    def keys(self, digits: str) -> list[act.Action]:
+        return self.send(ev.Dtmf(digits=digits))
+
+    def reply(self, outcome: str, **data) -> list[act.Action]:
+        pending = self.state.pending
+        assert pending is not None and pending.kind == "backend"
+        return self.send(ev.BackendResult(name=pending.action, outcome=outcome, data=data))
+
+    def prompts(self) -> list[str]:
+        return [p.key for a in self.actions if isinstance(a, act.Play) for p in a.prompts]
+
+    def of(self, kind: type) -> list:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+
+def test_start_plays_greeting_with_call_data_then_listens(release):
+    call = Call(release)
+    assert call.prompts() == ["t.hello", "t.menu"]
+    hello = call.of(act.Play)[0].prompts[0]
+    assert hello.values == {"caller.first_name": "Ann"}
+    assert release.prompts.render("en", hello.key, hello.values) == "Hello Ann."
+    listen = call.of(act.Listen)[0]
+    assert listen.mode == "choices"
+    assert listen.grammar["pay my bill"] == "pay" and listen.grammar["agent"] == "global:agent"
+    assert listen.keys == {"1": "pay", "2": "claim", "9": "chinese", "7": "helper", "0": "global:agent"}
+    assert call.state.vars["visits"] == 1
+    assert call.state.node == "menu" and call.state.pending.kind == "input"
+
+
+def test_speech_and_dtmf_pick_the_same_choice(release):
+    by_voice, by_key = Call(release), Call(release)
+    by_voice.say("I want to pay my bill please", confidence=0.95)
+    by_key.keys("1")
+    for call in (by_voice, by_key):
+        assert call.state.node == "number"
+        assert call.state.vars["choice"] == "pay"
+        assert call.prompts() == ["t.number"]
+
+
+def test_noinput_escalates_then_escapes_to_a_person_with_reason(release):
+    call = Call(release)
+    call.send(ev.NoInput())
+    assert call.prompts() == ["t.silent_1"] and call.of(act.Listen)
+    call.send(ev.NoInput())
+    assert call.prompts() == ["t.silent_2"]
+    call.send(ev.NoInput())
+    transfer = call.of(act.Transfer)[0]
+    assert (transfer.queue, transfer.reason, transfer.priority) == ("service", "ivr_trouble", 4)
+    assert transfer.detail.startswith("noinput") and "menu" in transfer.detail
+    assert call.state.status == "transferred"
+
+
+def test_noinput_and_nomatch_are_counted_separately(release):
+    call = Call(release)
+    call.send(ev.NoInput())
+    call.say("banana", confidence=0.9)
+    assert call.prompts() == ["t.menu_again"]
+    call.send(ev.NoMatch())
+    assert call.prompts() == ["t.menu_help"]
+    call.send(ev.NoInput())
+    assert call.prompts() == ["t.silent_2"], "second noinput, not a third error overall"
+    call.send(ev.NoMatch())
+    assert call.of(act.Transfer)[0].detail.startswith("nomatch")
+
+
+def test_low_confidence_is_confirmed_and_yes_accepts(release):
+    call = Call(release)
+    call.say("pay", confidence=0.45)
+    assert call.prompts() == ["common.did_you_say"]
+    assert call.of(act.Play)[0].prompts[0].values == {"heard": "pay"}
+    assert call.of(act.Listen)[0].mode == "confirm"
+    call.say("yes")
+    assert call.state.node == "number" and call.state.vars["choice"] == "pay"
+
+
+def test_confirmation_no_tries_the_next_alternative(release):
+    call = Call(release)
+    call.say("pay", confidence=0.5, alternatives=[("pay my bill", 0.45), ("claim", 0.4)])
+    call.say("no")
+    assert call.prompts() == ["common.did_you_say"]
+    assert call.of(act.Play)[0].prompts[0].values == {"heard": "claim"}, "skips an alternative meaning the same choice"
+    call.keys("1")  # 1 = yes
+    assert call.state.status == "transferred" and call.state.result["queue"] == "claims"
+
+
+def test_confirmation_no_without_alternatives_reprompts(release):
+    call = Call(release)
+    call.say("claim", confidence=0.5)
+    call.say("no")
+    assert call.prompts() == ["t.menu_again"] and call.state.nomatch == 1
+
+
+def test_speech_below_reject_threshold_is_a_nomatch(release):
+    call = Call(release)
+    call.say("pay", confidence=0.1)
+    assert call.prompts() == ["t.menu_again"] and call.state.node == "menu"
+
+
+def test_global_choice_reaches_a_person_from_any_turn(release):
+    call = Call(release)
+    call.keys("1")
+    call.say("agent", confidence=0.9)
+    transfer = call.of(act.Transfer)[0]
+    assert (transfer.queue, transfer.reason) == ("service", "asked_for_agent")
+
+
+def test_global_key_is_a_digit_inside_a_number(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("0")
+    assert call.state.status == "running" and call.state.buffer == "0"
+
+
+def test_digits_by_keys_with_readback(release):
+    call = Call(release)
+    call.keys("1")
+    for key in "4001234":
+        assert call.keys(key) == []
+    call.keys("5")  # eighth digit: max reached
+    assert call.prompts() == ["common.readback_digits"]
+    assert release.prompts.render("en", "common.readback_digits", call.of(act.Play)[0].prompts[0].values) == \
+        "I have 4 0 0 1, 2 3 4 5. Right?"
+    call.say("yes")
+    assert call.state.vars["policy_number"] == "40012345"
+    backend = call.of(act.CallBackend)[0]
+    assert backend.name == "policy.summary" and backend.args == {"policy": "40012345"} and backend.timeout == 3
+
+
+def test_digits_too_short_after_terminator_is_a_nomatch(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("123#")
+    assert call.prompts() == ["t.menu_again"] and call.state.buffer == ""
+
+
+def test_digits_readback_no_clears_and_asks_again(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("40012345")
+    call.keys("2")  # no
+    assert call.state.buffer == "" and call.state.node == "number" and call.state.nomatch == 1
+
+
+def test_digits_by_voice_mixed_with_keys(release):
+    call = Call(release)
+    call.keys("1")
+    call.say("four double oh one", confidence=0.9)
+    assert call.state.buffer == "4001" and call.actions == []
+    call.keys("2345")
+    assert call.prompts() == ["common.readback_digits"]
+    assert call.state.pending.heard == "40012345"
+
+
+def test_interdigit_silence_ends_a_number(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("4001234")
+    call.send(ev.NoInput())
+    assert call.prompts() == ["t.menu_again"], "7 digits is too short: a nomatch, not a noinput"
+
+
+def test_backend_outcomes_route_and_unhandled_ones_escape(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("40012345")
+    call.keys("1")
+    call.reply("ok", amount=120.5, due="2026-12-01")
+    assert call.prompts() == ["t.due", "t.sure"]
+    due = call.of(act.Play)[0].prompts[0]
+    assert release.prompts.render("en", due.key, due.values) == "You owe 120.50 dollars by December 1, 2026."
+    assert call.of(act.Play)[1].barge_in is False
+    call.say("yes")
+    assert call.of(act.CallBackend)[0].writes is True, "payment.retry changes a record"
+    call.reply("timeout")
+    transfer = call.of(act.Transfer)[0]
+    assert transfer.reason == "ivr_trouble" and "backend_timeout" in transfer.detail
+
+
+def test_late_backend_reply_is_ignored(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("40012345")
+    call.keys("1")
+    before = call.state
+    assert call.send(ev.BackendResult(name="payment.retry", outcome="ok")) == []
+    assert call.state.pending == before.pending
+
+
+def test_branch_conditions_choose_queue_and_priority(release):
+    first_visit = Call(release)
+    first_visit.keys("2")
+    assert first_visit.state.result == {"queue": "claims", "reason": "claim_progress", "priority": 6, "detail": ""}
+    not_first_year = Call(release, caller={"first_name": "Bo", "first_year": False})
+    not_first_year.keys("2")
+    assert not_first_year.state.result["priority"] == 3
+
+
+def test_sub_flow_call_and_return(release):
+    call = Call(release)
+    call.keys("7")
+    assert call.prompts() == ["t.helper", "t.sure"]
+    assert call.state.flow == "helper" and [f.node for f in call.state.stack] == ["sub"]
+    call.say("yes")
+    assert call.state.flow == "tour" and call.state.node == "menu" and call.state.stack == []
+    call.keys("7")
+    call.say("no")
+    assert call.of(act.Hangup)[0].outcome == "helper_bailed" and call.state.status == "ended"
+
+
+def test_language_switch_changes_prompts_and_grammar(release):
+    call = Call(release)
+    call.keys("9")
+    assert call.state.language == "zh"
+    listen = call.of(act.Listen)[0]
+    assert listen.language == "zh" and listen.grammar["缴费"] == "pay" and "pay" not in listen.grammar
+    assert release.prompts.render("zh", "t.menu", {}) == "缴费、理赔还是人工？"
+    call.say("缴费", confidence=0.9)
+    assert call.state.node == "number"
+
+
+def test_chinese_caller_keys_and_voice_digits(release):
+    call = Call(release, language="zh")
+    call.keys("1")
+    call.say("四零零一二三四五", confidence=0.9)
+    assert call.state.pending.kind == "readback" and call.state.pending.heard == "40012345"
+    call.say("对")
+    assert call.state.vars["policy_number"] == "40012345"
+
+
+def test_hangup_mid_backend_write_is_reported_as_abandoned(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("40012345")
+    call.keys("1")
+    call.reply("ok", amount=1, due="2026-12-01")
+    call.say("yes")
+    assert call.state.pending.action == "payment.retry"
+    assert call.send(ev.Hangup()) == []
+    assert call.state.status == "ended"
+    assert call.state.result == {"outcome": "caller_hangup", "node": "pay", "flow": "tour", "abandoned_action": "payment.retry"}
+    assert call.send(ev.Dtmf(digits="1")) == [], "an ended call ignores further events"
+
+
+def test_step_leaves_the_given_state_untouched(release):
+    call = Call(release)
+    before = call.state.model_dump()
+    frozen = call.state
+    engine.step(release, frozen, ev.Dtmf(digits="1"))
+    assert frozen.model_dump() == before
+
+
+def test_state_round_trips_through_json_mid_call(release):
+    call = Call(release)
+    call.keys("1")
+    call.say("four double oh", confidence=0.9)
+    restored = CallState.model_validate_json(call.state.model_dump_json())
+    assert restored == call.state
+    a = engine.step(release, restored, ev.Dtmf(digits="12345"))
+    b = engine.step(release, call.state, ev.Dtmf(digits="12345"))
+    assert a.actions == b.actions and a.state == b.state
+
+
+def test_call_keeps_the_release_it_started_on(release, tmp_path):
+    call = Call(release)
+    other = FlowSet(id="different", flows=release.flows, prompts=release.prompts)
+    with pytest.raises(ValueError, match="runs on release"):
+        engine.step(other, call.state, ev.Dtmf(digits="1"))
+    assert call.state.release == release.id and call.state.versions == {"tour": "3"}
+
+
+def test_catalog_serves_old_release_to_calls_in_progress(tmp_path):
+    import shutil
+
+    from ivr.flow.catalog import Catalog
+
+    shutil.copytree(FIXTURE, tmp_path, dirs_exist_ok=True)
+    catalog = Catalog(tmp_path / "flows", tmp_path / "prompts")
+    old = catalog.current
+    call = engine.start(old, "tour", "c1", call={})
+    source = (tmp_path / "flows" / "tour.yaml").read_text()
+    (tmp_path / "flows" / "tour.yaml").write_text(source.replace("version: 3", "version: 4"))
+    assert not [d for d in catalog.reload() if d.severity.value == "error"]
+    assert catalog.current.id != old.id and catalog.current.flows["tour"].version == 4
+    pinned = catalog.get(call.state.release)
+    assert pinned is old
+    assert engine.step(pinned, call.state, ev.Dtmf(digits="1")).state.node == "number"
+
+
+def test_flow_loop_guard_escapes_instead_of_spinning(tmp_path):
+    flows, prompts = tmp_path / "flows", tmp_path / "prompts"
+    flows.mkdir()
+    prompts.mkdir()
+    (prompts / "en.yaml").write_text("t:\n  hi: hi\n")
+    (flows / "spin.yaml").write_text(
+        "flow: spin\nstart: a\nvariables: {n: 0}\n"
+        "defaults: {escape: {transfer: service, reason: stuck}}\n"
+        "nodes:\n"
+        "  a: {set: {n: n + 1}, next: b}\n"
+        "  b:\n    branch: [{if: n < 0, then: {hangup: never}}]\n    else: a\n"
+    )
+    release, _ = load_flow_set(flows, prompts)
+    result = engine.start(release, "spin", "c", call={})
+    assert result.state.status == "transferred"
+    assert "flow_loop" in result.state.result["detail"]
