@@ -1,0 +1,126 @@
+"""`ivr bench calls`: many simultaneous keypad callers through simulator and controller.
+
+The controller runs as its own process (`ivr serve`), as in production, so its
+CPU time can be read from /proc; the simulator and the callers run here. Each
+caller walks the policy journey by keypad. Latency is measured on the
+simulator's clock, from the moment a key reaches the controller (the
+ChannelDtmfReceived event) to the start of the next prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ivr.demo import ROOT, placeholder_audio
+from ivr.prompts import load_prompts
+from ivr.redis_server import private_redis
+from ivr.sim import SimulatorConfig, start_simulator
+
+JOURNEY = (("main.menu", "1"), ("verify.dob", "19800531"), ("policy.what_next", "9"), ("main.anything_else", "2"))
+TARGET_P95_MS = 100.0
+
+
+def run(concurrency: list[int], rounds: int = 1) -> dict[str, Any]:
+    redis_url = os.environ.get("IVR_REDIS_URL")
+    if redis_url:
+        return asyncio.run(_run_all(redis_url, concurrency, rounds))
+    with private_redis() as url:
+        return asyncio.run(_run_all(url, concurrency, rounds))
+
+
+async def _run_all(redis_url: str, concurrency: list[int], rounds: int) -> dict[str, Any]:
+    prompts, _ = load_prompts(ROOT / "prompts")
+    with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
+        sounds = placeholder_audio(prompts, Path(tmp) / "sounds")
+        results = [await _run_level(redis_url, sounds, n, rounds) for n in concurrency]
+    passing = [r["concurrent"] for r in results if r["latency_ms"]["p95"] is not None
+               and r["latency_ms"]["p95"] < TARGET_P95_MS and r["failed"] == 0]
+    return {"benchmark": "calls", "cores": os.cpu_count(), "journey": [m[0] for m in JOURNEY],
+            "levels": results, "largest_concurrent_with_p95_under_100ms": max(passing, default=None)}
+
+
+async def _run_level(redis_url: str, sounds: Path, concurrent: int, rounds: int) -> dict[str, Any]:
+    config = SimulatorConfig(sounds_dirs=[sounds])
+    sim = await start_simulator(config)
+    controller = _start_controller(sim, config, redis_url, sounds)
+    try:
+        await _wait_registered(sim)
+        cpu_before = _cpu_seconds(controller.pid)
+        began = time.perf_counter()
+        outcomes = []
+        for round_number in range(rounds):
+            callers = [_caller(sim, f"+1555{round_number:02d}{i:05d}", i * 0.02) for i in range(concurrent)]
+            outcomes += await asyncio.gather(*callers)
+        elapsed = time.perf_counter() - began
+        cpu = _cpu_seconds(controller.pid) - cpu_before
+    finally:
+        controller.terminate()
+        controller.wait(timeout=10)
+        await sim.stop()
+    latencies = sorted(ms for ok, samples in outcomes for ms in samples)
+    handled = sum(ok for ok, _ in outcomes)
+    return {
+        "concurrent": concurrent, "calls": len(outcomes), "handled": handled, "failed": len(outcomes) - handled,
+        "seconds": round(elapsed, 2), "controller_cpu_seconds": round(cpu, 3),
+        "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2),
+        "latency_ms": _percentiles(latencies), "samples": len(latencies),
+    }
+
+
+async def _caller(sim, ani: str, delay: float) -> tuple[bool, list[float]]:
+    await asyncio.sleep(delay)
+    call = sim.sim.inbound_call(ani=ani, exten="100")
+    samples: list[float] = []
+    try:
+        for prompt, keys in JOURNEY:
+            await call.wait_until(lambda c: _finished(c, prompt), timeout=30)
+            heard = len(call.prompts)
+            await call.press(keys, interval=0.1)
+            pressed_at = sim.sim.clock.now()
+            await call.wait_until(lambda c: len(c.prompts) > heard, timeout=30)
+            samples.append(1000 * (call.prompts[heard].started_at - pressed_at))
+        await call.wait_ended(timeout=30)
+    except TimeoutError:
+        return False, samples
+    return True, samples
+
+
+def _finished(call, key: str) -> bool:
+    return any(p.media_uri.endswith(key) and p.finished_at is not None for p in call.prompts)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    cuts = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+    return {"p50": round(cuts[49], 1), "p95": round(cuts[94], 1), "p99": round(cuts[98], 1), "max": round(max(values), 1)}
+
+
+def _start_controller(sim, config, redis_url: str, sounds: Path) -> subprocess.Popen:
+    env = {**os.environ, "IVR_ARI_URL": sim.base_url, "IVR_ARI_USER": config.username,
+           "IVR_ARI_PASSWORD": config.password, "IVR_REDIS_URL": redis_url, "IVR_HTTP_PORT": "0",
+           "IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
+           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _wait_registered(sim, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (sim.sim.bus.apps.get("ivr") and sim.sim.bus.apps["ivr"].active):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the controller did not connect to the simulator")
+        await asyncio.sleep(0.05)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,239 @@
+"""Runtime settings for the IVR controller.
+
+Settings come from, highest priority first:
+
+1. keyword arguments to :class:`Settings` (tests, CLI overrides);
+2. environment variables prefixed ``IVR_`` (``IVR_ARI_URL``, ``IVR_ARI_PASSWORD``...);
+3. a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file named by ``IVR_CONFIG``,
+   with the same keys without the prefix (``ari_url = "http://..."``);
+4. the defaults below.
+
+Secrets (the ARI password) never have a default in code: they come from the
+environment or from a config file the deployer protects with file permissions.
+A config file is checked for unknown keys, because a typo there would silently
+fall back to a default — the kind of mistake that only shows up on a live call.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+CONFIG_ENV_VAR = "IVR_CONFIG"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or has unknown keys."""
+
+
+class Settings(BaseSettings):
+    """Everything the controller needs to reach Asterisk and find its content."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IVR_",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    ari_url: str = Field(
+        default="http://127.0.0.1:8088",
+        description=(
+            "Base URL of Asterisk's HTTP server (http.conf bindaddr/bindport). "
+            "The REST API is under <ari_url>/ari and the events websocket at "
+            "ws(s)://<host>/ari/events. A trailing /ari is accepted and removed."
+        ),
+    )
+    ari_user: str = Field(
+        default="ivr",
+        description="ARI user name: a section with type=user in ari.conf.",
+    )
+    ari_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Password of ari_user (ari.conf `password`). No default on purpose: "
+            "set IVR_ARI_PASSWORD or put it in the IVR_CONFIG file."
+        ),
+    )
+    ari_app: str = Field(
+        default="ivr",
+        description=(
+            "Stasis application name: must match Stasis(<name>) in extensions.conf. "
+            "Asterisk registers it when our events websocket connects."
+        ),
+    )
+    ari_request_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds to wait for one ARI REST answer. Generous on purpose: on a "
+            "channel with a prompt playing, Asterisk holds POST /variable, /answer, "
+            "/dtmf until the prompt ends."
+        ),
+    )
+    ari_subscribe_all: bool = Field(
+        default=False,
+        description=(
+            "Open the events websocket with subscribeAll=true (every event of the "
+            "system, ~160 a call). Only for monitoring tools, not the controller."
+        ),
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "Redis URL for call state (redis://host:6379/0). None means the "
+            "controller starts and owns a private Redis server."
+        ),
+    )
+    flows_dir: Path = Field(
+        default=Path("flows"),
+        description="Directory of call-flow definitions (YAML).",
+    )
+    prompts_dir: Path = Field(
+        default=Path("prompts"),
+        description="Directory of prompt texts/catalogues referenced by flows.",
+    )
+    sounds_dir: Path = Field(
+        default=Path("prompts/audio"),
+        description=(
+            "Directory of rendered audio files that the controller serves over "
+            "HTTP for `sound:http://...` playback."
+        ),
+    )
+    media_base_url: str | None = Field(
+        default=None,
+        description=(
+            "URL prefix under which Asterisk can fetch sounds_dir from the "
+            "controller, e.g. http://127.0.0.1:8090/media. Asterisk 22 fails on "
+            "media URLs shorter than ~41 characters (media cache file name bug), "
+            "so keep full URLs long. None disables remote media (sound:<name> "
+            "from Asterisk's own sounds only)."
+        ),
+    )
+    transfer_context: str = Field(
+        default="ivr-transfer",
+        description=(
+            "Dialplan context the controller continues a caller into to reach a "
+            "human queue (extensions.conf [ivr-transfer]); the controller sets "
+            "IVR_QUEUE, IVR_PRIORITY and IVR_REASON before continuing."
+        ),
+    )
+    entry_flow: str = Field(
+        default="main_menu",
+        description="Flow a new call starts in.",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="Address the controller's HTTP server (prompt media, health) listens on.",
+    )
+    http_port: int = Field(
+        default=8090,
+        description="Port of the controller's HTTP server; 0 picks a free port.",
+    )
+    log_level: LogLevel = Field(
+        default="INFO",
+        description="Python logging level name for the controller.",
+    )
+
+    @field_validator("ari_url")
+    @classmethod
+    def _normalise_ari_url(cls, value: str) -> str:
+        """Accept `http://host:8088`, `.../` and `.../ari`; keep one canonical form."""
+        url = value.strip().rstrip("/")
+        if url.endswith("/ari"):
+            url = url[: -len("/ari")]
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("ari_url must start with http:// or https://")
+        return url
+
+    @field_validator("media_base_url")
+    @classmethod
+    def _strip_media_base_url(cls, value: str | None) -> str | None:
+        """Media URLs are built as base + '/' + name: drop a trailing slash."""
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        """Accept `debug` as well as `DEBUG` from environments."""
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def ari_password_value(self) -> str:
+        """The ARI password in clear, for the HTTP client only.
+
+        Raises ConfigError when unset, so a missing secret fails at start-up
+        with a message naming the variable rather than as a 401 later.
+        """
+        if self.ari_password is None:
+            raise ConfigError("ARI password not set: define IVR_ARI_PASSWORD or ari_password in IVR_CONFIG")
+        return self.ari_password.get_secret_value()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order: init kwargs > environment > IVR_CONFIG file > defaults."""
+        return (init_settings, env_settings, ConfigFileSource(settings_cls))
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """Reads the TOML/YAML file named by IVR_CONFIG (if set)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get(CONFIG_ENV_VAR)
+        self._data = load_config_file(Path(path), settings_cls) if path else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def load_config_file(path: Path, settings_cls: type[BaseSettings] = Settings) -> dict[str, Any]:
+    """Parse a TOML or YAML settings file and reject keys Settings does not know."""
+    data = _parse_file(path)
+    unknown = sorted(set(data) - set(settings_cls.model_fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return data
+
+
+def _parse_file(path: Path) -> dict[str, Any]:
+    """Read the file by its extension; the top level must be a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {CONFIG_ENV_VAR} file {path}: {exc}") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: config file must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of settings")
+    return data

@@ -1,0 +1,209 @@
+"""The call controller: ARI events in, one session per call, calls that survive us.
+
+Routing is by channel id: StasisStart of a caller opens a session; helper
+channels we create ourselves (externalMedia, snoop) and the `;2` halves of
+Local channels are ignored. After every (re)connect the controller asks
+Asterisk which channels its application still holds: callers gone meanwhile
+end their sessions, calls it does not know (a restart, or a StasisStart lost
+while disconnected) are adopted: resumed at their saved step, started if they
+never got going, or handed to a person when resuming is not safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from ivr.ari import AriClient, ChannelNotFound, ConnectInfo, EventStream
+from ivr.ari import event_types as ari
+from ivr.ari.models import Channel
+from ivr.controller.session import Begin, CallSession, Resume, Services
+from ivr.flow.catalog import Catalog
+
+log = logging.getLogger(__name__)
+HANDOFF_QUEUE = "customer_service"
+
+
+class Controller:
+    def __init__(self, services: Services, catalog: Catalog, entry_flow: str, stream: EventStream | None = None):
+        self.services = services
+        self.catalog = catalog
+        self.entry_flow = entry_flow
+        self.stream = stream
+        self.sessions: dict[str, CallSession] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- events ----------------------------------------------------------------
+
+    async def on_event(self, event: ari.AriEvent) -> None:
+        """Route one event; never blocks on a call's own work."""
+        if isinstance(event, ari.StasisStart):
+            if self._is_caller(event.channel) and event.channel.id not in self.sessions:
+                self._new_call(event.channel)
+            return
+        channel_id = event.channel_id
+        session = self.sessions.get(channel_id) if channel_id else None
+        if session is not None:
+            session.submit(event)
+
+    async def on_connect(self, info: ConnectInfo) -> None:
+        """Reconcile with what Asterisk still holds after a (re)connect."""
+        try:
+            held = set((await self.services.ari.get_application(self.services.app)).channel_ids)
+        except Exception as exc:  # the next reconnect tries again
+            log.error("cannot list channels held by %s: %s", self.services.app, exc)
+            return
+        for channel_id, session in list(self.sessions.items()):
+            if channel_id not in held:
+                session.submit(ari.StasisEnd(channel=Channel(id=channel_id)))
+            else:
+                self._spawn(session.reconcile())
+        for channel_id in held - set(self.sessions):
+            self._spawn(self._adopt(channel_id))
+        if held or info.reconnect:
+            log.info("connected (%s): %d call(s) held, %d session(s)", "reconnect" if info.reconnect else "start",
+                     len(held), len(self.sessions))
+
+    def _is_caller(self, channel: Channel) -> bool:
+        return not channel.is_external_media and not channel.name.startswith(("Snoop/", "UnicastRTP/"))
+
+    # --- sessions ----------------------------------------------------------------
+
+    def _new_call(self, channel: Channel) -> None:
+        session = self._open(channel.id, self.catalog.current)
+        session.submit(Begin(self.entry_flow, _call_data(channel)))
+
+    async def _adopt(self, channel_id: str) -> None:
+        try:
+            channel = await self.services.ari.get_channel(channel_id)
+        except ChannelNotFound:
+            return
+        if not self._is_caller(channel):
+            return
+        state = await self.services.store.load(channel_id)
+        if state is None:
+            log.info("call %s: no saved step, starting it afresh", channel_id)
+            self._new_call(channel)
+            return
+        if state.status != "running":
+            return
+        release = self.catalog.get(state.release)
+        if release is None:
+            await self._hand_off(channel_id, f"flows changed since the call began (release {state.release})")
+            return
+        log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
+        if channel_id not in self.sessions:
+            self._open(channel_id, release).submit(Resume(state))
+
+    async def _hand_off(self, channel_id: str, detail: str) -> None:
+        """A call we cannot safely resume goes to a person, never into silence."""
+        log.warning("call %s handed to %s: %s", channel_id, HANDOFF_QUEUE, detail)
+        ari_client = self.services.ari
+        for name, value in (("IVR_QUEUE", HANDOFF_QUEUE), ("IVR_PRIORITY", "7"),
+                            ("IVR_REASON", "controller_restart"), ("__IVR_CALL_ID", channel_id)):
+            await ari_client.set_variable(channel_id, name, value)
+        await ari_client.subscribe(self.services.app, f"channel:{channel_id}")
+        await ari_client.continue_in_dialplan(channel_id, self.services.transfer_context, "queue", 1)
+
+    def _open(self, channel_id: str, release) -> CallSession:
+        session = CallSession(self.services, channel_id, release)
+        self.sessions[channel_id] = session
+        session.task = self._spawn(self._run_session(session))
+        return session
+
+    async def _run_session(self, session: CallSession) -> None:
+        try:
+            await session.run()
+        finally:
+            self.sessions.pop(session.channel_id, None)
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("controller task failed", exc_info=task.exception())
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _call_data(channel: Channel) -> dict[str, Any]:
+    dialplan = channel.dialplan
+    return {"ani": channel.caller.number, "caller_name": channel.caller.name,
+            "dnis": dialplan.exten if dialplan else "", "channel": channel.name,
+            "language": channel.language if channel.language in ("en", "zh") else None}
+
+
+async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,
+                observers: list | None = None) -> None:
+    """Run the controller until `stop` is set (or SIGTERM/SIGINT)."""
+    from ivr.backend.base import SampleBackend
+    from ivr.controller.media import MediaResolver
+    from ivr.store import RedisCallStore
+
+    catalog = Catalog(settings.flows_dir, settings.prompts_dir)
+    store = RedisCallStore.from_url(settings.redis_url)
+    media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer())
+    async with AriClient.from_settings(settings) as ari_client:
+        services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,
+                            app=settings.ari_app, transfer_context=settings.transfer_context,
+                            observers=list(observers or []))
+        controller = Controller(services, catalog, settings.entry_flow)
+        stream = EventStream.from_settings(settings, on_event=controller.on_event, on_connect=controller.on_connect)
+        controller.stream = stream
+        runner = await _start_http(settings, media)
+        stop = stop or asyncio.Event()
+        _install_signals(stop, catalog)
+        stream_task = asyncio.create_task(stream.run())
+        if ready is not None:
+            await stream.wait_connected()
+            ready.set()
+        await stop.wait()
+        await stream.aclose()
+        stream_task.cancel()
+        await controller.aclose()
+        await runner.cleanup()
+        await store.close()
+
+
+async def _start_http(settings, media) -> web.AppRunner:
+    app = web.Application()
+    app.add_routes(media.routes())
+    app.add_routes([web.get("/health", _health)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    return runner
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def _install_signals(stop: asyncio.Event, catalog: Catalog) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, catalog.reload)
+    except (NotImplementedError, RuntimeError):
+        pass  # not the main thread (tests): the caller sets `stop`
+
+
+def _synthesizer():
+    try:
+        from ivr.speech.tts import synthesize
+    except ImportError:
+        return None
+    return synthesize

@@ -1,0 +1,79 @@
+"""Which media URI plays a prompt, and the HTTP route that serves prompt audio.
+
+Asterisk may run on another host, so prompts reach it as `sound:http://…`
+URLs served by the controller (Asterisk caches them when told to; on Asterisk
+22 a URL shorter than about 41 characters fails, so ours are long). Without a
+media base URL, prompts are `sound:ivr/<lang>/<key>` names under a sounds
+directory Asterisk reads. Prompts with call data are synthesised per call,
+off the event loop, and served from a small cache by content hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+from aiohttp import web
+
+from ivr.engine.actions import PromptRef
+from ivr.prompts import PromptCatalog
+
+log = logging.getLogger(__name__)
+Synthesize = Callable[[str, str], bytes]  # (text, language) -> 8 kHz WAV bytes
+CACHE_SECONDS = 86400
+
+
+class MediaResolver:
+    def __init__(self, prompts: PromptCatalog, sounds_dir: Path, base_url: str | None,
+                 synthesize: Synthesize | None = None, cache_size: int = 512):
+        self.prompts = prompts
+        self.sounds_dir = sounds_dir
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.synthesize = synthesize
+        self._rendered: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_size = cache_size
+        self._warned = False
+
+    async def uri(self, language: str, prompt: PromptRef) -> str:
+        """The media URI for one prompt as this caller should hear it."""
+        if prompt.values and self.base_url and self.synthesize:
+            text = self.prompts.render(language, prompt.key, prompt.values)
+            digest = hashlib.sha256(f"{language}\0{text}".encode()).hexdigest()[:32]
+            if digest not in self._rendered:
+                audio = await asyncio.to_thread(self.synthesize, text, language)
+                self._remember(digest, audio)
+            return f"sound:{self.base_url}/call/{digest}.wav"
+        if prompt.values and not self._warned:
+            log.warning("prompts with call data play their recorded template: set media_base_url and build prompts")
+            self._warned = True
+        if self.base_url:
+            return f"sound:{self.base_url}/prompts/{language}/{prompt.key}.wav"
+        return f"sound:ivr/{language}/{prompt.key}"
+
+    def _remember(self, digest: str, audio: bytes) -> None:
+        self._rendered[digest] = audio
+        self._rendered.move_to_end(digest)
+        while len(self._rendered) > self._cache_size:
+            self._rendered.popitem(last=False)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/media/prompts/{language}/{name}", self._static),
+                web.get("/media/call/{name}", self._per_call)]
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        language, name = request.match_info["language"], request.match_info["name"]
+        path = (self.sounds_dir / language / name).resolve()
+        if self.sounds_dir.resolve() not in path.parents or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": f"max-age={CACHE_SECONDS}"})
+
+    async def _per_call(self, request: web.Request) -> web.Response:
+        digest = request.match_info["name"].removesuffix(".wav")
+        audio = self._rendered.get(digest)
+        if audio is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=audio, content_type="audio/wav", headers={"Cache-Control": f"max-age={CACHE_SECONDS}"})

@@ -1,0 +1,296 @@
+"""One call: ARI events and timers in, engine steps, ARI requests out.
+
+Everything that happens to a call goes through one queue and one task, so
+events, timers and backend replies are handled strictly one at a time. The
+engine decides; this class only carries its actions out on the channel:
+
+- Play: one playback per prompt, with our own ids so it can be stopped.
+- Listen: keys are delivered to the engine; a key during a prompt that allows
+  barge-in stops the remaining prompts (queued ones first, as Asterisk starts
+  the next queued prompt as soon as one stops); the no-input timer starts
+  when the last prompt ends; in a digits turn, a pause between keys ends it.
+- CallBackend: runs beside the prompt with its timeout.
+- Transfer / Hangup: wait for the prompts before them, then act.
+
+The state is saved after every engine step, so another controller can resume
+the call from its last step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ivr import engine
+from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound, WrongState
+from ivr.ari import event_types as ari
+from ivr.backend.base import Backend, call_with_timeout
+from ivr.controller.media import MediaResolver
+from ivr.engine import actions as act
+from ivr.engine import events as ev
+from ivr.engine.state import CallState
+from ivr.flow.catalog import FlowSet
+from ivr.store import CallStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What a session needs from the outside world."""
+
+    ari: AriClient
+    store: CallStore
+    backend: Backend
+    media: MediaResolver
+    app: str
+    transfer_context: str = "ivr-transfer"
+    observers: list[Callable[["CallSession", str, Any], None]] = field(default_factory=list)
+
+
+@dataclass
+class _Timer:
+    generation: int
+    kind: str  # noinput | interdigit
+
+
+@dataclass
+class _BackendReply:
+    event: ev.BackendResult
+
+
+@dataclass
+class Begin:
+    """Answer and start the flow: the first item of a new call's queue."""
+
+    flow: str
+    call: dict[str, Any]
+
+
+@dataclass
+class Resume:
+    """Continue a call another controller left at `state`."""
+
+    state: CallState
+
+
+class CallSession:
+    def __init__(self, services: Services, channel_id: str, release: FlowSet):
+        self.services = services
+        self.channel_id = channel_id
+        self.release = release
+        self.state: CallState | None = None
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.playing: list[tuple[str, bool]] = []  # (playback id, barge-in), in play order
+        self.deferred: list[act.Action] = []  # actions waiting for the prompts to end
+        self.listen: act.Listen | None = None
+        self.heard_input = False
+        self.generation = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.backend_task: asyncio.Task | None = None
+        self.done = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    # --- life cycle ----------------------------------------------------------
+
+    async def _begin(self, item: Begin) -> None:
+        try:
+            await self.services.ari.answer(self.channel_id)
+        except WrongState:
+            pass  # already answered (a call adopted after a restart)
+        result = engine.start(self.release, item.flow, self.channel_id, call=item.call)
+        self._notify("start", item.call)
+        await self._apply(result)
+
+    async def _resume(self, item: Resume) -> None:
+        self._notify("resume", item.state.node)
+        await self._apply(engine.resume(self.release, item.state))
+
+    def submit(self, item: Any) -> None:
+        self.queue.put_nowait(item)
+
+    async def run(self) -> None:
+        """Handle events until the call has left us."""
+        try:
+            while not self.done.is_set():
+                item = await self.queue.get()
+                try:
+                    await self._handle(item)
+                except ChannelNotFound:
+                    await self._caller_gone("channel gone")
+                except AriError as exc:
+                    log.warning("call %s: ARI request failed: %s", self.channel_id, exc)
+        finally:
+            self._cancel_timer()
+            if self.backend_task and not self.backend_task.done():
+                self.backend_task.cancel()
+
+    # --- events --------------------------------------------------------------
+
+    async def _handle(self, item: Any) -> None:
+        if isinstance(item, Begin):
+            await self._begin(item)
+        elif isinstance(item, Resume):
+            await self._resume(item)
+        elif isinstance(item, _Timer):
+            if item.generation == self.generation and self.listen is not None:
+                self.timer = None
+                await self._step(ev.NoInput())
+        elif isinstance(item, _BackendReply):
+            await self._step(item.event)
+        elif isinstance(item, ari.ChannelDtmfReceived):
+            await self._key(item.digit)
+        elif isinstance(item, ari.PlaybackFinished):
+            await self._prompt_ended(item.playback.id)
+        elif isinstance(item, (ari.ChannelHangupRequest, ari.StasisEnd, ari.ChannelDestroyed)):
+            await self._caller_gone(item.type)
+
+    async def _key(self, digit: str) -> None:
+        if self.listen is None or not self.listen.dtmf or self.state is None or self.state.status != "running":
+            return
+        if self.playing and not self.playing[0][1]:
+            return  # this prompt may not be interrupted: the key is discarded
+        self.heard_input = True
+        await self._stop_prompts()
+        self._cancel_timer()
+        await self._step(ev.Dtmf(digits=digit))
+
+    async def _prompt_ended(self, playback_id: str) -> None:
+        self.playing = [p for p in self.playing if p[0] != playback_id]
+        if self.playing:
+            return
+        if self.deferred:
+            pending, self.deferred = self.deferred, []
+            await self._execute(pending)
+            return
+        if self.listen is not None and not self.heard_input and self.timer is None:
+            self._arm(self.listen.timeouts.noinput, "noinput")
+
+    async def _caller_gone(self, why: str) -> None:
+        if self.done.is_set():
+            return
+        self._cancel_timer()
+        if self.backend_task and not self.backend_task.done():
+            self.backend_task.cancel()  # backends are atomic: a cancelled write leaves nothing
+        if self.state is not None and self.state.status == "running":
+            result = engine.step(self.release, self.state, ev.Hangup())
+            self.state = result.state
+            await self.services.store.save(self.state)
+        self._notify("ended", why)
+        self.done.set()
+
+    # --- engine --------------------------------------------------------------
+
+    async def _step(self, event: ev.Event) -> None:
+        if self.state is None:
+            return
+        await self._apply(engine.step(self.release, self.state, event))
+
+    async def _apply(self, result: engine.Step) -> None:
+        self.state = result.state
+        await self.services.store.save(self.state)
+        self._notify("step", result)
+        if not result.actions and self.listen is not None and self.state.pending and self.state.buffer:
+            self._arm(self.listen.timeouts.interdigit, "interdigit")  # keep collecting digits
+        await self._execute(result.actions)
+
+    async def _execute(self, actions: list[act.Action]) -> None:
+        for index, action in enumerate(actions):
+            if isinstance(action, (act.Transfer, act.Hangup)) and self.playing:
+                self.deferred = list(actions[index:])
+                return
+            if isinstance(action, act.Play):
+                await self._play(action)
+            elif isinstance(action, act.Listen):
+                self._start_listening(action)
+            elif isinstance(action, act.CallBackend):
+                self.backend_task = asyncio.create_task(self._call_backend(action))
+            elif isinstance(action, act.Transfer):
+                await self._transfer(action)
+            elif isinstance(action, act.Hangup):
+                await self._hang_up(action)
+
+    # --- actions -------------------------------------------------------------
+
+    async def _play(self, action: act.Play) -> None:
+        self.listen = None
+        self._cancel_timer()
+        for prompt in action.prompts:
+            uri = await self.services.media.uri(action.language, prompt)
+            playback_id = f"ivr-{uuid.uuid4().hex}"
+            self.playing.append((playback_id, action.barge_in))
+            try:
+                await self.services.ari.play(self.channel_id, uri, playback_id=playback_id, lang=action.language)
+            except NotFound:
+                await self._prompt_ended(playback_id)
+                raise
+
+    def _start_listening(self, action: act.Listen) -> None:
+        self.listen = action
+        self.heard_input = False
+        self._cancel_timer()
+        if not self.playing:
+            self._arm(action.timeouts.noinput, "noinput")
+
+    async def _call_backend(self, action: act.CallBackend) -> None:
+        outcome, data = await call_with_timeout(self.services.backend, action.name, action.args, action.timeout)
+        self.submit(_BackendReply(ev.BackendResult(name=action.name, outcome=outcome, data=data)))
+
+    async def _transfer(self, action: act.Transfer) -> None:
+        self.listen = None
+        await self._stop_prompts()
+        ari_client, channel = self.services.ari, self.channel_id
+        for name, value in (("IVR_QUEUE", action.queue), ("IVR_PRIORITY", str(action.priority)),
+                            ("IVR_REASON", action.reason), ("__IVR_CALL_ID", channel)):
+            await ari_client.set_variable(channel, name, value)
+        await ari_client.subscribe(self.services.app, f"channel:{channel}")
+        await ari_client.continue_in_dialplan(channel, self.services.transfer_context, "queue", 1)
+        self._notify("transfer", action)
+        self.done.set()
+
+    async def _hang_up(self, action: act.Hangup) -> None:
+        self.listen = None
+        self._notify("hangup", action.outcome)
+        try:
+            await self.services.ari.hangup(self.channel_id, "normal")
+        except ChannelNotFound:
+            pass
+        self.done.set()
+
+    async def _stop_prompts(self) -> None:
+        """Stop queued prompts first, then the one playing (Asterisk would start the next)."""
+        for playback_id, _ in reversed(self.playing):
+            try:
+                await self.services.ari.stop_playback(playback_id)
+            except NotFound:
+                pass
+        self.playing = []
+
+    # --- timers --------------------------------------------------------------
+
+    def _arm(self, seconds: float, kind: str) -> None:
+        self._cancel_timer()
+        self.generation += 1
+        timer = _Timer(self.generation, kind)
+        self.timer = asyncio.get_running_loop().call_later(seconds, self.submit, timer)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.generation += 1
+
+    async def reconcile(self) -> None:
+        """After events may have been lost: forget prompts that have ended meanwhile."""
+        for playback_id, _ in list(self.playing):
+            try:
+                await self.services.ari.get_playback(playback_id)
+            except NotFound:
+                self.submit(ari.PlaybackFinished(playback={"id": playback_id, "media_uri": "", "state": "done"}))
+
+    def _notify(self, kind: str, detail: Any) -> None:
+        for observer in self.services.observers:
+            observer(self, kind, detail)

@@ -1,0 +1,17 @@
+"""An ARI-compatible Asterisk 22 simulator for tests, the demo and benchmarks.
+
+Start it with :func:`start_simulator`; drive callers with
+``running.sim.inbound_call(...)`` (a :class:`SimCall`).
+"""
+from .config import QueueConfig, QueueMember, SimulatorConfig, load_asterisk_conf, parse_queues_conf
+from .core import Simulator
+from .queues import QueueOutcome
+from .server import RunningSimulator, build_app, start_simulator
+from .simcall import ContinueRecord, PromptRecord, SimCall
+from .validator import ApiSpec, Violation
+
+__all__ = [
+    "ApiSpec", "ContinueRecord", "PromptRecord", "QueueConfig", "QueueMember", "QueueOutcome",
+    "RunningSimulator", "SimCall", "Simulator", "SimulatorConfig", "Violation", "build_app",
+    "load_asterisk_conf", "parse_queues_conf", "start_simulator",
+]

@@ -1,0 +1,816 @@
+"""The simulated Asterisk: channels, Stasis, commands and hang-up sequences.
+
+Event sequences follow the recorded traces (``/work/shared/asterisk``):
+set-up of Local channels, entering and leaving Stasis, the three ways a
+call ends (the app hangs up, the caller hangs up, the dialplan ends) and
+what the app sees of each depending on its subscriptions.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from . import events as ev
+from .audio_in import AudioIn
+from .clock import Clock
+from .config import SimulatorConfig
+from .control import ChannelControl
+from .dialplan import Dialplan
+from .external_media import SUPPORTED_FORMATS, ExternalMedia
+from .errors import AriError, ChannelGone, channel_not_found, not_in_stasis
+from .http_media import HttpMediaCache
+from .ids import IdFactory
+from .media import MediaError, MediaResolver
+from .model import Bridge, CallerId, Channel, DialplanLocation
+from .pbx import Goto, Pbx
+from .playback import Playback, split_media
+from .recording import LiveRecording, RecordingOptions, RecordingStore
+from .simcall import ContinueRecord, SimCall
+from .sounds import SoundLibrary
+from .stasis import EventBus
+from .talkdetect import TalkDetector
+
+log = logging.getLogger(__name__)
+
+
+class Simulator:
+    """All simulated state.  REST handlers and the in-process API call into it."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.clock = Clock(self.config.time_scale)
+        self.ids = IdFactory(self.clock)
+        self.bus = EventBus(self.config.asterisk_id)
+        self.dialplan = Dialplan.from_text(self.config.dialplan_text)
+        for path in self.config.dialplan_files:
+            self.dialplan.load_text(Path(path).read_text())
+        self.sounds = SoundLibrary(list(self.config.sounds_dirs))
+        self.http_media = HttpMediaCache()
+        self.recording_store = RecordingStore(Path(self.config.recordings_dir))
+        self.media = MediaResolver(self.sounds, self.http_media, self.recording_store.directory)
+        self.queues = dict(self.config.queues)
+        self.channels: dict[str, Channel] = {}
+        self.bridges: dict[str, Bridge] = {}
+        self.playbacks: dict[str, Playback] = {}
+        self.live_recordings: dict[str, LiveRecording] = {}
+        self.calls: dict[str, SimCall] = {}
+        self.pbx = Pbx(self)
+        self.started = self.clock.timestamp()
+        self.closing = False
+        self.violations: list[Any] = []    # requests not in the API docs (see server.validation)
+
+    # -- small helpers ---------------------------------------------------------
+    def emit(self, built: tuple[ev.Event, ev.Refs]) -> None:
+        self.bus.publish(built)
+
+    def ts(self) -> str:
+        return self.clock.timestamp()
+
+    def channel(self, channel_id: str) -> Channel:
+        ch = self.channels.get(channel_id)
+        if ch is None or ch.destroyed:
+            raise channel_not_found()
+        return ch
+
+    def stasis_channel(self, channel_id: str) -> Channel:
+        ch = self.channel(channel_id)
+        if ch.stasis_app is None or ch.control is None:
+            raise not_in_stasis()
+        return ch
+
+    def call_for(self, ch: Channel) -> SimCall | None:
+        return self.calls.get(ch.id)
+
+    def new_channel(self, *, name: str, state: str, location: DialplanLocation, kind: str,
+                    caller: CallerId | None = None, connected: CallerId | None = None,
+                    channel_id: str | None = None) -> Channel:
+        cid = channel_id or self.ids.unique_id()
+        if cid in self.channels:
+            raise AriError(409, "Channel with given unique ID already exists")
+        ch = Channel(id=cid, name=name, state=state, location=location, creationtime=self.ts(),
+                     caller=caller, connected=connected, language=self.config.language)
+        ch.kind = kind  # type: ignore[attr-defined]
+        self.channels[cid] = ch
+        self.emit(ev.channel_event("ChannelCreated", self.ts(), ch))
+        return ch
+
+    def set_state(self, ch: Channel, state: str) -> None:
+        if ch.state != state:
+            ch.state = state
+            self.emit(ev.channel_event("ChannelStateChange", self.ts(), ch))
+
+    # -- variables -------------------------------------------------------------
+    def set_variable(self, ch: Channel, name: str, value: str) -> None:
+        """Set a variable or dialplan function as ``Set()``/``POST /variable`` do."""
+        func, _, arg = name.partition("(")
+        arg = arg.rstrip(")")
+        if not _:
+            ch.set_var(name, value)
+            self.emit(ev.varset(self.ts(), ch, name, value))
+            return
+        func = func.upper()
+        if func == "CALLERID":
+            self._set_callerid(ch, arg.lower(), value)
+        elif func == "TALK_DETECT":
+            self._talk_detect(ch, arg.lower(), value)
+        elif func == "MASTER_CHANNEL":
+            master = getattr(ch, "master", None)
+            if master is not None and not master.destroyed:
+                self.set_variable(master, arg, value)
+        else:
+            ch.variables[name] = value
+
+    def _set_callerid(self, ch: Channel, part: str, value: str) -> None:
+        if part in ("num", "number"):
+            ch.caller.number = value
+        elif part == "name":
+            ch.caller.name = value
+        elif part == "all":
+            ch.caller = CallerId.parse(value)
+        self.emit(ev.caller_id(self.ts(), ch))
+
+    def _talk_detect(self, ch: Channel, action: str, value: str) -> None:
+        if ch.talk_detect is not None:
+            ch.talk_detect.stop()
+            ch.talk_detect = None
+        if action == "set":
+            parts = [p for p in value.split(",")]
+            silence_ms = int(parts[0]) if parts and parts[0].strip() else 2500
+            threshold = int(parts[1]) if len(parts) > 1 and parts[1].strip() else 256
+            ch.talk_detect = TalkDetector(self, ch, silence_ms, threshold)
+            ch.talk_detect.start()
+
+    def get_variable(self, ch: Channel, name: str) -> str | None:
+        upper = name.upper()
+        if upper.startswith("CALLERID("):
+            part = name[9:-1].lower()
+            return {"num": ch.caller.number, "number": ch.caller.number, "name": ch.caller.name,
+                    "all": f'"{ch.caller.name}" <{ch.caller.number}>'}.get(part)
+        builtin = {"CHANNEL": ch.name, "UNIQUEID": ch.id, "EXTEN": ch.location.exten,
+                   "CONTEXT": ch.location.context, "PRIORITY": str(ch.location.priority)}
+        if upper in builtin:
+            return builtin[upper]
+        if ch.channelvars and name in ch.channelvars:
+            return ch.channelvars[name]
+        return ch.get_var(name)
+
+    # -- originate -----------------------------------------------------------
+    def originate(self, endpoint: str, *, app: str | None = None, app_args: str = "",
+                  context: str | None = None, extension: str | None = None,
+                  priority: int | None = None, label: str | None = None,
+                  caller_id: str | None = None, variables: dict[str, str] | None = None,
+                  channel_id: str | None = None, other_channel_id: str | None = None) -> Channel:
+        if not endpoint:
+            raise AriError(400, "Endpoint must be specified")
+        if not app and not extension and not context:
+            raise AriError(400, "Application or extension must be specified")
+        if app and (extension or context or priority or label):
+            raise AriError(400, "Option 'app' and 'extension/context/priority/label' are mutually exclusive")
+        tech, _, resource = endpoint.partition("/")
+        if not resource:
+            raise AriError(400, "Endpoint parameter is not valid")
+        target = _Target(app, app_args, context, extension, priority, label)
+        if tech.lower() == "local":
+            return self._originate_local(resource, target, caller_id, variables or {},
+                                         channel_id, other_channel_id)
+        return self._originate_remote(endpoint, target, caller_id, variables or {}, channel_id)
+
+    def _originate_local(self, resource: str, target: "_Target", caller_id: str | None,
+                         variables: dict[str, str], channel_id: str | None,
+                         other_channel_id: str | None) -> Channel:
+        dest = resource.split("/", 1)[0]
+        exten, _, ctx = dest.partition("@")
+        ctx = ctx or "default"
+        suffix = self.ids.local_suffix()
+        cid = CallerId.parse(caller_id)
+        one = self.new_channel(name=f"Local/{dest}-{suffix};1", state="Down", kind="local1",
+                               location=DialplanLocation(ctx, exten, 1, "AppDial2", "(Outgoing Line)"),
+                               caller=CallerId(cid.name, cid.number), connected=CallerId(cid.name, cid.number),
+                               channel_id=channel_id)
+        two = self.new_channel(name=f"Local/{dest}-{suffix};2", state="Ring", kind="local2",
+                               location=DialplanLocation(ctx, exten, 1, "", ""),
+                               caller=CallerId(cid.name, cid.number), connected=CallerId(cid.name, cid.number),
+                               channel_id=other_channel_id)
+        one.partner, two.partner = two, one
+        one.is_local_one = True
+        one.audio_in = AudioIn(sending=False)
+        one.dialstring = f"{exten}@{ctx}"  # type: ignore[attr-defined]
+        one.pending = target  # type: ignore[attr-defined]
+        self.calls[one.id] = SimCall(self, one, kind="local", exten=exten)
+        if target.app:
+            one.originated_into_stasis = True
+            app = self.bus.app(target.app)
+            app.subscribe_channel(one.id)
+            app.subscribe_channel(two.id)
+        one.spawn(self._start_local(one, two, variables, caller_id is not None), "originate")
+        return one
+
+    async def _start_local(self, one: Channel, two: Channel, variables: dict[str, str],
+                           with_callerid: bool) -> None:
+        await asyncio.sleep(0)
+        for name, value in reversed(list(variables.items())):
+            one.set_var(name, value)
+            self.set_variable(two, name, value)
+        if with_callerid:
+            self.emit(ev.caller_id(self.ts(), two))
+            self.emit(ev.channel_event("ChannelConnectedLine", self.ts(), two))
+        self.emit(ev.dial(self.ts(), one, "", one.dialstring))  # type: ignore[attr-defined]
+        two.pbx_task = two.spawn(self.pbx.run(two, two.location.context, two.location.exten, 1), "pbx")  # type: ignore[attr-defined]
+
+    def _originate_remote(self, endpoint: str, target: "_Target", caller_id: str | None,
+                          variables: dict[str, str], channel_id: str | None) -> Channel:
+        """Originate to a simulated phone (e.g. ``PJSIP/1000``): it answers by itself."""
+        cid = CallerId.parse(caller_id)
+        ch = self.new_channel(name=f"{endpoint}-{self.ids.trunk_suffix()}", state="Down", kind="trunk",
+                              location=DialplanLocation("default", "s", 1, "AppDial2", "(Outgoing Line)"),
+                              caller=cid, connected=CallerId(cid.name, cid.number), channel_id=channel_id)
+        ch.audio_in = AudioIn(sending=True)
+        ch.media_flowing.set()
+        ch.dialstring = endpoint.partition("/")[2]  # type: ignore[attr-defined]
+        ch.pending = target  # type: ignore[attr-defined]
+        for name, value in variables.items():
+            ch.set_var(name, value)
+        call = SimCall(self, ch, kind="outbound", exten=endpoint)
+        self.calls[ch.id] = call
+        if target.app:
+            ch.originated_into_stasis = True
+            self.bus.app(target.app).subscribe_channel(ch.id)
+        ch.spawn(self._ring_remote(ch, call), "ring")
+        return ch
+
+    async def _ring_remote(self, ch: Channel, call: SimCall) -> None:
+        await asyncio.sleep(0)
+        self.emit(ev.dial(self.ts(), ch, "", ch.dialstring))  # type: ignore[attr-defined]
+        self.set_state(ch, "Ringing")
+        self.emit(ev.dial(self.ts(), ch, "RINGING", ch.dialstring))  # type: ignore[attr-defined]
+        after = call.answer_after if call.answer_after is not None else self.config.outbound_answer_after
+        if after is None:
+            return
+        await self.clock.sleep(after)
+        self.answer_channel(ch)
+
+    # -- inbound -------------------------------------------------------------
+    def inbound_call(self, ani: str, exten: str, *, caller_name: str = "",
+                     context: str = "ivr-inbound", variables: dict[str, str] | None = None) -> SimCall:
+        """A call arriving from the trunk into ``context``/``exten`` (normally -> Stasis)."""
+        ch = self.new_channel(name=f"{self.config.trunk_name}-{self.ids.trunk_suffix()}", state="Ring",
+                              kind="trunk", location=DialplanLocation(context, exten, 1, "", ""),
+                              caller=CallerId(caller_name, ani))
+        ch.protocol_id = f"{uuid.uuid4()}@sim"
+        ch.audio_in = AudioIn(sending=True)
+        ch.media_flowing.set()
+        for name, value in (variables or {}).items():
+            ch.set_var(name, value)
+        call = SimCall(self, ch, kind="inbound", exten=exten)
+        self.calls[ch.id] = call
+        ch.pbx_task = ch.spawn(self.pbx.run(ch, context, exten, 1), "pbx")  # type: ignore[attr-defined]
+        return call
+
+    # -- answering -----------------------------------------------------------
+    def answer_channel(self, ch: Channel) -> None:
+        """The channel goes Up; a Local ;2 answering also answers its ;1."""
+        if ch.state == "Up":
+            return
+        self.set_state(ch, "Up")
+        ch.answered.set()
+        kind = getattr(ch, "kind", "")
+        if kind == "local2" and ch.partner is not None and ch.partner.state != "Up":
+            self._remote_answered(ch.partner)
+        elif kind == "trunk" and getattr(ch, "pending", None) is not None:
+            self._remote_answered(ch, state_already_set=True)
+        call = self.calls.get(ch.id)
+        if call is not None:
+            call._on_answer()
+
+    def _remote_answered(self, one: Channel, state_already_set: bool = False) -> None:
+        if not state_already_set:
+            self.set_state(one, "Up")
+        one.answered.set()
+        self.emit(ev.dial(self.ts(), one, "ANSWER", one.dialstring))  # type: ignore[attr-defined]
+        target: _Target | None = getattr(one, "pending", None)
+        one.pending = None  # type: ignore[attr-defined]
+        if target is None:
+            return
+        if target.app:
+            one.location.app_name = "Stasis"
+            one.location.app_data = ",".join([target.app] + ([target.app_args] if target.app_args else []))
+            args = [a for a in target.app_args.split(",")] if target.app_args else []
+            self.enter_stasis(one, target.app, args)
+            one.pbx_task = one.spawn(self._after_stasis(one), "stasis")  # type: ignore[attr-defined]
+        else:
+            ctx = target.context or one.location.context
+            ext = target.extension or "s"
+            prio = target.priority or 1
+            if target.label:
+                prio = self.dialplan.label(ctx, ext, target.label) or 1
+            one.pbx_task = one.spawn(self.pbx.run(one, ctx, ext, prio), "pbx")  # type: ignore[attr-defined]
+
+    async def _after_stasis(self, ch: Channel) -> None:
+        """An originated channel that leaves Stasis by /continue runs the dialplan."""
+        target = await ch.stasis_exit  # type: ignore[attr-defined]
+        if isinstance(target, Goto):
+            await self.pbx.run(ch, target.context, target.exten, target.priority)
+
+    # -- Stasis ----------------------------------------------------------------
+    def enter_stasis(self, ch: Channel, app_name: str, args: list[str]) -> bool:
+        app = self.bus.apps.get(app_name)
+        if app is None:
+            log.warning("Stasis app '%s' not registered", app_name)
+            self.set_variable(ch, "STASISSTATUS", "FAILED")
+            return False
+        self.set_variable(ch, "STASISSTATUS", "")
+        app.subscribe_channel(ch.id)
+        ch.stasis_app = app_name
+        ch.stasis_args = list(args)
+        ch.control = ChannelControl(ch.spawn)
+        ch.stasis_exit = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+        self.emit(ev.stasis_start(self.ts(), ch, args))
+        call = self.calls.get(ch.id)
+        if call is not None:
+            call._on_stasis_start(app_name, args)
+        return True
+
+    async def run_stasis(self, ch: Channel, app_name: str, args: list[str]) -> Goto | None:
+        """Dialplan ``Stasis()``: returns where /continue sends the channel."""
+        if not self.enter_stasis(ch, app_name, args):
+            return None
+        return await ch.stasis_exit  # type: ignore[attr-defined, no-any-return]
+
+    def _leave_stasis(self, ch: Channel, for_dialplan: bool) -> None:
+        app = self.bus.apps.get(ch.stasis_app or "")
+        self.emit(ev.channel_event("StasisEnd", self.ts(), ch))
+        if app is not None:
+            app.unsubscribe_channel(ch.id)
+        ch.stasis_app = None
+        if ch.control is not None:
+            ch.control.close()
+            ch.control = None
+        if not (for_dialplan and ch.originated_into_stasis):
+            self.set_variable(ch, "STASISSTATUS", "SUCCESS")
+
+    # -- commands (queued on the channel) -------------------------------------
+    async def _run_sync(self, ch: Channel, name: str, fn: Any) -> Any:
+        assert ch.control is not None
+        try:
+            return await ch.control.submit(name, fn)
+        except ChannelGone:
+            raise channel_not_found() from None
+
+    async def cmd_answer(self, channel_id: str) -> None:
+        ch = self.stasis_channel(channel_id)
+
+        async def run() -> None:
+            self.answer_channel(ch)
+        await self._run_sync(ch, "answer", run)
+
+    async def cmd_set_variable(self, channel_id: str, name: str, value: str) -> None:
+        if not name:
+            raise AriError(400, "Variable name is required")
+        ch = self.stasis_channel(channel_id)
+
+        async def run() -> None:
+            self.set_variable(ch, name, value)
+        await self._run_sync(ch, "setvar", run)
+
+    def cmd_play(self, channel_id: str, media: str, playback_id: str | None, lang: str | None) -> Playback:
+        ch = self.stasis_channel(channel_id)
+        uris = split_media(media or "")
+        if not uris:
+            raise AriError(400, "media is required")
+        pb = Playback(playback_id or str(uuid.uuid4()), uris, ch.id, lang or ch.language)
+        self.playbacks[pb.id] = pb
+        assert ch.control is not None
+        ch.control.submit("play", lambda: self._run_playback(ch, pb))
+        return pb
+
+    async def _run_playback(self, ch: Channel, pb: Playback) -> None:
+        if pb.finalized:   # cancelled while queued: announce it now, without a start
+            self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json(), ch.id))
+            return
+        pb.state = "playing"
+        pb.started_at = self.clock.now()
+        self.emit(ev.playback_event("PlaybackStarted", self.ts(), pb.to_json(), ch.id))
+        call = self.calls.get(ch.id)
+        if call is not None:
+            call._on_prompt_started(pb)
+        for index, uri in enumerate(pb.media):
+            if index:
+                pb.index = index
+                self.emit(ev.playback_event("PlaybackContinuing", self.ts(), pb.to_json(), ch.id))
+            try:
+                samples = await self.media.load(uri, pb.language)
+            except MediaError as exc:
+                log.warning("%s: Playback failed for %s: %s", ch.id, uri, exc)
+                if index + 1 == len(pb.media):
+                    self.finish_playback(pb, "failed")
+                    return
+                continue
+            if pb.finalized:
+                return
+            if pb.stop.is_set():
+                break
+            self._media_towards_far_end(ch)
+            duration = None if samples is None else len(samples) / 8000
+            if await self._wait_stop(pb, duration):
+                pb.stopped = True
+                break
+            if pb.finalized:
+                return
+        self.finish_playback(pb, "done")
+
+    async def _wait_stop(self, pb: Playback, duration: float | None) -> bool:
+        if duration is None:
+            await pb.stop.wait()
+            return True
+        return await self.clock.wait_for(pb.stop, duration)
+
+    def _media_towards_far_end(self, ch: Channel) -> None:
+        """First audio frame towards the far end ends a pending Answer() wait there."""
+        if ch.partner is not None:
+            ch.partner.media_flowing.set()
+
+    def finish_playback(self, pb: Playback, state: str) -> None:
+        if pb.finalized:
+            return
+        pb.finalized = True
+        pb.state = state
+        pb.finished_at = self.clock.now()
+        self.playbacks.pop(pb.id, None)
+        self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json(), pb.channel_id))
+        call = self.calls.get(pb.channel_id)
+        if call is not None:
+            call._on_prompt_finished(pb)
+
+    def stop_playback(self, playback_id: str) -> None:
+        pb = self.playbacks.pop(playback_id, None)
+        if pb is None:
+            raise AriError(404, "Playback not found")
+        pb.stopped = True
+        if pb.state == "queued":
+            pb.finalized = True        # PlaybackFinished(done) when the queue reaches it
+            pb.state = "done"
+            call = self.calls.get(pb.channel_id)
+            if call is not None:
+                call._on_prompt_finished(pb)
+        else:
+            pb.stop.set()
+
+    def cmd_dtmf(self, channel_id: str, dtmf: str, before: int, between: int,
+                 duration: int, after: int) -> None:
+        if not dtmf:
+            raise AriError(400, "DTMF is required")
+        ch = self.stasis_channel(channel_id)
+        assert ch.control is not None
+        ch.control.submit("dtmf", lambda: self._send_dtmf(ch, dtmf, before, between, duration, after))
+
+    async def _send_dtmf(self, ch: Channel, digits: str, before: int, between: int,
+                         duration: int, after: int) -> None:
+        start = self.clock.now() + before / 1000
+        for i, digit in enumerate(digits):
+            await self.clock.sleep_until(start + i * (duration + between) / 1000 + (duration + 100) / 1000)
+            self._dtmf_to_far_end(ch, digit, duration)
+        await self.clock.sleep_until(start + len(digits) * (duration + between) / 1000 + (after + 100) / 1000)
+
+    def _dtmf_to_far_end(self, ch: Channel, digit: str, duration: int) -> None:
+        if ch.partner is not None and not ch.partner.destroyed:
+            self.emit(ev.dtmf_received(self.ts(), ch.partner, digit, duration))
+        call = self.calls.get(ch.id)
+        if call is not None:
+            call.dtmf_heard.append(digit)
+
+    def dtmf_from_far_end(self, ch: Channel, digit: str, duration_ms: int = 100) -> None:
+        """The caller pressed a key: ChannelDtmfReceived on the channel facing the app."""
+        if ch.destroyed:
+            return
+        self.emit(ev.dtmf_received(self.ts(), ch, digit, duration_ms))
+        for rec in list(self.live_recordings.values()):
+            if rec.channel is ch:
+                rec.on_dtmf(digit)
+
+    def cmd_continue(self, channel_id: str, context: str | None, extension: str | None,
+                     priority: int | None, label: str | None) -> None:
+        ch = self.stasis_channel(channel_id)
+        ctx = context or ch.location.context
+        ext = extension or ch.location.exten
+        if label:
+            prio = self.dialplan.label(ctx, ext, label)
+            if prio is None:
+                raise AriError(404, "Requested label cannot be found")
+        elif priority:
+            prio = priority
+        elif context or extension:
+            prio = 1
+        else:
+            prio = ch.location.priority + 1
+        assert ch.control is not None
+        ch.control.submit("continue", lambda: self._do_continue(ch, ctx, ext, prio, label))
+
+    async def _do_continue(self, ch: Channel, ctx: str, ext: str, prio: int, label: str | None) -> None:
+        call = self.calls.get(ch.id)
+        if call is not None:
+            call.continued = ContinueRecord(ctx, ext, prio, label, dict(ch.variables), self.clock.now())
+        exit_future: asyncio.Future[Any] = ch.stasis_exit  # type: ignore[attr-defined]
+        self._leave_stasis(ch, for_dialplan=True)
+        if not exit_future.done():
+            exit_future.set_result(Goto(ctx, ext, prio))
+
+    def cmd_moh(self, channel_id: str, moh_class: str | None, start: bool) -> None:
+        ch = self.stasis_channel(channel_id)
+        call = self.calls.get(ch.id)
+
+        async def run() -> None:
+            if call is not None:
+                call.moh = moh_class or "default" if start else None
+        assert ch.control is not None
+        ch.control.submit("moh", run)
+
+    def cmd_record(self, channel_id: str, options: RecordingOptions) -> LiveRecording:
+        ch = self.stasis_channel(channel_id)
+        options.validate()
+        if options.name in self.live_recordings:
+            raise AriError(409, "Recording with the same name is already in progress")
+        if self.recording_store.exists(options.name) and options.if_exists == "fail":
+            raise AriError(409, f"Recording '{options.name}' already exists and can not be overwritten")
+        rec = LiveRecording(self, ch, options)
+        self.live_recordings[options.name] = rec
+        assert ch.control is not None
+        ch.control.submit("record", rec.run)
+        return rec
+
+    # -- hang-up ---------------------------------------------------------------
+    def hangup_by_app(self, channel_id: str, cause: int) -> None:
+        """``DELETE /channels/{id}``: a soft hang-up requested by the app."""
+        ch = self.channel(channel_id)
+        ch.hangup_cause = cause  # type: ignore[attr-defined]
+        ch.hungup_by = "app"  # type: ignore[attr-defined]
+        self.emit(ev.hangup_request(self.ts(), ch, 32, soft=True))
+        if ch.stasis_app is not None:
+            self._leave_bridge(ch)
+            self._abort_media(ch)
+            self._leave_stasis(ch, for_dialplan=False)
+            self._destroy_with_partner(ch, cause)
+        elif self._dialplan_running(ch):
+            ch.soft_hungup = True
+            ch.pbx_task.cancel()  # type: ignore[attr-defined]
+        else:
+            self._destroy_with_partner(ch, cause)
+
+    def hangup_by_far_end(self, ch: Channel, cause: int) -> None:
+        """The caller (or the Local ;2 dialplan) hangs up the call facing the app."""
+        if ch.destroyed:
+            return
+        ch.hangup_cause = cause  # type: ignore[attr-defined]
+        ch.hungup_by = "caller"  # type: ignore[attr-defined]
+        two = ch.partner
+        if two is not None and not two.destroyed:
+            self.emit(ev.hangup_request(self.ts(), two, 16, soft=True))
+        self.emit(ev.hangup_request(self.ts(), ch, cause, soft=False))
+        if two is not None and not two.destroyed:
+            self._destroy(two, cause, blank_app=True)
+        if ch.stasis_app is not None:
+            self._abort_media(ch)
+            self._leave_bridge(ch)
+            self._leave_stasis(ch, for_dialplan=False)
+            self._destroy(ch, cause)
+        elif self._dialplan_running(ch):
+            ch.far_hungup = True  # type: ignore[attr-defined]
+            ch.pbx_task.cancel()  # type: ignore[attr-defined]
+        else:
+            self._destroy(ch, cause)
+
+    def dialplan_finished(self, ch: Channel, cause: int) -> None:
+        """A channel's dialplan ended (Hangup(), fell off the end, or was interrupted)."""
+        if ch.destroyed or self.closing:
+            return
+        kind = getattr(ch, "kind", "")
+        if kind == "local2":
+            if ch.partner is not None and not ch.partner.destroyed:
+                self.hangup_by_far_end(ch.partner, cause)
+            else:
+                self._destroy(ch, cause, blank_app=True)
+            return
+        if getattr(ch, "far_hungup", False):
+            self._destroy(ch, getattr(ch, "hangup_cause", cause))
+            return
+        if ch.soft_hungup:
+            cause = getattr(ch, "hangup_cause", 16)
+            if not ch.originated_into_stasis:
+                self.emit(ev.hangup_request(self.ts(), ch, 16, soft=True))
+        elif getattr(ch, "hungup_by", None) is None:
+            ch.hungup_by = "dialplan"  # type: ignore[attr-defined]
+        if ch.originated_into_stasis:
+            self.set_variable(ch, "STASISSTATUS", "SUCCESS")
+        self._leave_bridge(ch)
+        self._destroy_with_partner(ch, cause)
+
+    def _dialplan_running(self, ch: Channel) -> bool:
+        task = getattr(ch, "pbx_task", None)
+        return task is not None and not task.done()
+
+    def _destroy_with_partner(self, one: Channel, cause: int) -> None:
+        two = one.partner
+        if two is not None and not two.destroyed and getattr(one, "kind", "") == "local1":
+            self.emit(ev.hangup_request(self.ts(), two, 16, soft=False))
+            self._destroy(one, cause)
+            if two.location.app_name == "Playback":
+                self.set_variable(two, "PLAYBACKSTATUS", "SUCCESS")
+            self.emit(ev.hangup_request(self.ts(), two, 16, soft=True))
+            self._destroy(two, cause, blank_app=True)
+            return
+        self._destroy(one, cause)
+
+    def _abort_media(self, ch: Channel) -> None:
+        for pb in list(self.playbacks.values()):
+            if pb.channel_id == ch.id and pb.state == "playing":
+                self.finish_playback(pb, "failed")
+        for pb in list(self.playbacks.values()):
+            if pb.channel_id == ch.id:
+                self.playbacks.pop(pb.id, None)
+        for rec in list(self.live_recordings.values()):
+            if rec.channel is ch:
+                rec.channel_gone()
+        if ch.talk_detect is not None:
+            ch.talk_detect.stop()
+            ch.talk_detect = None
+
+    def _destroy(self, ch: Channel, cause: int, blank_app: bool = False) -> None:
+        if ch.destroyed:
+            return
+        kind = getattr(ch, "kind", "")
+        if blank_app:
+            ch.location.app_name, ch.location.app_data = "", ""
+        elif kind in ("local1", "unicast", "agent"):
+            ch.location.app_name, ch.location.app_data = ch.outgoing_app
+        self._abort_media(ch)
+        self._leave_bridge(ch, quiet=True)
+        ch.destroyed = True
+        self.emit(ev.destroyed(self.ts(), ch, cause))
+        self.bus.forget_channel(ch.id)
+        self.channels.pop(ch.id, None)
+        if ch.control is not None:
+            ch.control.close()
+            ch.control = None
+        if ch.external_media is not None:
+            ch.external_media.close()
+        call = self.calls.get(ch.id)
+        if call is not None:
+            call._on_hangup(cause, getattr(ch, "hungup_by", None) or "caller")
+        ch.cancel_tasks()
+
+    # -- externalMedia -------------------------------------------------------------
+    async def create_external_media(self, app: str, external_host: str, fmt: str, *,
+                                    channel_id: str | None = None,
+                                    variables: dict[str, str] | None = None,
+                                    encapsulation: str = "rtp", transport: str = "udp") -> Channel:
+        """Returns while the channel is still Down; its StasisStart follows shortly."""
+        if not app:
+            raise AriError(400, "app is required")
+        if encapsulation != "rtp" or transport != "udp":
+            raise AriError(501, "Only encapsulation=rtp with transport=udp is simulated")
+        host, _, port = (external_host or "").rpartition(":")
+        if not host or not port.isdigit():
+            raise AriError(400, "external_host is required (host:port)")
+        if fmt not in SUPPORTED_FORMATS:
+            raise AriError(400, f"Unsupported format {fmt}")
+        ch = self.new_channel(name=f"UnicastRTP/{external_host}-{self.ids.pointer()}", state="Down",
+                              kind="unicast", channel_id=channel_id,
+                              location=DialplanLocation("default", "s", 1, "AppDial2", "(Outgoing Line)"))
+        media = ExternalMedia(self, ch, host, int(port), fmt)
+        await media.open()
+        ch.external_media = media
+        ch.channelvars = {"UNICASTRTP_LOCAL_PORT": str(media.local_port), "UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1"}
+        for name, value in {**ch.channelvars, **(variables or {})}.items():
+            ch.set_var(name, value)
+        ch.originated_into_stasis = True
+        self.bus.app(app).subscribe_channel(ch.id)
+        ch.spawn(self._external_media_enter(ch, app, f"{external_host}/c({fmt})"), "em-enter")
+        return ch
+
+    async def _external_media_enter(self, ch: Channel, app: str, dialstring: str) -> None:
+        await self.clock.sleep(self.config.external_media_stasis_delay)
+        self.emit(ev.dial(self.ts(), ch, "", dialstring))
+        self.set_state(ch, "Up")
+        ch.answered.set()
+        self.emit(ev.dial(self.ts(), ch, "ANSWER", dialstring))
+        ch.location.app_name, ch.location.app_data = "Stasis", app
+        self.enter_stasis(ch, app, [])
+
+    # -- bridges -----------------------------------------------------------------
+    def create_bridge(self, bridge_type: str = "mixing", bridge_id: str | None = None,
+                      name: str = "") -> Bridge:
+        bid = bridge_id or self.ids.bridge_id()
+        if bid in self.bridges:
+            raise AriError(409, "Bridge with the same bridgeId already exists")
+        types = [t for t in (bridge_type or "mixing").split(",") if t]
+        bridge = Bridge(id=bid, creationtime=self.ts(), name=name or "",
+                        bridge_type="holding" if "holding" in types else "mixing")
+        self.bridges[bid] = bridge
+        return bridge
+
+    def bridge(self, bridge_id: str) -> Bridge:
+        bridge = self.bridges.get(bridge_id)
+        if bridge is None:
+            raise AriError(404, "Bridge not found")
+        return bridge
+
+    def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        bridge = self.bridge(bridge_id)
+        chans: list[Channel] = []
+        for cid in channel_ids:
+            ch = self.channels.get(cid)
+            if ch is None or ch.destroyed:
+                raise AriError(400, "Channel not found")
+            if ch.stasis_app is None:
+                raise AriError(422, "Channel not in Stasis application")
+            chans.append(ch)
+        for ch in chans:
+            if ch.bridge_id == bridge.id:
+                continue
+            if ch.bridge_id is not None:
+                self._leave_bridge(ch)
+            self.bus.app(ch.stasis_app or "").bridges[bridge.id] += 1
+            bridge.channels.append(ch.id)
+            ch.bridge_id = bridge.id
+            self.emit(ev.bridge_channel_event("ChannelEnteredBridge", self.ts(), bridge, ch))
+        self._update_bridge_peers(bridge)
+        self._update_media_paths(bridge)
+
+    def _update_bridge_peers(self, bridge: Bridge) -> None:
+        members = [self.channels[c] for c in bridge.channels if c in self.channels]
+        if len(members) != 2:
+            return
+        a, b = members
+        for ch, peer in ((a, b), (b, a)):
+            if ch.get_var("BRIDGEPEER") != peer.name:
+                self.set_variable(ch, "BRIDGEPEER", peer.name)
+
+    def _update_media_paths(self, bridge: Bridge) -> None:
+        members = [self.channels[c] for c in bridge.channels if c in self.channels]
+        for ch in members:
+            if ch.external_media is not None:
+                sources = [m for m in members if m is not ch and m.audio_in is not None]
+                ch.external_media.set_sources(sources)
+
+    def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
+        bridge = self.bridge(bridge_id)
+        ch = self.channels.get(channel_id)
+        if ch is None or ch.destroyed:
+            raise AriError(400, "Channel not found")
+        if ch.bridge_id != bridge.id:
+            raise AriError(422, "Channel not in this bridge")
+        self._leave_bridge(ch)
+
+    def _leave_bridge(self, ch: Channel, quiet: bool = False) -> None:
+        bridge = self.bridges.get(ch.bridge_id or "")
+        if bridge is None:
+            ch.bridge_id = None
+            return
+        if ch.id in bridge.channels:
+            bridge.channels.remove(ch.id)
+        ch.bridge_id = None
+        if not quiet:
+            self.set_variable(ch, "BRIDGEPEER", "")
+            self.emit(ev.bridge_channel_event("ChannelLeftBridge", self.ts(), bridge, ch))
+        self._update_media_paths(bridge)
+        if ch.external_media is not None:
+            ch.external_media.set_sources([])
+
+    def destroy_bridge(self, bridge_id: str) -> None:
+        bridge = self.bridge(bridge_id)
+        for cid in list(bridge.channels):
+            ch = self.channels.get(cid)
+            if ch is not None:
+                self._leave_bridge(ch)
+        del self.bridges[bridge_id]
+        self.emit(ev.bridge_event("BridgeDestroyed", self.ts(), bridge))
+        self.bus.forget_bridge(bridge_id)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def close(self) -> None:
+        self.closing = True
+        for ch in list(self.channels.values()):
+            ch.destroyed = True
+            if ch.external_media is not None:
+                ch.external_media.close()
+            ch.cancel_tasks()
+        for app in self.bus.apps.values():
+            for sock in list(app.sockets):
+                await sock.close(code=1001)
+        await self.http_media.close()
+        await asyncio.sleep(0)
+
+
+class _Target:
+    """Where an originated channel goes once answered: an app or a dialplan spot."""
+
+    def __init__(self, app: str | None, app_args: str, context: str | None, extension: str | None,
+                 priority: int | None, label: str | None) -> None:
+        self.app = app
+        self.app_args = app_args
+        self.context = context
+        self.extension = extension
+        self.priority = priority
+        self.label = label

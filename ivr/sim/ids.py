@@ -1,0 +1,38 @@
+"""Identifier factories that look like Asterisk's.
+
+Channel unique ids are ``<epoch>.<sequence>``, Local channel names carry an
+eight-digit hex counter (``Local/x@ctx-0000002a;1``), bridges get UUIDs.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+
+from .clock import Clock
+
+
+class IdFactory:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._seq = itertools.count(0)
+        self._local = itertools.count(0)
+        self._trunk = itertools.count(1)
+
+    def unique_id(self) -> str:
+        return f"{int(self._clock.wall())}.{next(self._seq)}"
+
+    def local_suffix(self) -> str:
+        return f"{next(self._local):08x}"
+
+    def trunk_suffix(self) -> str:
+        return f"{next(self._trunk):08x}"
+
+    @staticmethod
+    def bridge_id() -> str:
+        return str(uuid.uuid4())
+
+    @staticmethod
+    def pointer() -> str:
+        """The ``0x7f...`` tail of UnicastRTP channel names."""
+        return f"0x7f{random.randrange(16**10):010x}"

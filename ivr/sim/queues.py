@@ -1,0 +1,217 @@
+"""``Queue()`` as the app sees it through a channel subscription.
+
+Per the ``continue-to-queue*`` traces: six empty time variables, a Dial per
+ringing member (``peer`` = agent channel), Dial ANSWER for the member who
+answers and two CANCEL Dials for each other one, the MEMBER*/QUEUE*
+variables (``setinterfacevar=yes``), then bridging and BRIDGEPEER.  When the
+caller hangs up the queue variables are set again.  Which member answers,
+and when, comes from ``QueueMember.answer_after``.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import events as ev
+from .config import QueueConfig, QueueMember
+from .model import Bridge, CallerId, Channel, DialplanLocation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import Simulator
+
+TIME_VARS = ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS")
+
+
+@dataclass
+class QueueOutcome:
+    """What happened to a call in a queue (for tests: who answered)."""
+    queue: str
+    entered_at: float
+    member_interface: str | None = None
+    member_name: str | None = None
+    agent_channel: str | None = None
+    answered_at: float | None = None
+    status: str | None = None
+
+
+@dataclass
+class _Leg:
+    member: QueueMember
+    channel: Channel
+
+
+async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
+    """Returns True when the caller must be hung up (the bridged call ended)."""
+    args = data.split(",")
+    queue = sim.queues.get(args[0])
+    if queue is None:
+        sim.set_variable(caller, "QUEUESTATUS", "UNKNOWN")
+        return False
+    options = args[1] if len(args) > 1 else ""
+    timeout = float(args[4]) if len(args) > 4 and args[4].strip() else None
+    gosub = args[6].strip() if len(args) > 6 else ""
+    for name in TIME_VARS:
+        sim.set_variable(caller, name, "")
+    entered = sim.clock.now()
+    if caller.partner is not None:
+        caller.partner.media_flowing.set()     # the caller now hears music on hold / ringing
+    outcome = QueueOutcome(queue.name, entered)
+    call = sim.calls.get(caller.id)
+    if call is not None:
+        call.queue = outcome
+    legs = [_create_leg(sim, caller, m) for m in queue.members]
+    for leg in legs:
+        sim.emit(ev.dial(sim.ts(), leg.channel, "", leg.member.interface, caller=caller))
+    for leg in legs:
+        leg.channel.state = "Ringing"
+        leg.channel.location.exten = caller.location.exten
+        sim.emit(ev.dial(sim.ts(), leg.channel, "RINGING", leg.member.interface, caller=caller))
+    answered: _Leg | None = None
+    try:
+        answered = await _first_answer(sim, legs, timeout)
+        if answered is None:
+            _cancel_legs(sim, caller, legs)
+            outcome.status = "TIMEOUT"
+            sim.set_variable(caller, "QUEUESTATUS", "TIMEOUT")
+            return False
+        await _connect(sim, queue, caller, answered, legs, outcome, gosub)
+        await caller.agent_gone.wait()  # type: ignore[attr-defined]
+        _after_call(sim, queue, caller, outcome)
+        return "c" not in options
+    except asyncio.CancelledError:
+        if answered is None:
+            _cancel_legs(sim, caller, legs)
+            queue.abandoned += 1
+        else:
+            _after_call(sim, queue, caller, outcome)
+        raise
+    finally:
+        for leg in legs:
+            sim._destroy(leg.channel, 16)
+
+
+def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> _Leg:
+    tech, _, resource = member.interface.partition("/")
+    if tech.lower() == "local":
+        dest = resource.split("/")[0]
+        exten, _, ctx = dest.partition("@")
+        name = f"Local/{dest}-{sim.ids.local_suffix()};1"
+    else:
+        ctx, exten = "default", resource
+        name = f"{member.interface}-{sim.ids.trunk_suffix()}"
+    ch = sim.new_channel(name=name, state="Down", kind="agent",
+                         location=DialplanLocation(ctx, exten, 1, "AppQueue", "(Outgoing Line)"),
+                         caller=CallerId("", caller.location.exten))
+    ch.outgoing_app = ("AppQueue", "(Outgoing Line)")
+    for var, value in caller.inherited.items():
+        ch.set_var(var, value)
+    return _Leg(member, ch)
+
+
+async def _first_answer(sim: "Simulator", legs: list[_Leg], timeout: float | None) -> _Leg | None:
+    candidates = [leg for leg in legs if leg.member.answer_after is not None]
+    first = min(candidates, key=lambda leg: leg.member.answer_after or 0.0, default=None)
+    if first is None:
+        await sim.clock.sleep(timeout if timeout is not None else 3600.0)
+        return None
+    delay = first.member.answer_after or 0.0
+    if timeout is not None and delay > timeout:
+        await sim.clock.sleep(timeout)
+        return None
+    await sim.clock.sleep(delay)
+    return first
+
+
+def _cancel_legs(sim: "Simulator", caller: Channel, legs: list[_Leg]) -> None:
+    for leg in legs:
+        sim.emit(ev.dial(sim.ts(), leg.channel, "CANCEL", "", caller=caller))
+        sim.emit(ev.dial(sim.ts(), leg.channel, "CANCEL", leg.member.interface, caller=caller))
+
+
+async def _connect(sim: "Simulator", queue: QueueConfig, caller: Channel, answered: _Leg,
+                   legs: list[_Leg], outcome: QueueOutcome, gosub: str) -> None:
+    agent = answered.channel
+    agent.state = "Up"
+    sim.emit(ev.dial(sim.ts(), agent, "ANSWER", answered.member.interface, caller=caller))
+    _cancel_legs(sim, caller, [leg for leg in legs if leg is not answered])
+    now = sim.clock.now()
+    wait = now - outcome.entered_at
+    member = answered.member
+    if queue.setinterfacevar:
+        for name, value in (("MEMBERINTERFACE", member.interface), ("MEMBERNAME", member.name),
+                            ("MEMBERCALLS", str(member.calls)), ("MEMBERLASTCALL", str(member.last_call)),
+                            ("MEMBERPENALTY", str(member.penalty)), ("MEMBERDYNAMIC", "0"),
+                            ("MEMBERREALTIME", "0")):
+            sim.set_variable(caller, name, value)
+    if queue.setqueueentryvar:
+        sim.set_variable(caller, "QEHOLDTIME", str(int(wait)))
+        sim.set_variable(caller, "QEORIGINALPOS", "1")
+    _queue_vars(sim, queue, caller, calls=1)
+    sim.set_variable(caller, "QUEUEPOSITION", "1")
+    if gosub:
+        agent.master = caller  # type: ignore[attr-defined]
+        await sim.pbx.run_subroutine(agent, gosub, "s", 1)
+    sim.set_variable(caller, "QUEUEWAIT", str(int(wait)))
+    sim.set_variable(caller, "QUEUEWAIT_MS", str(int(wait * 1000)))
+    member.calls += 1
+    member.last_call = int(sim.clock.wall())
+    outcome.member_interface = member.interface
+    outcome.member_name = member.name
+    outcome.agent_channel = agent.name
+    outcome.answered_at = now
+    outcome.status = "ANSWERED"
+    caller.agent_gone = asyncio.Event()  # type: ignore[attr-defined]
+    caller.queue_agent = agent  # type: ignore[attr-defined]
+    _bridge(sim, caller, agent)
+
+
+def _bridge(sim: "Simulator", caller: Channel, agent: Channel) -> None:
+    bridge = Bridge(id=sim.ids.bridge_id(), creationtime=sim.ts(), bridge_class="basic",
+                    creator="", video_mode="none")
+    sim.bridges[bridge.id] = bridge
+    for ch in (agent, caller):
+        bridge.channels.append(ch.id)
+        ch.bridge_id = bridge.id
+        sim.emit(ev.bridge_channel_event("ChannelEnteredBridge", sim.ts(), bridge, ch))
+    sim.set_variable(agent, "BRIDGEPEER", caller.name)
+    sim.set_variable(caller, "BRIDGEPEER", agent.name)
+
+
+def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: int) -> None:
+    if not queue.setqueuevar:
+        return
+    for name, value in (("QUEUENAME", queue.name), ("QUEUEMAX", "0"), ("QUEUESTRATEGY", queue.strategy),
+                        ("QUEUECALLS", str(calls)), ("QUEUEHOLDTIME", str(queue.hold_time)),
+                        ("QUEUETALKTIME", str(queue.talk_time)), ("QUEUECOMPLETED", str(queue.completed)),
+                        ("QUEUEABANDONED", str(queue.abandoned)), ("QUEUESRVLEVEL", "0"),
+                        ("QUEUESRVLEVELPERF", "0.0")):
+        sim.set_variable(caller, name, value)
+
+
+def _after_call(sim: "Simulator", queue: QueueConfig, caller: Channel, outcome: QueueOutcome) -> None:
+    """Caller or agent left the bridge: Queue() publishes its variables again."""
+    sim._leave_bridge(caller)
+    agent = getattr(caller, "queue_agent", None)
+    if agent is not None:
+        sim._leave_bridge(agent, quiet=True)
+    bridge_ids = [b for b, br in sim.bridges.items() if br.bridge_class == "basic" and not br.channels]
+    for bid in bridge_ids:
+        del sim.bridges[bid]
+    queue.completed += 1
+    _queue_vars(sim, queue, caller, calls=0)
+    now = sim.clock.now()
+    answered = now - (outcome.answered_at or now)
+    dialed = now - outcome.entered_at
+    sim.set_variable(caller, "ANSWEREDTIME", str(int(answered)))
+    sim.set_variable(caller, "ANSWEREDTIME_MS", str(int(answered * 1000)))
+    sim.set_variable(caller, "DIALEDTIME", str(int(dialed)))
+    sim.set_variable(caller, "DIALEDTIME_MS", str(int(dialed * 1000)))
+    _queue_vars(sim, queue, caller, calls=0)
+
+
+def agent_hangup(sim: "Simulator", caller: Channel) -> None:
+    """End the bridged call from the agent's side; the caller's dialplan continues."""
+    gone = getattr(caller, "agent_gone", None)
+    if gone is not None:
+        gone.set()

@@ -1,0 +1,221 @@
+"""The simulated caller: drive a call from Python and observe what happened.
+
+A SimCall wraps the channel that faces the IVR app.  Test code presses
+keys, speaks WAV files (the caller sends 20 ms frames all the time,
+silence included), stays silent or hangs up at any moment, and inspects
+which prompts were played, whether the call was continued into the
+dialplan and where, which queue agent answered, and how the call ended.
+"""
+from __future__ import annotations
+
+import asyncio
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import audio
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import Simulator
+    from .model import Channel
+    from .playback import Playback
+    from .queues import QueueOutcome
+
+
+@dataclass
+class PromptRecord:
+    """One prompt played to the caller (ARI playback or dialplan Playback())."""
+    media_uri: str
+    playback_id: str | None
+    started_at: float
+    finished_at: float | None = None
+    state: str | None = None
+    stopped: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+@dataclass
+class ContinueRecord:
+    """Where ``POST /continue`` sent the call, with the channel variables at that time."""
+    context: str
+    extension: str
+    priority: int
+    label: str | None
+    variables: dict[str, str] = field(default_factory=dict)
+    at: float = 0.0
+
+
+class SimCall:
+    def __init__(self, sim: "Simulator", channel: "Channel", kind: str, exten: str) -> None:
+        self.sim = sim
+        self.channel = channel
+        self.kind = kind                 # "inbound" | "local" | "outbound"
+        self.exten = exten
+        self.prompts: list[PromptRecord] = []
+        self.dtmf_heard: list[str] = []
+        self.continued: ContinueRecord | None = None
+        self.queue: QueueOutcome | None = None
+        self.moh: str | None = None
+        self.state = "ringing"
+        self.hangup_cause: int | None = None
+        self.hungup_by: str | None = None
+        self.stasis_app: str | None = None
+        self.stasis_args: list[str] = []
+        self.answer_after: float | None = None
+        self.received_rtp = bytearray()   # audio the app streamed to the caller (externalMedia payloads)
+        self.in_stasis = asyncio.Event()
+        self.ended = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    # -- identity --------------------------------------------------------------
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id
+
+    @property
+    def ani(self) -> str:
+        return self.channel.caller.number
+
+    def variable(self, name: str) -> str | None:
+        return self.sim.get_variable(self.channel, name)
+
+    # -- acting as the caller ------------------------------------------------------
+    async def press(self, digits: str, interval: float = 0.35, duration_ms: int = 100) -> None:
+        """Press keys: one ChannelDtmfReceived per key when the key is released."""
+        for i, digit in enumerate(digits):
+            if self.ended.is_set():
+                return
+            await self.sim.clock.sleep(duration_ms / 1000)
+            self.sim.dtmf_from_far_end(self.channel, digit, duration_ms)
+            if i + 1 < len(digits):
+                await self.sim.clock.sleep(max(0.0, interval - duration_ms / 1000))
+
+    async def say(self, speech: "Path | str | array", wait: bool = True) -> float:
+        """Stream audio (a WAV path or 8 kHz samples) into the call; returns its length."""
+        samples = speech if isinstance(speech, array) else audio.load_wav_8k(Path(speech))
+        audio_in = self.channel.audio_in
+        if audio_in is None or self.ended.is_set():
+            return 0.0
+        seg = audio_in.schedule(samples, self.sim.clock.now())
+        if wait:
+            await self._sleep_until(seg.end)
+        return seg.end - seg.start
+
+    async def silence(self, seconds: float) -> None:
+        """Keep the line open sending silent frames."""
+        await self._sleep_until(self.sim.clock.now() + seconds)
+
+    async def hangup(self, cause: int = 16) -> None:
+        if self.ended.is_set():
+            return
+        if self.channel.audio_in is not None:
+            self.channel.audio_in.cut(self.sim.clock.now())
+        self.sim.hangup_by_far_end(self.channel, cause)
+        await asyncio.sleep(0)
+
+    def agent_hangup(self) -> None:
+        """The queue agent talking to this caller hangs up."""
+        from .queues import agent_hangup
+        agent_hangup(self.sim, self.channel)
+
+    async def _sleep_until(self, t: float) -> None:
+        sleeper = asyncio.ensure_future(self.sim.clock.sleep_until(t))
+        ended = asyncio.ensure_future(self.ended.wait())
+        await asyncio.wait({sleeper, ended}, return_when=asyncio.FIRST_COMPLETED)
+        sleeper.cancel()
+        ended.cancel()
+
+    # -- waiting for observations -------------------------------------------
+    async def wait_until(self, predicate: Callable[["SimCall"], bool], timeout: float = 10.0) -> None:
+        """Wait (simulated seconds) until ``predicate(call)`` holds."""
+        deadline = self.sim.clock.now() + timeout
+        while not predicate(self):
+            remaining = deadline - self.sim.clock.now()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout}s on {self.channel.name}")
+            self._changed.clear()
+            await self.sim.clock.wait_for(self._changed, remaining)
+
+    async def wait_in_stasis(self, timeout: float = 10.0) -> None:
+        await self.wait_until(lambda c: c.in_stasis.is_set(), timeout)
+
+    async def wait_ended(self, timeout: float = 10.0) -> None:
+        await self.wait_until(lambda c: c.ended.is_set(), timeout)
+
+    async def wait_prompt(self, count: int = 1, timeout: float = 10.0) -> PromptRecord:
+        """Wait until ``count`` prompts have started; returns the latest."""
+        await self.wait_until(lambda c: len(c.prompts) >= count, timeout)
+        return self.prompts[count - 1]
+
+    async def wait_prompt_finished(self, count: int = 1, timeout: float = 60.0) -> PromptRecord:
+        await self.wait_until(lambda c: len(c.prompts) >= count and c.prompts[count - 1].finished_at is not None,
+                              timeout)
+        return self.prompts[count - 1]
+
+    async def wait_continued(self, timeout: float = 10.0) -> ContinueRecord:
+        await self.wait_until(lambda c: c.continued is not None, timeout)
+        assert self.continued is not None
+        return self.continued
+
+    # -- notifications from the simulator ---------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+
+    def _on_answer(self) -> None:
+        if self.state == "ringing":
+            self.state = "up"
+        self._notify()
+
+    def _on_stasis_start(self, app: str, args: list[str]) -> None:
+        self.stasis_app, self.stasis_args = app, list(args)
+        self.state = "up"
+        self.in_stasis.set()
+        self._notify()
+
+    def _on_prompt_started(self, pb: "Playback") -> None:
+        self.prompts.append(PromptRecord(",".join(pb.media), pb.id, self.sim.clock.now()))
+        self._notify()
+
+    def _on_prompt_finished(self, pb: "Playback") -> None:
+        for rec in self.prompts:
+            if rec.playback_id == pb.id and rec.finished_at is None:
+                rec.finished_at, rec.state, rec.stopped = self.sim.clock.now(), pb.state, pb.stopped
+        self._notify()
+
+    def _on_dialplan_prompt(self, uri: str, start: float, end: float) -> None:
+        self.prompts.append(PromptRecord(uri, None, start, end, "done"))
+        self._notify()
+
+    def _on_hangup(self, cause: int, by: str) -> None:
+        self.state = "hungup"
+        self.hangup_cause, self.hungup_by = cause, by
+        for rec in self.prompts:
+            if rec.finished_at is None:
+                rec.finished_at, rec.state = self.sim.clock.now(), rec.state or "failed"
+        self.ended.set()
+        self._notify()
+
+    # -- reporting -----------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        return {
+            "channel_id": self.channel.id, "channel_name": self.channel.name, "kind": self.kind,
+            "ani": self.ani, "exten": self.exten, "state": self.state,
+            "stasis_app": self.stasis_app, "stasis_args": self.stasis_args,
+            "prompts": [{"media_uri": p.media_uri, "playback_id": p.playback_id, "started_at": p.started_at,
+                         "finished_at": p.finished_at, "state": p.state, "stopped": p.stopped}
+                        for p in self.prompts],
+            "dtmf_heard": "".join(self.dtmf_heard),
+            "continued": None if self.continued is None else {
+                "context": self.continued.context, "extension": self.continued.extension,
+                "priority": self.continued.priority, "label": self.continued.label,
+                "variables": self.continued.variables},
+            "queue": None if self.queue is None else {
+                "queue": self.queue.queue, "member_interface": self.queue.member_interface,
+                "member_name": self.queue.member_name, "agent_channel": self.queue.agent_channel,
+                "status": self.queue.status},
+            "hangup_cause": self.hangup_cause, "hungup_by": self.hungup_by,
+        }

@@ -1,0 +1,65 @@
+"""Where calls in progress keep their state between steps: Redis.
+
+The controller saves the engine state after every step, so a controller that
+restarts (or is killed) finds each call's last step and resumes it. Redis
+being down must not drop calls: the store says so once in the log and the
+calls go on in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from ivr.engine.state import CallState
+
+log = logging.getLogger(__name__)
+STATE_TTL_SECONDS = 4 * 3600  # longer than any call; a lost key expires on its own
+
+
+class CallStore(Protocol):
+    async def save(self, state: CallState) -> None: ...
+    async def load(self, call_id: str) -> CallState | None: ...
+    async def forget(self, call_id: str) -> None: ...
+
+
+class RedisCallStore:
+    """Call states as JSON under `ivr:call:<channel id>`."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "ivr:call:"):
+        self.client = client
+        self.prefix = prefix
+        self._down = False
+
+    @classmethod
+    def from_url(cls, url: str) -> "RedisCallStore":
+        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
+
+    async def save(self, state: CallState) -> None:
+        await self._quietly(self.client.set(self.prefix + state.call_id, state.model_dump_json(), ex=STATE_TTL_SECONDS))
+
+    async def load(self, call_id: str) -> CallState | None:
+        raw = await self._quietly(self.client.get(self.prefix + call_id))
+        return CallState.model_validate_json(raw) if raw else None
+
+    async def forget(self, call_id: str) -> None:
+        await self._quietly(self.client.delete(self.prefix + call_id))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _quietly(self, command):
+        try:
+            result = await command
+        except (RedisError, OSError) as exc:
+            if not self._down:
+                log.error("Redis unavailable (%s): calls go on without saved state until it is back", exc)
+            self._down = True
+            return None
+        if self._down:
+            log.warning("Redis is back: call state is saved again")
+            self._down = False
+        return result

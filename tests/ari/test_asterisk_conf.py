@@ -1,0 +1,178 @@
+"""The Asterisk configuration a deployer copies is consistent and lint-clean.
+
+The dialplan is checked with the real checker, asterisklint; the other files
+with a small parser of Asterisk's config syntax, against each other, against
+the controller's defaults, and against the configuration the ground-truth
+traces were recorded with.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ivr.config import Settings
+
+CONF = Path(__file__).resolve().parents[2] / "asterisk-conf"
+QUEUES = {"save_specialists", "payments", "policy_service", "orphan_desk", "complaints", "customer_service"}
+
+
+@dataclass
+class Section:
+    name: str
+    template: bool = False
+    parents: list[str] = field(default_factory=list)
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, key: str) -> list[str]:
+        return [v for k, v in self.items if k == key]
+
+
+def parse_conf(path: Path) -> list[Section]:
+    """Asterisk config syntax: [name](!), [name](tmpl,...), key = value, key => value, ; comments."""
+    sections: list[Section] = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = re.sub(r"(?<!\\);.*", "", raw).strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line)
+        if header:
+            options = [o.strip() for o in (header.group(2) or "").split(",") if o.strip()]
+            sections.append(Section(header.group(1), "!" in options, [o for o in options if o != "!"]))
+            continue
+        item = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*=>?\s*(.*)", line)
+        assert item and sections, f"{path.name}:{number}: not Asterisk config syntax: {raw!r}"
+        sections[-1].items.append((item.group(1), item.group(2).strip()))
+    return sections
+
+
+def resolved(sections: list[Section], name: str) -> dict[str, list[str]]:
+    """Items of the (last) non-template section `name`, template items first."""
+    by_name = {s.name: s for s in sections if s.template}
+    target = [s for s in sections if s.name == name and not s.template][-1]
+    values: dict[str, list[str]] = {}
+    for section in [by_name[p] for p in target.parents] + [target]:
+        for key, value in section.items:
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def test_expected_files_exist() -> None:
+    for name in ("http.conf", "ari.conf", "extensions.conf", "queues.conf", "pjsip.conf",
+                 "modules.conf", "README.md"):
+        assert (CONF / name).is_file(), name
+
+
+@pytest.fixture(scope="module")
+def asterisklint() -> str:
+    path = shutil.which("asterisklint")
+    if path is None:
+        pytest.skip("asterisklint not installed")
+    return path
+
+
+def run_lint(asterisklint: str, conf: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([asterisklint, "dialplan-check", str(conf)], capture_output=True,
+                          text=True, timeout=120, cwd=conf.parent)
+
+
+def test_dialplan_passes_asterisklint(asterisklint: str) -> None:
+    result = run_lint(asterisklint, CONF / "extensions.conf")
+    report = result.stdout + result.stderr
+    assert result.returncode == 0 and report.strip() == "", report
+
+
+def test_asterisklint_does_catch_mistakes(asterisklint: str, tmp_path: Path) -> None:
+    """Guard against a vacuous pass: a broken copy must be reported."""
+    broken = (CONF / "extensions.conf").read_text().replace(
+        "Goto(ivr-transfer,queue,1)", "Goto(ivr-transfr,queue,1)")
+    (tmp_path / "extensions.conf").write_text(broken)
+    result = run_lint(asterisklint, tmp_path / "extensions.conf")
+    assert result.returncode == 1
+    assert "E_DP_GOTO_NOCONTEXT" in result.stdout + result.stderr
+
+
+def defaults() -> Settings:
+    """The built-in defaults, whatever IVR_* variables the test run has."""
+    return Settings.model_construct()
+
+
+def test_dialplan_matches_controller_defaults() -> None:
+    settings = defaults()
+    text = (CONF / "extensions.conf").read_text()
+    sections = {s.name: s for s in parse_conf(CONF / "extensions.conf")}
+    assert f"IVR_APP={settings.ari_app}" in [f"{k}={v}" for k, v in sections["globals"].items]
+    assert settings.transfer_context in sections
+    transfer = " ".join(v for _, v in sections[settings.transfer_context].items)
+    for needed in ("queue,1,", "QUEUE_PRIO=", "${IVR_PRIORITY}", "${IVR_REASON}", "Queue(${IVR_QUEUE},"):
+        assert needed in transfer, needed
+    entry = " ".join(v for _, v in sections["ivr-entry"].items)
+    assert "Stasis(${IVR_APP}," in entry
+    assert '$["${STASISSTATUS}" = "FAILED"]' in entry
+    assert "CALLERID(num)=" not in text, "the caller's number must be kept as received"
+    globals_ = dict(sections["globals"].items)
+    assert {globals_["IVR_FALLBACK_QUEUE"], globals_["IVR_ORPHAN_QUEUE"]} <= QUEUES
+
+
+def test_queues_are_all_defined_with_interface_vars() -> None:
+    sections = parse_conf(CONF / "queues.conf")
+    names = {s.name for s in sections if not s.template} - {"general"}
+    assert names == QUEUES
+    pjsip = {s.name for s in parse_conf(CONF / "pjsip.conf") if not s.template}
+    for queue in QUEUES:
+        values = resolved(sections, queue)
+        assert values["setinterfacevar"][-1] == "yes", queue
+        members = values.get("member", [])
+        assert members, f"{queue} has no members"
+        for member in members:
+            interface = member.split(",")[0]
+            assert interface.startswith("PJSIP/") and interface[len("PJSIP/"):] in pjsip, member
+
+
+def test_queue_options_are_known(asterisk_truth: Path) -> None:
+    """Keys are those the recorded Asterisk 22 accepted, or standard queues.conf options."""
+    reference = {k for s in parse_conf(asterisk_truth / "traces" / "conf" / "queues.conf") for k, _ in s.items}
+    standard = {"autofill", "shared_lastcall", "maxlen", "musicclass", "autopause", "weight",
+                "announce-holdtime"}
+    ours = {k for s in parse_conf(CONF / "queues.conf") for k, _ in s.items}
+    assert ours <= reference | standard, ours - reference - standard
+
+
+@pytest.mark.parametrize("name", ["http.conf", "ari.conf"])
+def test_http_and_ari_use_only_keys_real_asterisk_accepted(asterisk_truth: Path, name: str) -> None:
+    reference = {(s.name if s.name == "general" else "user", k)
+                 for s in parse_conf(asterisk_truth / "traces" / "conf" / name) for k, _ in s.items}
+    ours = {(s.name if s.name == "general" else "user", k) for s in parse_conf(CONF / name) for k, _ in s.items}
+    assert ours <= reference, ours - reference
+
+
+def test_http_is_loopback_and_ari_user_is_a_placeholder() -> None:
+    http = {k: v for s in parse_conf(CONF / "http.conf") for k, v in s.items}
+    assert http["bindaddr"] == "127.0.0.1" and http["enabled"] == "yes"
+    assert f"http://{http['bindaddr']}:{http['bindport']}" == defaults().ari_url
+    users = [s for s in parse_conf(CONF / "ari.conf") if s.name != "general"]
+    assert [u.name for u in users] == [defaults().ari_user]
+    assert dict(users[0].items)["type"] == "user"
+    assert "CHANGE_ME" in dict(users[0].items)["password"]
+
+
+def test_no_real_secrets_anywhere() -> None:
+    for path in CONF.glob("*.conf"):
+        for section in parse_conf(path):
+            for key, value in section.items:
+                if key in ("password", "secret"):
+                    assert value.startswith("CHANGE_ME"), (path.name, section.name, key)
+
+
+def test_modules_require_what_the_controller_uses() -> None:
+    items = [(k, v) for s in parse_conf(CONF / "modules.conf") for k, v in s.items]
+    required = {v for k, v in items if k == "require"}
+    noload = {v for k, v in items if k == "noload"}
+    assert {"res_ari.so", "res_ari_events.so", "app_stasis.so", "app_queue.so", "chan_rtp.so",
+            "res_http_media_cache.so", "func_talkdetect.so", "chan_pjsip.so"} <= required
+    assert not required & noload

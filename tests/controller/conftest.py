@@ -1,0 +1,85 @@
+"""A controller wired to the ARI simulator and a real Redis, in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ivr.config import Settings
+from ivr.controller.app import serve
+from ivr.demo import placeholder_audio
+from ivr.prompts import load_prompts
+from ivr.sim import SimulatorConfig, start_simulator
+from tests.conftest import ROOT, shared_dir
+
+PROMPT_SECONDS = 0.3
+
+
+def write_prompt_audio(directory: Path, seconds: float = PROMPT_SECONDS) -> Path:
+    """Short silent prompts: these tests are about keys and timing, not what is said."""
+    catalog, _ = load_prompts(ROOT / "prompts")
+    return placeholder_audio(catalog, directory)
+
+
+@dataclass
+class Rig:
+    sim: object
+    settings: Settings
+    stop: asyncio.Event
+    task: asyncio.Task
+
+    def call(self, ani: str = "+15550100", exten: str = "100"):
+        return self.sim.sim.inbound_call(ani=ani, exten=exten)
+
+
+@contextlib.asynccontextmanager
+async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path = ROOT / "flows",
+                   **settings_overrides):
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    api_docs = shared_dir() / "asterisk" / "api-docs"
+    config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
+                             api_docs_dir=api_docs if api_docs.is_dir() else None)
+    sim = await start_simulator(config)
+    options = {"http_port": 0, "flows_dir": flows_dir, "prompts_dir": ROOT / "prompts", "sounds_dir": sounds / "ivr",
+               **settings_overrides}
+    settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
+                        redis_url=redis_url, **options)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, backend=backend, stop=stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    yield Rig(sim, settings, stop, task)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
+    await sim.stop()
+
+
+@pytest.fixture
+async def rig(tmp_path, redis_url):
+    async with make_rig(tmp_path, redis_url) as started:
+        yield started
+
+
+class LedgerBackend:
+    """Sample answers, but writes take time and are only committed if not cancelled."""
+
+    def __init__(self, write_seconds: float = 0.6):
+        from ivr.backend.base import SampleBackend
+
+        self.sample = SampleBackend()
+        self.write_seconds = write_seconds
+        self.started: list[str] = []
+        self.committed: list[str] = []
+
+    async def call(self, name, args):
+        from ivr.backend.catalog import ACTIONS
+
+        if ACTIONS[name].writes:
+            self.started.append(name)
+            await asyncio.sleep(self.write_seconds)  # the transaction: all or nothing
+            self.committed.append(name)
+        return await self.sample.call(name, args)

@@ -1,0 +1,90 @@
+"""Calls placed through the simulator into the controller, checked as a caller and an agent would."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+
+async def test_caller_keys_through_menu_to_a_person(rig):
+    call = rig.call()
+    await call.wait_in_stasis()
+    await call.wait_prompt(2)
+    assert [p.media_uri for p in call.prompts[:2]] == ["sound:ivr/en/main.welcome", "sound:ivr/en/main.menu"]
+    await call.press("0")
+    continued = await call.wait_continued()
+    assert (continued.context, continued.extension) == ("ivr-transfer", "queue")
+    assert call.variable("IVR_QUEUE") == "customer_service"
+    assert call.variable("IVR_REASON") == "asked_for_agent"
+    assert call.variable("IVR_PRIORITY") == "5"
+
+
+async def test_policy_journey_by_keys_ends_with_goodbye(rig, redis_url):
+    call = rig.call()
+    await call.wait_prompt(2)
+    await call.press("1")
+    await call.wait_until(lambda c: any(p.media_uri.endswith("verify.dob") for p in c.prompts))
+    await call.press("19800531", interval=0.12)
+    await call.wait_until(lambda c: any(p.media_uri.endswith("policy.what_next") for p in c.prompts))
+    await call.press("9")
+    await call.wait_until(lambda c: any(p.media_uri.endswith("main.anything_else") for p in c.prompts))
+    await call.press("2")
+    await call.wait_ended()
+    heard = [p.media_uri.split("/")[-1] for p in call.prompts]
+    assert heard[-1] == "main.goodbye" and call.prompts[-1].state == "done" and not call.prompts[-1].stopped
+    assert "policy.premium_due" in heard and call.hungup_by == "app"
+    state = await _saved_state(redis_url, call.channel_id)
+    assert state.status == "ended" and state.result == {"outcome": "completed"}
+
+
+async def test_key_during_prompt_barges_in_and_stops_it(rig):
+    call = rig.call()
+    await call.wait_until(lambda c: len(c.prompts) >= 2 and c.prompts[1].finished_at is None)
+    await call.press("2")  # payments, while the menu is still playing
+    await call.wait_until(lambda c: any(p.media_uri.endswith("verify.dob") for p in c.prompts))
+    menu = call.prompts[1]
+    assert menu.media_uri.endswith("main.menu") and menu.stopped
+
+
+async def test_transfer_prompt_is_heard_in_full_before_the_queue(rig):
+    call = rig.call()
+    await call.wait_prompt(2)
+    await call.press("2")
+    await call.wait_until(lambda c: any(p.media_uri.endswith("verify.dob") for p in c.prompts))
+    await call.press("19800531", interval=0.1)
+    await call.wait_until(lambda c: any(p.media_uri.endswith("payment.offer") for p in c.prompts))
+    await call.press("0")
+    continued = await call.wait_continued()
+    assert continued.variables["IVR_QUEUE"] == "payments"
+    assert continued.variables["IVR_REASON"] == "asked_for_agent"
+    assert continued.variables["IVR_PRIORITY"] == "6"
+    assert continued.variables["IVR_CALL_ID"] == call.channel_id
+
+
+async def _saved_state(redis_url: str, channel_id: str):
+    from ivr.store import RedisCallStore
+
+    store = RedisCallStore.from_url(redis_url)
+    try:
+        return await store.load(channel_id)
+    finally:
+        await store.close()
+
+
+async def test_prompts_over_http_media_served_by_the_controller(tmp_path, redis_url):
+    """Asterisk on another host fetches prompts from the controller: `sound:http://…` URLs."""
+    from ivr.redis_server import free_port
+    from tests.controller.conftest import make_rig
+
+    port = free_port()
+    async with make_rig(tmp_path, redis_url, http_port=port,
+                        media_base_url=f"http://127.0.0.1:{port}/media") as rig:
+        call = rig.call()
+        await call.wait_until(lambda c: len(c.prompts) >= 2 and c.prompts[1].finished_at is not None)
+        welcome, menu = call.prompts[:2]
+        assert welcome.media_uri == f"sound:http://127.0.0.1:{port}/media/prompts/en/main.welcome.wav"
+        assert len(welcome.media_uri) > 45, "Asterisk 22 fails on short media URLs"
+        assert welcome.state == "done" and 0.25 < welcome.duration < 1.0, "fetched and played for its real length"
+        await call.press("0")
+        assert (await call.wait_continued()).variables["IVR_QUEUE"] == "customer_service"

@@ -1,0 +1,114 @@
+"""Kill the controller (SIGKILL) in the middle of calls; a new one picks every call up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ivr import engine
+from ivr.engine import events as ev
+from ivr.flow.catalog import load_flow_set
+from ivr.sim import SimulatorConfig, start_simulator
+from tests.conftest import ROOT
+from tests.controller.conftest import write_prompt_audio
+
+
+def _start_controller(sim, config, redis_url: str, sounds: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "IVR_ARI_URL": sim.base_url, "IVR_ARI_USER": config.username,
+           "IVR_ARI_PASSWORD": config.password, "IVR_REDIS_URL": redis_url, "IVR_HTTP_PORT": "0",
+           "IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
+           "IVR_SOUNDS_DIR": str(sounds / "ivr")}
+    return subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env, cwd=ROOT,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+async def _wait_registered(sim, app: str = "ivr", timeout: float = 20.0) -> None:
+    """Until the controller's websocket has registered the Stasis application."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (sim.sim.bus.apps.get(app) and sim.sim.bus.apps[app].active):
+        assert loop.time() < deadline, "controller never connected"
+        await asyncio.sleep(0.05)
+
+
+def _heard(call, key: str, count: int = 1) -> bool:
+    return sum(p.media_uri.endswith(key) for p in call.prompts) >= count
+
+
+async def test_sigkill_mid_call_and_a_new_controller_resumes_every_call(tmp_path, redis_url):
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    config = SimulatorConfig(sounds_dirs=[sounds])
+    sim = await start_simulator(config)
+    log = tmp_path / "controller.log"
+    first = _start_controller(sim, config, redis_url, sounds, log)
+    try:
+        await _wait_registered(sim)
+        at_menu, mid_number, at_offer = (sim.sim.inbound_call(ani=f"+1555000{i}", exten="100") for i in range(3))
+        for call in (at_menu, mid_number, at_offer):
+            await call.wait_until(lambda c: _heard(c, "main.menu"), timeout=20)
+        await mid_number.press("2")
+        await at_offer.press("2")
+        await mid_number.wait_until(lambda c: _heard(c, "verify.dob"))
+        await at_offer.wait_until(lambda c: _heard(c, "verify.dob"))
+        await mid_number.press("1980", interval=0.1)
+        await at_offer.press("19800531", interval=0.1)
+        await at_offer.wait_until(lambda c: _heard(c, "payment.offer"))
+        await asyncio.sleep(0.5)
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=5)
+        await asyncio.sleep(1.0)
+        assert not any(c.ended.is_set() for c in (at_menu, mid_number, at_offer)), "Asterisk keeps calls in Stasis"
+
+        second = _start_controller(sim, config, redis_url, sounds, log)
+        try:
+            # Each call hears its turn again: resumed where it was, not started over.
+            await at_menu.wait_until(lambda c: _heard(c, "main.menu", 2), timeout=20)
+            await mid_number.wait_until(lambda c: _heard(c, "verify.dob", 2), timeout=20)
+            await at_offer.wait_until(lambda c: _heard(c, "payment.offer", 2), timeout=20)
+            assert not _heard(at_offer, "main.welcome", 2), "resumed, not restarted"
+
+            await at_menu.press("0")
+            await mid_number.press("19800531", interval=0.1)
+            await at_offer.press("1")
+            assert (await at_menu.wait_continued()).variables["IVR_QUEUE"] == "customer_service"
+            await mid_number.wait_until(lambda c: _heard(c, "payment.reason"), timeout=10)
+            await at_offer.wait_until(lambda c: _heard(c, "payment.paid"), timeout=10)
+        finally:
+            second.terminate()
+            second.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        await sim.stop()
+
+
+def test_resume_of_a_pending_write_hands_the_caller_to_a_person():
+    """After a restart nobody knows whether a retried debit went through: a person must check."""
+    release, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")
+    result = engine.start(release, "payment", "c1", call={"ani": "+1555"})
+    for event in [ev.BackendResult(name="caller.identify", outcome="ok", data={"id": "C1"}), ev.Dtmf(digits="19800531"),
+                  ev.BackendResult(name="caller.verify", outcome="ok"),
+                  ev.BackendResult(name="payment.failure", outcome="ok", data={"amount": 10}), ev.Dtmf(digits="1")]:
+        result = engine.step(release, result.state, event)
+    assert result.state.pending.action == "payment.retry"
+    resumed = engine.resume(release, result.state)
+    assert resumed.state.status == "transferred"
+    assert resumed.state.result["queue"] == "payments" and "controller_restart" in resumed.state.result["detail"]
+
+
+def test_resume_of_a_read_repeats_it_and_a_turn_asks_again():
+    release, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")
+    started = engine.start(release, "main_menu", "c1", call={"ani": "+1555"})
+    again = engine.resume(release, started.state)
+    assert [p.key for a in again.actions if a.type == "play" for p in a.prompts] == ["main.menu"]
+    assert again.state.node == "menu" and again.state.pending.kind == "input"
+    reading = engine.step(release, started.state, ev.Dtmf(digits="1")).state
+    assert reading.pending.kind == "backend"
+    assert [a.name for a in engine.resume(release, reading).actions if a.type == "backend"] == ["caller.identify"]
