@@ -1,0 +1,310 @@
+"""`ivr`: the command line for designers, operators and CI.
+
+Each sub-command is a small function; heavy modules are imported inside them
+so that `ivr validate` starts fast and does not need the telephony stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    return args.handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description="Voice self-service for insurers: YAML call flows over Asterisk ARI.")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _validate_parser(commands)
+    _schema_parser(commands)
+    _simulate_parser(commands)
+    _graph_parser(commands)
+    _bench_parser(commands)
+    _serve_parser(commands)
+    _demo_parser(commands)
+    _prompts_parser(commands)
+    return parser
+
+
+def _flow_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flows", type=Path, default=Path("flows"), help="flow directory (default: flows)")
+    parser.add_argument("--prompts", type=Path, default=Path("prompts"), help="prompt texts directory (default: prompts)")
+
+
+# --- validate ------------------------------------------------------------------
+
+
+def _validate_parser(commands) -> None:
+    p = commands.add_parser("validate", help="check flow files; errors give file:line:column and exit 1",
+                            description="Check flows and prompts as a set. Errors block a flow; warnings never do.")
+    p.add_argument("paths", nargs="*", type=Path, default=[Path("flows")], help="flow files or directories (default: flows)")
+    p.add_argument("--prompts", type=Path, default=Path("prompts"), help="prompt texts directory (default: prompts)")
+    p.add_argument("--json", action="store_true", help="print diagnostics as JSON")
+    p.set_defaults(handler=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ivr.diagnostics import has_errors
+    from ivr.flow.catalog import check_flows, flow_files
+
+    files: list[Path] = []
+    for path in args.paths:
+        if path.is_dir():
+            files.extend(flow_files(path))
+        elif path.exists():
+            files.append(path)
+        else:
+            print(f"{path}: no such file or directory", file=sys.stderr)
+            return 2
+    loaded, _, diagnostics = check_flows(files, args.prompts)
+    if args.json:
+        print(json.dumps([d.to_json() for d in diagnostics], indent=2, ensure_ascii=False))
+    else:
+        for diagnostic in diagnostics:
+            print(diagnostic)
+        errors = sum(d.severity.value == "error" for d in diagnostics)
+        print(f"{len(files)} file(s), {len(loaded)} flow(s): {errors} error(s), {len(diagnostics) - errors} warning(s)")
+    return 1 if has_errors(diagnostics) else 0
+
+
+# --- schema --------------------------------------------------------------------
+
+
+def _schema_parser(commands) -> None:
+    p = commands.add_parser("schema", help="print the JSON Schema of the flow format (for editors)")
+    p.add_argument("-o", "--output", type=Path, help="write to a file instead of standard output")
+    p.set_defaults(handler=cmd_schema)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ivr.flow.model import json_schema
+
+    text = json.dumps(json_schema(), indent=2, ensure_ascii=False)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+# --- simulate ------------------------------------------------------------------
+
+
+def _simulate_parser(commands) -> None:
+    p = commands.add_parser("simulate", help="talk to a flow in the terminal, or replay scripted callers",
+                            description="Interactive: type what the caller says (#123 for keys, empty line for silence). "
+                                        "With --script, replay scripted callers and check their path and outcome.")
+    p.add_argument("flow", nargs="?", help="flow to start (not needed with --script)")
+    p.add_argument("--script", type=Path, nargs="+", help="script files or directories of scripts to replay")
+    p.add_argument("--language", choices=["en", "zh"], help="caller language (default: the flow's first)")
+    p.add_argument("--ani", default="+15550100", help="caller number for the simulated call")
+    _flow_dirs(p)
+    p.set_defaults(handler=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ivr.diagnostics import FlowError
+    from ivr.flow.catalog import load_flow_set
+
+    try:
+        release, _ = load_flow_set(args.flows, args.prompts)
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.script:
+        return _run_scripts(release, args.script)
+    if not args.flow:
+        print("name a flow to simulate, or give --script", file=sys.stderr)
+        return 2
+    if args.flow not in release.flows:
+        print(f"no flow named '{args.flow}'; flows: {', '.join(sorted(release.flows))}", file=sys.stderr)
+        return 2
+    from ivr.designer import repl
+    from ivr.designer.conversation import Conversation
+
+    conversation = Conversation(release, args.flow, call={"ani": args.ani}, language=args.language)
+
+    def read() -> str | None:
+        try:
+            return input("caller> ")
+        except EOFError:
+            return None
+
+    return repl.run(conversation, read, sys.stdout)
+
+
+def _run_scripts(release, paths: list[Path]) -> int:
+    from ivr.designer.script import load_script, run_script
+
+    files = [f for p in paths for f in (sorted(p.glob("*.yaml")) if p.is_dir() else [p])]
+    failed = 0
+    for file in files:
+        try:
+            script = load_script(file)
+        except ValueError as exc:
+            print(f"ERROR {exc}")
+            failed += 1
+            continue
+        result = run_script(release, script, str(file))
+        print(f"{'PASS' if result.ok else 'FAIL'} {file}: {script.script}")
+        for failure in result.failures:
+            print(f"     {failure}")
+        failed += not result.ok
+    print(f"{len(files) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+# --- graph -----------------------------------------------------------------------
+
+
+def _graph_parser(commands) -> None:
+    p = commands.add_parser("graph", help="draw a flow as SVG, PNG or mermaid")
+    p.add_argument("flow", help="flow name (from --flows) or a flow file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file: .svg, .png, .pdf, .dot or .mmd")
+    p.set_defaults(handler=cmd_graph)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from ivr.designer.graph import render
+    from ivr.flow.loader import load_flow_file
+
+    path = Path(args.flow)
+    if not path.exists():
+        path = Path("flows") / f"{args.flow}.yaml"
+    if not path.exists():
+        print(f"no flow file {args.flow}", file=sys.stderr)
+        return 2
+    loaded, diagnostics = load_flow_file(path)
+    if loaded is None:
+        for diagnostic in diagnostics:
+            print(diagnostic, file=sys.stderr)
+        return 1
+    try:
+        render(loaded.flow, args.output)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}")
+    return 0
+
+
+# --- serve -------------------------------------------------------------------------
+
+
+def _serve_parser(commands) -> None:
+    p = commands.add_parser("serve", help="run the call controller against Asterisk (ARI)",
+                            description="Connects to Asterisk's ARI with the IVR_* settings (environment or the "
+                                        "file named by IVR_CONFIG) and runs one session per call. SIGHUP reloads flows.")
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from ivr.config import Settings
+    from ivr.controller.app import serve
+    from ivr.redis_server import private_redis
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.redis_url:
+        asyncio.run(serve(settings))
+        return 0
+    with private_redis() as url:
+        logging.getLogger("ivr").warning("IVR_REDIS_URL not set: using a private Redis at %s (state is lost on exit)", url)
+        asyncio.run(serve(settings.model_copy(update={"redis_url": url})))
+    return 0
+
+
+def _demo_parser(commands) -> None:
+    p = commands.add_parser("demo", help="run Redis, the ARI simulator and the controller; place scripted calls",
+                            description="Everything on embedded defaults: a private redis-server (unless IVR_REDIS_URL "
+                                        "is set), the Asterisk 22 simulator, the controller and the shipped flows. "
+                                        "Prints each call's turns as they happen.")
+    p.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from ivr.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_demo())
+
+
+def _prompts_parser(commands) -> None:
+    p = commands.add_parser("prompts", help="prompt audio")
+    actions = p.add_subparsers(title="actions", metavar="ACTION")
+    build = actions.add_parser("build", help="render every prompt text to 8 kHz WAV (espeak-ng), cached by text hash",
+                               description="Renders prompts/<lang>.yaml to <out>/<lang>/<key>.wav. Unchanged prompts "
+                                           "are not rebuilt; a recording in prompts/recorded/<lang>/<key>.wav wins.")
+    build.add_argument("--prompts", type=Path, default=Path("prompts"), help="prompt texts (default: prompts)")
+    build.add_argument("--out", type=Path, help="output directory (default: <prompts>/audio)")
+    build.add_argument("--language", nargs="+", choices=["en", "zh"], help="languages (default: all)")
+    build.set_defaults(handler=cmd_prompts_build)
+    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+
+def cmd_prompts_build(args: argparse.Namespace) -> int:
+    from ivr.speech.tts import cmd_prompts_build as build
+
+    return build(args)
+
+
+# --- bench -------------------------------------------------------------------------
+
+
+def _bench_parser(commands) -> None:
+    p = commands.add_parser("bench", help="benchmarks; results as JSON")
+    kinds = p.add_subparsers(title="benchmarks", metavar="BENCH")
+    engine = kinds.add_parser("engine", help="engine steps per second and validation time of a generated flow")
+    engine.add_argument("--nodes", type=int, default=5000, help="size of the generated flow (default 5000)")
+    engine.add_argument("--calls", type=int, default=2000, help="scripted calls to run through the shipped flows")
+    engine.add_argument("-o", "--output", type=Path, help="also write the JSON here")
+    engine.set_defaults(handler=cmd_bench_engine)
+    calls = kinds.add_parser("calls", help="simultaneous keypad calls through simulator and controller")
+    calls.add_argument("--concurrent", type=int, nargs="+", default=[10, 25, 50, 100],
+                       help="simultaneous callers; several values sweep (default 10 25 50 100)")
+    calls.add_argument("--rounds", type=int, default=1, help="waves of callers per level")
+    calls.add_argument("-o", "--output", type=Path, help="also write the JSON here")
+    calls.set_defaults(handler=cmd_bench_calls)
+    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+
+def cmd_bench_engine(args: argparse.Namespace) -> int:
+    from ivr.bench.engine import run
+
+    return _report(run(nodes=args.nodes, calls=args.calls), args.output)
+
+
+def cmd_bench_calls(args: argparse.Namespace) -> int:
+    from ivr.bench.calls import run
+
+    return _report(run(args.concurrent, args.rounds), args.output)
+
+
+def _report(report: dict, output: Path | None) -> int:
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""When a turn's speech starts and ends, in stream time, from 20 ms frames of 8 kHz audio.
+
+Voice activity comes from WebRTC's VAD (`webrtcvad-wheels`: binary wheels,
+8 kHz native, ~10 µs a frame). pocketsphinx's Endpointer was the other
+candidate; its fixed window made it wait ~0.5 s after speech before
+reporting the end, where a turn needs its own end_silence and a much
+shorter silence once the words already match the grammar.
+
+Timing rules of one turn (all in seconds of audio fed, never wall time):
+- noinput: no speech started within `timeouts.noinput`;
+- speech starts after `start_frames` voiced frames out of the last
+  `start_window` (a click is not a caller); its time is the first of them;
+- speech ends after `timeouts.end_silence` of unvoiced frames, or after only
+  `early_silence` when the recogniser's partial already is a complete,
+  unambiguous answer (early endpointing; see `set_complete`);
+- `timeouts.max_speech` of speech ends the turn regardless.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+import webrtcvad
+
+from ivr.digits import parse_digits
+from ivr.engine.actions import Listen, Timeouts
+from ivr.engine.matching import match, normalise
+
+FRAME_SECONDS = 0.02
+FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
+
+
+class Boundary(Enum):
+    SPEECH_STARTED = "speech_started"
+    SPEECH_ENDED = "speech_ended"
+    NOINPUT = "noinput"
+    MAX_SPEECH = "max_speech"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointEvent:
+    kind: Boundary
+    at: float  # stream time of the boundary itself (speech start, last voiced frame, …)
+    early: bool = False  # ended by early endpointing rather than the full end_silence
+
+
+class Endpointer:
+    """Per-turn speech boundaries; feed 20 ms frames with `process`."""
+
+    def __init__(self, timeouts: Timeouts, early_silence: float = 0.25, aggressiveness: int = 2,
+                 start_frames: int = 4, start_window: int = 6) -> None:
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._timeouts = timeouts
+        self._early = min(early_silence, timeouts.end_silence)
+        self._start_frames = start_frames
+        self._recent: deque[bool] = deque(maxlen=start_window)
+        self._frames = 0
+        self.time = 0.0  # stream time after the last frame processed
+        self.speech_start: float | None = None
+        self.last_voiced: float | None = None
+        self._complete = False
+        self.done = False
+
+    @property
+    def in_speech(self) -> bool:
+        return self.speech_start is not None and not self.done
+
+    def set_complete(self, complete: bool) -> None:
+        """The recogniser's partial is (or no longer is) a complete match of the turn."""
+        self._complete = complete
+
+    def process(self, frame: bytes) -> EndpointEvent | None:
+        """One 20 ms frame (320 bytes); the boundary it reveals, if any."""
+        if self.done:
+            return None
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(f"frames must be {FRAME_BYTES} bytes (20 ms at 8 kHz), got {len(frame)}")
+        start = self.time
+        self._frames += 1
+        self.time = round(self._frames * FRAME_SECONDS, 3)
+        voiced = self._vad.is_speech(frame, 8000)
+        if self.speech_start is None:
+            return self._before_speech(start, voiced)
+        return self._during_speech(start, voiced)
+
+    def _before_speech(self, start: float, voiced: bool) -> EndpointEvent | None:
+        self._recent.append(voiced)
+        if sum(self._recent) >= self._start_frames:
+            first = len(self._recent) - 1 - list(self._recent).index(True)
+            self.speech_start = round(start - first * FRAME_SECONDS, 3)
+            self.last_voiced = self.time
+            return EndpointEvent(Boundary.SPEECH_STARTED, self.speech_start)
+        if self.time >= self._timeouts.noinput - 1e-9:
+            self.done = True
+            return EndpointEvent(Boundary.NOINPUT, self.time)
+        return None
+
+    def _during_speech(self, start: float, voiced: bool) -> EndpointEvent | None:
+        assert self.speech_start is not None and self.last_voiced is not None
+        if voiced:
+            self.last_voiced = self.time
+        if self.time - self.speech_start >= self._timeouts.max_speech - 1e-9:
+            self.done = True
+            return EndpointEvent(Boundary.MAX_SPEECH, self.time)
+        silence = self.time - self.last_voiced
+        limit = self._early if self._complete else self._timeouts.end_silence
+        if silence >= limit - 1e-9:
+            self.done = True
+            early = self._complete and self._early < self._timeouts.end_silence
+            return EndpointEvent(Boundary.SPEECH_ENDED, round(self.last_voiced, 3), early=early)
+        return None
+
+
+def complete_answer(partial: str, listen: Listen) -> bool:
+    """Whether a partial already is a whole, unambiguous answer to the turn.
+
+    A phrase of the turn that no other phrase extends ("payment" is not
+    complete while "payment plan" is also allowed), or a digit string of the
+    turn's maximum length. Anything else waits for the full end_silence.
+    """
+    heard = normalise(partial)
+    if not heard:
+        return False
+    if listen.mode == "digits":
+        digits = parse_digits(heard)
+        if digits is not None:
+            return len(digits) >= max(listen.max_digits, 1)
+    phrases = {normalise(p) for p in listen.grammar}
+    if heard not in phrases or match(heard, listen.grammar) is None:
+        return False
+    return not any(p != heard and p.startswith(heard + " ") for p in phrases)

@@ -1,0 +1,265 @@
+"""Embedded recognition with pocketsphinx's bundled en-us model and a per-turn JSGF grammar.
+
+Facts this follows (measured, see shared/speech/README.md): the model is
+16 kHz, so 8 kHz call audio is upsampled in-process with a streaming soxr
+resampler; a grammar with `bestpath=False` and a small dictionary of the
+turn's words is fast and accurate where free decoding is not; one decoder
+per call is reused across turns.
+
+Confidence. pocketsphinx's own posterior is 1.0 without `bestpath`, and a
+grammar search always returns *some* phrase when it can, so it cannot tell
+"payment" from "the weather is nice". A second decoder runs a free phone
+loop (allphone search) over the same audio, in step with the grammar
+decoder so the end of an utterance costs no extra decoding. The phone loop
+is the best any words could score; the grammar result's acoustic score per
+frame, minus the phone loop's, measures how much the grammar had to bend
+the audio. `confidence = sigmoid((gap - CENTRE) / SCALE)` with CENTRE and
+SCALE calibrated on in- and out-of-grammar speech (`ivr bench asr`).
+Alternatives come from the N-best list (distinct texts), each scored by the
+same gap shifted by its total-score difference to the best.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pocketsphinx
+import soxr
+
+from ivr.speech.grammar import EN_DIGIT_WORDS, EN_REPEATS, Grammar, tokens
+from ivr.speech.recognizer import Alternative, Partial, Result
+
+log = logging.getLogger(__name__)
+
+MODEL_RATE = 16000
+CALL_RATE = 8000
+# Cepstral mean of telephone-band (8 kHz, upsampled) speech after a few dozen
+# utterances. The model's default start (40,3,-1) is wide-band speech: a
+# fresh decoder then failed 14 of 32 short phrases (clean and 20 dB noise);
+# starting here failed 5. Live CMN adapts from there as the call goes on.
+# The phone loop only needs a rough best-case score: narrow beams, every
+# second frame, few HMMs per frame (RTF 0.065 → 0.03; the grammar decoder
+# itself costs ~0.01).
+PHONE_LOOP = dict(lw=2.0, beam=1e-8, pbeam=1e-8, ds=2, maxhmmpf=200)
+TELEPHONE_CMN = "30.1,14.6,-20.8,34.3,-14.8,1.3,12.0,-16.0,8.1,-6.9,0.8,9.0,-10.2"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Maps the per-frame gap to the phone loop onto 0..1 (see module docstring)."""
+
+    centre: float = -0.00123
+    scale: float = 0.00033
+
+    def confidence(self, gap: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(gap - self.centre) / self.scale))
+
+
+# Calibrated on the shipped flows' choice grammars (`ivr bench asr`: 55
+# phrases × flite slt/rms/awb/kal16, espeak-ng, 20 dB noise; 128 out-of-
+# grammar sentences): confidence 0.25 (the flows' reject_below) at gap
+# -0.0016 keeps 96% of right answers and lets through a third of the
+# out-of-grammar speech that the grammar matched at all; 0.6 (confirm_below)
+# at -0.0011 accepts 83% of right answers without a question, 7% of those.
+PHRASES = Calibration(centre=-0.00123, scale=0.00033)
+DIGITS = Calibration(centre=-0.0025, scale=0.0004)
+
+
+@functools.lru_cache(maxsize=1)
+def model_dictionary() -> dict[str, list[str]]:
+    """Pronunciations from the model's dictionary: word → [phones, alternates…]."""
+    path = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    words: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) >= 2:
+                words.setdefault(parts[0].split("(")[0], []).append(" ".join(parts[1:]))
+    return words
+
+
+@functools.lru_cache(maxsize=1)
+def _seed_dictionary() -> str:
+    """A tiny dictionary file to start decoders with (6.6 MB and 20 ms, not 28 MB)."""
+    pron = model_dictionary()
+    seed = sorted(set(EN_DIGIT_WORDS) | set(EN_REPEATS) | {"yes", "no"})
+    path = Path(tempfile.gettempdir()) / "ivr-speech-seed.dict"
+    path.write_text("".join(f"{w} {pron[w][0]}\n" for w in seed), encoding="utf-8")
+    return str(path)
+
+
+def jsgf_for(grammar: Grammar, known: set[str]) -> str:
+    """A JSGF grammar for the turn; phrases with words the model cannot say are left out."""
+    rules: list[str] = []
+    alternatives: list[str] = []
+    phrases = [" ".join(tokens(p)) for p in grammar.phrases]
+    usable = [p for p in phrases if p and all(w in known for w in p.split())]
+    for dropped in sorted(set(phrases) - set(usable)):
+        log.warning("phrase %r has words outside the model's dictionary; not recognisable", dropped)
+    if usable:
+        alternatives.append("<phrase>")
+        rules.append("<phrase> = " + " | ".join(sorted(set(usable))) + ";")
+    if grammar.digits:
+        alternatives.append("<number>")
+        rules.extend(_digit_rules(grammar))
+    if not alternatives:
+        alternatives.append("<void>")  # a turn with nothing sayable still needs a grammar
+    body = "\n".join(rules)
+    return f"#JSGF V1.0;\ngrammar turn;\npublic <turn> = {' | '.join(alternatives)};\n{body}\n"
+
+
+def _digit_rules(grammar: Grammar) -> list[str]:
+    """<nK> says exactly K digits: one digit then K-1, or "double d" then K-2."""
+    spec = grammar.digits
+    assert spec is not None
+    words = [w for w in EN_DIGIT_WORDS if w != "oh" or spec.oh]
+    rules = ["<d> = " + " | ".join(words) + ";", "<n1> = <d>;"]
+    for count in range(2, spec.max + 1):
+        options = [f"<d> <n{count - 1}>"]
+        if spec.double:
+            options.append("double <d>" + (f" <n{count - 2}>" if count > 2 else ""))
+        rules.append(f"<n{count}> = " + " | ".join(options) + ";")
+    rules.append("<number> = " + " | ".join(f"<n{k}>" for k in range(spec.min, spec.max + 1)) + ";")
+    return rules
+
+
+class PocketsphinxRecognizer:
+    """One call's recogniser: a grammar decoder and a phone-loop decoder fed in step."""
+
+    languages = frozenset({"en"})
+
+    def __init__(self, nbest: int = 5, phone_loop: bool = True, calibration: Calibration = PHRASES,
+                 digit_calibration: Calibration = DIGITS) -> None:
+        model = Path(pocketsphinx.get_model_path()) / "en-us"
+        common = dict(hmm=str(model / "en-us"), bestpath=False, loglevel="ERROR", cmninit=TELEPHONE_CMN)
+        self._decoder = pocketsphinx.Decoder(dict=_seed_dictionary(), **common)
+        self._phones = pocketsphinx.Decoder(allphone=str(model / "en-us-phone.lm.bin"), **PHONE_LOOP,
+                                            **common) if phone_loop else None
+        self._known: set[str] = set(EN_DIGIT_WORDS) | set(EN_REPEATS) | {"yes", "no"}
+        self._searches: dict[str, str] = {}
+        self._nbest = nbest
+        self._calibrations = {"phrases": calibration, "digits": digit_calibration}
+        self._calibration = calibration
+        self._resampler: soxr.ResampleStream | None = None
+        self._partial = ""
+        self._fed = False
+        self._grammar: Grammar | None = None
+        self.last_gap: float | None = None  # for calibration (`ivr bench asr`)
+
+    def start_turn(self, grammar: Grammar) -> None:
+        self.reset()
+        self._grammar = grammar
+        self._calibration = self._calibrations[grammar.kind]
+        if grammar.language not in self.languages:
+            raise ValueError(f"pocketsphinx has no model for language {grammar.language!r}")
+        self._decoder.activate_search(self._search_for(grammar))
+        self._resampler = soxr.ResampleStream(CALL_RATE, MODEL_RATE, 1, dtype="int16")
+        self._decoder.start_utt()
+        if self._phones:
+            self._phones.start_utt()
+
+    def feed(self, pcm16_8k: bytes) -> Partial | None:
+        if self._resampler is None:
+            raise RuntimeError("feed() before start_turn()")
+        self._process(self._resampler.resample_chunk(np.frombuffer(pcm16_8k, dtype="<i2")))
+        hyp = self._decoder.hyp()
+        text = hyp.hypstr if hyp else ""
+        if text and text != self._partial:
+            self._partial = text
+            return Partial(text)
+        return None
+
+    def finish(self) -> Result:
+        if self._resampler is None:
+            return Result("", 0.0)
+        self._process(self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True))
+        self._resampler = None
+        if not self._fed:  # nothing decoded: end_utt on an empty utterance is pointless
+            self.reset()
+            return Result("", 0.0)
+        self._decoder.end_utt()
+        if self._phones:
+            self._phones.end_utt()
+        return self._result()
+
+    def reset(self) -> None:
+        for decoder in (self._decoder, self._phones):
+            if decoder is not None and self._resampler is not None:
+                try:
+                    decoder.end_utt()
+                except RuntimeError:
+                    pass
+        self._resampler = None
+        self._partial = ""
+        self._fed = False
+
+    def _process(self, samples: np.ndarray) -> None:
+        if len(samples) == 0:  # process_raw(b"") raises IndexError
+            return
+        data = samples.astype("<i2").tobytes()
+        self._decoder.process_raw(data, False, False)
+        if self._phones:
+            self._phones.process_raw(data, False, False)
+        self._fed = True
+
+    def _result(self) -> Result:
+        hyp = self._decoder.hyp()
+        self.last_gap = None
+        if hyp is None or not hyp.hypstr.strip():
+            return Result("", 0.0)
+        gap = self._gap()
+        self.last_gap = gap
+        best_log = math.log(max(hyp.score, 1e-300))
+        frames = max(1, self._decoder.n_frames())
+        confidence = self._calibration.confidence(gap) if gap is not None else 1.0
+        alternatives: list[Alternative] = []
+        seen = {hyp.hypstr}
+        for index, entry in enumerate(self._decoder.nbest()):
+            if index >= self._nbest * 4 or len(alternatives) >= self._nbest - 1:
+                break
+            if entry is None or entry.hypstr in seen or not (self._grammar and self._grammar.accepts(entry.hypstr)):
+                continue
+            seen.add(entry.hypstr)
+            shift = (math.log(max(entry.score, 1e-300)) - best_log) / frames
+            alt = self._calibration.confidence(gap + shift) if gap is not None else max(0.0, 1.0 + shift * 100)
+            alternatives.append(Alternative(entry.hypstr, min(alt, confidence)))
+        return Result(hyp.hypstr, confidence, tuple(alternatives))
+
+    def _gap(self) -> float | None:
+        """Grammar minus phone-loop acoustic log-score per frame (≤ 0 for a good fit)."""
+        if self._phones is None:
+            return None
+        frames = max(1, self._decoder.n_frames())
+        grammar = sum(math.log(max(s.ascore, 1e-300)) for s in self._decoder.seg() or ())
+        phones = sum(math.log(max(s.ascore, 1e-300)) for s in self._phones.seg() or ())
+        return (grammar - phones) / frames
+
+    def _search_for(self, grammar: Grammar) -> str:
+        """The decoder's search for this grammar, adding missing words once per call."""
+        self._add_words(grammar.words())
+        text = jsgf_for(grammar, self._known)
+        name = "g" + hashlib.sha1(text.encode()).hexdigest()[:12]
+        if name not in self._searches:
+            if len(self._searches) > 32:  # a call has few distinct turns; bound it anyway
+                for old in list(self._searches)[:16]:
+                    self._decoder.remove_search(self._searches.pop(old))
+            self._decoder.add_jsgf_string(name, text)
+            self._searches[name] = name
+        return name
+
+    def _add_words(self, words: set[str]) -> None:
+        pron = model_dictionary()
+        missing = sorted(w for w in words - self._known if w in pron)
+        for index, word in enumerate(missing):
+            last = index == len(missing) - 1
+            for variant, phones in enumerate(pron[word]):
+                name = word if variant == 0 else f"{word}({variant + 1})"
+                self._decoder.add_word(name, phones, last and variant == len(pron[word]) - 1)
+            self._known.add(word)

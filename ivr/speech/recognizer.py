@@ -1,0 +1,61 @@
+"""The recogniser interface the call pipeline drives, whatever engine is behind it.
+
+One recogniser per call, reused across turns: recognisers started fresh for
+each utterance mishear short first words ("yes", "no"), measured on
+pocketsphinx, and vosk spends ~0.8 s on a new recogniser's first chunk.
+Audio in is 8 kHz mono signed 16-bit little-endian PCM, the call's own rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ivr.speech.grammar import Grammar
+
+__all__ = ["Alternative", "Grammar", "Partial", "Recognizer", "Result"]
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """The best guess so far, while the caller is still speaking."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A final result; empty `text` means nothing in the grammar was heard."""
+
+    text: str
+    confidence: float
+    alternatives: tuple[Alternative, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """Streaming, grammar-constrained recognition of one utterance per turn."""
+
+    languages: frozenset[str]
+
+    def start_turn(self, grammar: Grammar) -> None:
+        """Constrain recognition to `grammar` and begin a new utterance."""
+
+    def feed(self, pcm16_8k: bytes) -> Partial | None:
+        """Decode more audio; a `Partial` when the best guess changed."""
+
+    def finish(self) -> Result:
+        """End the utterance and return the final result (never raises on silence)."""
+
+    def reset(self) -> None:
+        """Drop any utterance in progress (barge-in cancelled, call ended)."""
