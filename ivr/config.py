@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -37,6 +37,34 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or has unknown keys."""
+
+
+class AgentAccount(BaseModel):
+    """A person who takes routed calls on the agent page (``agents`` setting).
+
+    The token is what the agent types to sign in; it comes from configuration
+    (environment or the IVR_CONFIG file, never code). ``interfaces`` are the
+    queue member interfaces of queues.conf that ring this agent's phone: the
+    controller knows who answered a queued caller by the interface Asterisk
+    dialled, so an agent with no interface never receives a screen pop.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Agent id typed at sign-in.")
+    name: str = Field(default="", description="Shown on the page; defaults to the id.")
+    token: SecretStr = Field(description="Sign-in secret; at least 12 characters.")
+    interfaces: list[str] = Field(default_factory=list,
+                                  description="Queue member interfaces of this agent's phone, e.g. PJSIP/agent101.")
+    queues: list[str] = Field(default_factory=list, description="Queues this agent serves (queue view).")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        """A short token is guessable; refuse it at start-up rather than on the page."""
+        if len(value.get_secret_value()) < 12:
+            raise ValueError("agent token must have at least 12 characters")
+        return value
 
 
 class Settings(BaseSettings):
@@ -141,6 +169,19 @@ class Settings(BaseSettings):
     http_port: int = Field(
         default=8090,
         description="Port of the controller's HTTP server; 0 picks a free port.",
+    )
+    agents: list[AgentAccount] = Field(
+        default_factory=list,
+        description=(
+            "Agents allowed on the agent page (/agent): id, name, token, interfaces, queues. "
+            "In the environment: IVR_AGENTS as a JSON list; in a TOML file: [[agents]] tables. "
+            "Empty: the agent page is not served."
+        ),
+    )
+    agent_session_hours: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long an agent stays signed in on the agent page before signing in again.",
     )
     log_level: LogLevel = Field(
         default="INFO",

@@ -146,23 +146,26 @@ def _call_data(channel: Channel) -> dict[str, Any]:
 
 
 async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,
-                observers: list | None = None) -> None:
+                observers: list | None = None, agent_page=None) -> None:
     """Run the controller until `stop` is set (or SIGTERM/SIGINT)."""
     from ivr.backend.base import SampleBackend
     from ivr.controller.media import MediaResolver
     from ivr.store import RedisCallStore
+    from ivr.web.server import agent_page as build_agent_page
 
     catalog = Catalog(settings.flows_dir, settings.prompts_dir)
     store = RedisCallStore.from_url(settings.redis_url)
+    page = agent_page if agent_page is not None else build_agent_page(settings, store)  # /agent, or None
     media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer())
     async with AriClient.from_settings(settings) as ari_client:
         services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,
                             app=settings.ari_app, transfer_context=settings.transfer_context,
                             observers=list(observers or []))
         controller = Controller(services, catalog, settings.entry_flow)
-        stream = EventStream.from_settings(settings, on_event=controller.on_event, on_connect=controller.on_connect)
+        on_event = page.desk.wrap(controller.on_event) if page else controller.on_event  # the desk sees events first
+        stream = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)
         controller.stream = stream
-        runner = await _start_http(settings, media)
+        runner = await _start_http(settings, media, page.routes() if page else [])
         stop = stop or asyncio.Event()
         _install_signals(stop, catalog)
         stream_task = asyncio.create_task(stream.run())
@@ -173,14 +176,17 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
         await stream.aclose()
         stream_task.cancel()
         await controller.aclose()
+        if page is not None:
+            await page.desk.aclose()
         await runner.cleanup()
         await store.close()
 
 
-async def _start_http(settings, media) -> web.AppRunner:
+async def _start_http(settings, media, routes=()) -> web.AppRunner:
     app = web.Application()
     app.add_routes(media.routes())
     app.add_routes([web.get("/health", _health)])
+    app.add_routes(list(routes))
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, settings.http_port).start()

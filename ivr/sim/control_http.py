@@ -82,6 +82,14 @@ async def agent_hangup(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def agent_answer(request: web.Request) -> web.Response:
+    call, body = _call(request), await _body(request)
+    if not call.agent_answer(str(body.get("interface", ""))):
+        raise web.HTTPConflict(text='{"message": "That member is not ringing for this call"}',
+                               content_type="application/json")
+    return web.Response(status=204)
+
+
 async def drop_app(request: web.Request) -> web.Response:
     dropped = await drop_app_connections(_sim(request), request.match_info["app"])
     return web.json_response({"dropped": dropped})
@@ -96,5 +104,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/sim/calls/{channelId}/press", press)
     r.add_post("/sim/calls/{channelId}/say", say)
     r.add_post("/sim/calls/{channelId}/hangup", hangup)
+    r.add_post("/sim/calls/{channelId}/agent_answer", agent_answer)
     r.add_post("/sim/calls/{channelId}/agent_hangup", agent_hangup)
     r.add_post("/sim/apps/{app}/drop", drop_app)

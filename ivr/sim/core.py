@@ -512,6 +512,7 @@ class Simulator:
         call = self.calls.get(ch.id)
         if call is not None:
             call.continued = ContinueRecord(ctx, ext, prio, label, dict(ch.variables), self.clock.now())
+            call._notify()      # wake SimCall.wait_continued now, not at its timeout
         exit_future: asyncio.Future[Any] = ch.stasis_exit  # type: ignore[attr-defined]
         self._leave_stasis(ch, for_dialplan=True)
         if not exit_future.done():

@@ -68,8 +68,10 @@ async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
         leg.channel.location.exten = caller.location.exten
         sim.emit(ev.dial(sim.ts(), leg.channel, "RINGING", leg.member.interface, caller=caller))
     answered: _Leg | None = None
+    caller.queue_legs = legs  # type: ignore[attr-defined]
+    caller.queue_pickup = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
     try:
-        answered = await _first_answer(sim, legs, timeout)
+        answered = await _first_answer(sim, legs, timeout, caller.queue_pickup)  # type: ignore[attr-defined]
         if answered is None:
             _cancel_legs(sim, caller, legs)
             outcome.status = "TIMEOUT"
@@ -87,6 +89,7 @@ async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
             _after_call(sim, queue, caller, outcome)
         raise
     finally:
+        caller.queue_legs = []  # type: ignore[attr-defined]
         for leg in legs:
             sim._destroy(leg.channel, 16)
 
@@ -109,18 +112,43 @@ def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> _Leg:
     return _Leg(member, ch)
 
 
-async def _first_answer(sim: "Simulator", legs: list[_Leg], timeout: float | None) -> _Leg | None:
+async def _first_answer(sim: "Simulator", legs: list[_Leg], timeout: float | None,
+                        pickup: "asyncio.Future[str]") -> _Leg | None:
+    """The member who answers first: by ``answer_after``, or whoever :func:`pick_up` names."""
     candidates = [leg for leg in legs if leg.member.answer_after is not None]
     first = min(candidates, key=lambda leg: leg.member.answer_after or 0.0, default=None)
-    if first is None:
-        await sim.clock.sleep(timeout if timeout is not None else 3600.0)
-        return None
-    delay = first.member.answer_after or 0.0
-    if timeout is not None and delay > timeout:
-        await sim.clock.sleep(timeout)
-        return None
-    await sim.clock.sleep(delay)
+    limit = timeout if timeout is not None else 3600.0
+    delay = (first.member.answer_after or 0.0) if first is not None else limit
+    if first is not None and delay > limit:
+        first, delay = None, limit
+    timer = asyncio.ensure_future(sim.clock.sleep(delay))
+    try:
+        await asyncio.wait({timer, pickup}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+    if pickup.done():
+        interface = pickup.result()
+        return next(leg for leg in legs if leg.member.interface == interface)
+    pickup.cancel()
     return first
+
+
+def pick_up(caller: Channel, interface: str) -> bool:
+    """A ringing member answers this queued caller now; False if it is not ringing for them."""
+    legs: list[_Leg] = getattr(caller, "queue_legs", [])
+    pickup: asyncio.Future[str] | None = getattr(caller, "queue_pickup", None)
+    if pickup is None or pickup.done() or not any(leg.member.interface == interface for leg in legs):
+        return False
+    pickup.set_result(interface)
+    return True
+
+
+def ringing_members(caller: Channel) -> list[str]:
+    """Interfaces ringing for this caller right now (empty once answered or gone)."""
+    pickup: asyncio.Future[str] | None = getattr(caller, "queue_pickup", None)
+    if pickup is None or pickup.done():
+        return []
+    return [leg.member.interface for leg in getattr(caller, "queue_legs", [])]
 
 
 def _cancel_legs(sim: "Simulator", caller: Channel, legs: list[_Leg]) -> None:

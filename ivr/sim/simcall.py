@@ -117,6 +117,16 @@ class SimCall:
         self.sim.hangup_by_far_end(self.channel, cause)
         await asyncio.sleep(0)
 
+    def agent_answer(self, interface: str) -> bool:
+        """A queue member ringing for this caller picks up now (False: not ringing for them)."""
+        from .queues import pick_up
+        return pick_up(self.channel, interface)
+
+    def ringing_agents(self) -> list[str]:
+        """Member interfaces whose phones ring for this queued caller."""
+        from .queues import ringing_members
+        return ringing_members(self.channel)
+
     def agent_hangup(self) -> None:
         """The queue agent talking to this caller hangs up."""
         from .queues import agent_hangup

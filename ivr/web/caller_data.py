@@ -1,0 +1,171 @@
+"""Who the caller is beyond this call: their policies and their contact history.
+
+The screen pop needs both, but neither belongs to the agent page: policies
+live in the policy administration system and the contact history in the
+caller history store. So the page asks two small interfaces, and ships
+defaults that work with nothing else installed:
+
+- :class:`CallStateDirectory` reads what the call itself learned (the
+  ``caller`` and policy variables the flows saved); a real policy store
+  replaces it through :class:`CallerDirectory`.
+- :class:`RedisContactHistory` keeps recent contacts and agent outcomes per
+  caller in Redis, capped and expiring; a fuller caller history replaces it
+  through :class:`ContactHistory`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Protocol
+
+import redis.asyncio as redis
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from ivr.engine.state import CallState
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("saved", "downgraded", "cancelled", "paid", "updated", "other")
+HISTORY_KEEP = 50                       # contacts kept per caller
+HISTORY_TTL_SECONDS = 400 * 24 * 3600   # a caller silent for over a year starts afresh
+
+
+class PolicyInfo(BaseModel):
+    """One policy as the agent needs to see it."""
+
+    number: str
+    product: str = ""
+    status: str = ""
+    premium: float | None = None
+    first_year: bool = False
+    orphan: bool = False           # the selling agent has left: service first, sales second
+    sales_channel: str = ""        # agency, bancassurance, telesales, online...
+
+
+class CallerProfile(BaseModel):
+    caller_id: str
+    name: str = ""
+    policies: list[PolicyInfo] = Field(default_factory=list)
+
+
+class Contact(BaseModel):
+    """One earlier contact: a call's end, or an outcome an agent recorded."""
+
+    at: float
+    kind: str = "call"             # call | agent_outcome
+    summary: str = ""
+    outcome: str | None = None
+    agent: str | None = None
+    call_id: str | None = None
+
+
+class CallerDirectory(Protocol):
+    async def profile(self, caller_id: str, state: CallState) -> CallerProfile | None: ...
+
+
+class ContactHistory(Protocol):
+    async def recent(self, caller_id: str, limit: int = 5) -> list[Contact]: ...
+    async def record_outcome(self, caller_id: str, contact: Contact) -> None: ...
+
+
+def caller_of(state: CallState) -> dict[str, Any]:
+    """The ``caller`` variable the verify flow saved (empty when unidentified)."""
+    caller = state.vars.get("caller")
+    return caller if isinstance(caller, dict) else {}
+
+
+class CallStateDirectory:
+    """Profile from the call's own variables: enough for a pop before a policy store exists."""
+
+    async def profile(self, caller_id: str, state: CallState) -> CallerProfile | None:
+        caller = caller_of(state)
+        if not caller:
+            return None
+        name = " ".join(str(caller.get(k, "")) for k in ("first_name", "last_name")).strip()
+        summaries = [v for v in state.vars.values() if isinstance(v, dict) and "product" in v]
+        policies: list[PolicyInfo] = []
+        for summary in summaries:
+            policies.append(PolicyInfo(number=str(summary.get("number", caller.get("policy_number", ""))),
+                                       product=str(summary.get("product", "")),
+                                       status=str(summary.get("status", "")),
+                                       premium=_number(summary.get("premium")),
+                                       first_year=bool(caller.get("first_year")), orphan=bool(caller.get("orphan")),
+                                       sales_channel=str(summary.get("sales_channel", caller.get("sales_channel", "")))))
+        if not policies and caller.get("policy_number"):
+            policies.append(PolicyInfo(number=str(caller["policy_number"]), first_year=bool(caller.get("first_year")),
+                                       orphan=bool(caller.get("orphan")),
+                                       sales_channel=str(caller.get("sales_channel", ""))))
+        return CallerProfile(caller_id=caller_id, name=name, policies=policies)
+
+
+class StaticDirectory:
+    """Profiles given up front (tests, demos)."""
+
+    def __init__(self, profiles: dict[str, CallerProfile]):
+        self.profiles = profiles
+
+    async def profile(self, caller_id: str, state: CallState) -> CallerProfile | None:
+        return self.profiles.get(caller_id)
+
+
+class RedisContactHistory:
+    """Contacts per caller in a Redis sorted set (by time), capped and expiring.
+
+    Redis being down must not break the agent page: reads give an empty
+    history and writes fail loudly only to the agent who clicked (the
+    caller is on the line; the outcome can be clicked again).
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = "ivr:contacts:"):
+        self.client = client
+        self.prefix = prefix
+        self._warned = False
+
+    @classmethod
+    def from_url(cls, url: str) -> "RedisContactHistory":
+        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
+
+    async def recent(self, caller_id: str, limit: int = 5) -> list[Contact]:
+        try:
+            raw = await self.client.zrevrange(self.prefix + caller_id, 0, limit - 1)
+        except (RedisError, OSError) as exc:
+            if not self._warned:
+                log.error("Redis unavailable (%s): screen pops go out without contact history", exc)
+                self._warned = True
+            return []
+        self._warned = False
+        return [Contact.model_validate_json(item) for item in raw]
+
+    async def add(self, caller_id: str, contact: Contact) -> None:
+        key = self.prefix + caller_id
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {contact.model_dump_json(): contact.at})
+            pipe.zremrangebyrank(key, 0, -HISTORY_KEEP - 1)
+            pipe.expire(key, HISTORY_TTL_SECONDS)
+            await pipe.execute()
+
+    async def record_outcome(self, caller_id: str, contact: Contact) -> None:
+        """One outcome per call: a second click replaces the first (the agent corrected it)."""
+        key = self.prefix + caller_id
+        for item in await self.client.zrange(key, 0, -1):
+            data = json.loads(item)
+            if data.get("kind") == "agent_outcome" and data.get("call_id") == contact.call_id:
+                await self.client.zrem(key, item)
+        await self.add(caller_id, contact)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,130 @@
+"""A controller with the agent page, the simulator running the shipped asterisk-conf, a real Redis.
+
+Queue members never answer by themselves here: a test makes one agent pick
+up (``SimCall.agent_answer``), as a person clicking answer would, so the
+test knows the moment of answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+import redis.asyncio as redis
+
+from ivr.config import AgentAccount, Settings
+from ivr.controller.app import serve
+from ivr.demo import placeholder_audio
+from ivr.prompts import load_prompts
+from ivr.sim import SimulatorConfig, load_asterisk_conf, start_simulator
+from ivr.store import RedisCallStore
+from ivr.web.accounts import Accounts
+from ivr.web.caller_data import CallerProfile, Contact, PolicyInfo, RedisContactHistory, StaticDirectory
+from ivr.web.desk import AgentDesk
+from ivr.web.server import AgentPage
+from tests.conftest import ROOT, shared_dir
+
+TOKENS = {"101": "token-of-agent-101", "102": "token-of-agent-102"}
+CALLER_ID = "C-100001"           # the sample backend's caller (ivr/backend/sample.py)
+CANCEL_BY_KEYS = [("menu", "4"), ("dob", "19800531"), ("reason", "2"), ("downgrade", "1")]
+
+
+def agents() -> list[AgentAccount]:
+    return [
+        AgentAccount(id="101", name="Mei Chen", token=TOKENS["101"], interfaces=["PJSIP/agent101"],
+                     queues=["save_specialists", "complaints", "customer_service"]),
+        AgentAccount(id="102", name="Tom Okafor", token=TOKENS["102"], interfaces=["PJSIP/agent102"],
+                     queues=["save_specialists", "payments", "customer_service"]),
+    ]
+
+
+def profiles() -> StaticDirectory:
+    return StaticDirectory({CALLER_ID: CallerProfile(caller_id=CALLER_ID, name="Ann Lee", policies=[
+        PolicyInfo(number="40012345", product="Term Life 20", status="in force", premium=86.4, first_year=True,
+                   sales_channel="bancassurance"),
+        PolicyInfo(number="40077001", product="Home Contents", status="in force", premium=21.5, orphan=True,
+                   sales_channel="agency"),
+    ])})
+
+
+@dataclass
+class DeskRig:
+    sim: Any
+    settings: Settings
+    page: AgentPage
+    history: RedisContactHistory
+    base_url: str
+
+    @property
+    def desk(self) -> AgentDesk:
+        return self.page.desk
+
+    def call(self, ani: str = "+15550100"):
+        return self.sim.sim.inbound_call(ani=ani, exten="8001", context="from-trunk")
+
+
+async def walk_cancellation(call: Any) -> None:
+    """Key through main menu -> cancellation (too expensive, accepts the downgrade)."""
+    await call.wait_in_stasis()
+    for count, (_, keys) in enumerate(CANCEL_BY_KEYS, start=1):
+        await asyncio.sleep(0.6)   # prompts are 0.3 s placeholders; keys barge in anyway
+        await call.press(keys, interval=0.12)
+    await call.wait_continued(timeout=20)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_for(predicate, timeout: float = 10.0, step: float = 0.02) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(step)
+
+
+@contextlib.asynccontextmanager
+async def make_desk_rig(tmp_path: Path, redis_url: str) -> AsyncIterator[DeskRig]:
+    catalog, _ = load_prompts(ROOT / "prompts")
+    sounds = placeholder_audio(catalog, tmp_path / "sounds")
+    api_docs = shared_dir() / "asterisk" / "api-docs"
+    config = load_asterisk_conf(SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
+                                                api_docs_dir=api_docs if api_docs.is_dir() else None),
+                                ROOT / "asterisk-conf")
+    for queue in config.queues.values():
+        queue.answer_with(None)            # agents answer when the test says so
+    sim = await start_simulator(config)
+    settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
+                        redis_url=redis_url, http_port=free_port(), flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
+                        sounds_dir=sounds / "ivr", speech="off", agents=agents())
+    client = redis.from_url(redis_url)
+    history = RedisContactHistory(client, prefix=f"test:{tmp_path.name}:contacts:")
+    store = RedisCallStore(client)
+    accounts = Accounts(settings.agents)
+    page = AgentPage(accounts, AgentDesk(accounts, store.load, profiles(), history))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop=stop, ready=ready, agent_page=page))
+    await asyncio.wait_for(ready.wait(), 10)
+    base_url = f"http://127.0.0.1:{settings.http_port}"
+    try:
+        yield DeskRig(sim, settings, page, history, base_url)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await client.aclose()
+        await sim.stop()
+
+
+@pytest.fixture
+async def desk_rig(tmp_path, redis_url) -> AsyncIterator[DeskRig]:
+    async with make_desk_rig(tmp_path, redis_url) as rig:
+        yield rig
