@@ -28,6 +28,7 @@ ACTIONS: dict[str, ActionInfo] = {
     for a in (
         _action("caller.identify", "ok declined", "Find the caller by caller number (ANI) or a policy number"),
         _action("caller.verify", "ok declined locked", "Knowledge check: date of birth or last ID digits"),
+        _action("caller.step_up", "ok declined locked", "Second knowledge check before a risky change (the other factor)"),
         _action("policy.summary", "ok declined", "Status, premium due, grace period and coverage"),
         _action("claim.status", "ok declined", "Progress of the caller's open claim"),
         _action("payment.failure", "ok declined", "Why the last debit failed and what is due"),
@@ -36,7 +37,7 @@ ACTIONS: dict[str, ActionInfo] = {
         _action("payment.promise", "ok declined", "Record a promise to pay by a date", writes=True),
         _action("phone.check", "ok flagged declined", "Check a new phone number: format, agent numbers, duplicates"),
         _action("otp.send", "ok declined", "Send a one-time code by SMS"),
-        _action("otp.check", "ok declined", "Check a one-time code the caller keyed"),
+        _action("otp.check", "ok declined expired", "Check a one-time code the caller keyed (expired: too many tries)"),
         _action("phone.update", "ok declined", "Update the phone number atomically with an audit entry", writes=True),
         _action("cancel.options", "ok declined", "Downgrade options: lower sum assured or premium"),
         _action("cancel.record", "ok", "Record a cancellation request and its reason", writes=True),

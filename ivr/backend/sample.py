@@ -15,7 +15,8 @@ SAMPLE_CALLER = {
 }
 SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "caller.identify": SAMPLE_CALLER,
-    "caller.verify": {"verified": True, "attempts_left": 2},
+    "caller.verify": {"verified": True, "method": "dob", "attempts_left": 2},
+    "caller.step_up": {"verified": True, "method": "id", "attempts_left": 2},
     "policy.summary": {
         "number": "40012345", "product": "Term Life", "status": "in force", "premium": 86.4,
         "due_date": "2026-12-01", "grace_end": "2026-12-31", "sum_assured": 250000,

@@ -41,8 +41,11 @@ class FlowSet:
         return f"{name}@{self.flows[name].version}"
 
 
+ROUTING_FILE = "routing.yaml"  # routing rules live beside the flows but are not a flow (ivr/routing)
+
+
 def flow_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.yaml") if p.is_file()) + sorted(directory.glob("*.yml"))
+    return sorted(p for p in directory.glob("*.yaml") if p.is_file() and p.name != ROUTING_FILE) + sorted(directory.glob("*.yml"))
 
 
 def check_flows(paths: list[Path], prompts_dir: Path,

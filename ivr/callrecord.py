@@ -1,0 +1,123 @@
+"""What one finished call amounts to, from its engine state: for history and reports.
+
+The engine's path says everything that happened; this module reads it into
+the few facts people ask about: which journeys the caller entered (their
+intents), how each ended (contained in self-service, transferred, abandoned),
+where the caller hung up, and the transfer's queue and reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ivr.engine.state import CallState
+
+# journey flows and the intent each serves (main_menu's choices)
+JOURNEYS = {"policy_query": "policy", "payment": "payment", "phone_update": "phone", "cancellation": "cancel"}
+PATH_LIMIT = 60
+
+
+@dataclass
+class JourneyOutcome:
+    journey: str  # flow name
+    outcome: str = "unfinished"  # contained | transferred | abandoned | <returned value> | unfinished
+    node: str = ""  # where it ended (flow.node)
+    reason: str = ""  # transfer reason
+
+
+@dataclass
+class CallRecord:
+    call_id: str
+    started: float
+    ended: float
+    status: str  # ended | transferred
+    outcome: str  # completed, caller_hangup, ... or the transfer queue
+    caller: str | None = None  # person id once identified
+    ani_key: str = ""
+    policy: str | None = None
+    language: str = "en"
+    intents: list[str] = field(default_factory=list)
+    journeys: list[JourneyOutcome] = field(default_factory=list)
+    queue: str | None = None
+    reason: str | None = None
+    priority: int | None = None
+    last_node: str = ""
+    path: list[str] = field(default_factory=list)
+    route: dict[str, Any] | None = None
+    cancel_reason: str | None = None
+
+    @property
+    def contained(self) -> bool:
+        """Finished in self-service: the IVR ended the call, no person and no hang-up midway."""
+        return self.status == "ended" and self.outcome != "caller_hangup"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CallRecord":
+        values = dict(data)
+        values["journeys"] = [JourneyOutcome(**j) for j in values.get("journeys", [])]
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def summarise(state: CallState, started: float, ended: float, ani_key: str = "") -> CallRecord:
+    """The record of a call that has left the engine (transferred or ended)."""
+    caller = state.vars.get("caller") if isinstance(state.vars.get("caller"), dict) else {}
+    result = state.result
+    record = CallRecord(
+        call_id=state.call_id, started=started, ended=ended, status=state.status,
+        outcome=str(result.get("outcome") or result.get("queue") or state.status),
+        caller=caller.get("id"), ani_key=ani_key, policy=caller.get("policy_number"), language=state.language,
+        queue=result.get("queue"), reason=result.get("reason"), priority=result.get("priority"),
+        route=(state.vars.get("call") or {}).get("route"), cancel_reason=_text(state.vars.get("cancel_reason")),
+    )
+    record.journeys = _journeys(state)
+    record.intents = list(dict.fromkeys(JOURNEYS[j.journey] for j in record.journeys))
+    last = state.path[-1] if state.path else None
+    if result.get("outcome") == "caller_hangup":
+        record.last_node = f"{result.get('flow', state.flow)}.{result.get('node', state.node)}"
+    elif last is not None:
+        record.last_node = f"{last.flow}.{last.node}"
+    record.path = _compact_path(state)
+    return record
+
+
+def _journeys(state: CallState) -> list[JourneyOutcome]:
+    journeys: list[JourneyOutcome] = []
+    current: JourneyOutcome | None = None
+    for turn in state.path:
+        where = f"{turn.flow}.{turn.node}"
+        if turn.kind == "call" and turn.detail in JOURNEYS:
+            current = JourneyOutcome(turn.detail, node=where)
+            journeys.append(current)
+        elif current is None:
+            continue
+        elif turn.kind == "return" and turn.flow == current.journey:
+            current.outcome = "contained" if turn.matched == "done" else str(turn.matched)
+            current.node = where
+            current = None
+        elif turn.kind == "transfer":
+            current.outcome, current.node = "transferred", where
+            current.reason = (turn.detail or "").split(":")[0]
+        elif turn.kind == "caller_hangup":
+            current.outcome, current.node = "abandoned", where
+        else:
+            current.node = where
+    return journeys
+
+
+def _compact_path(state: CallState) -> list[str]:
+    """Nodes visited, repeats collapsed, the last PATH_LIMIT kept: what an agent can read at a glance."""
+    nodes: list[str] = []
+    for turn in state.path:
+        where = f"{turn.flow}.{turn.node}"
+        if not nodes or nodes[-1] != where:
+            nodes.append(where)
+    return nodes[-PATH_LIMIT:]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,107 @@
+"""One-time codes sent by SMS to prove the caller holds a phone.
+
+Codes live five minutes and allow three tries; only a salted hash is kept.
+A code checked correctly leaves a confirmation for that phone (ten
+minutes), which the phone update consumes: the number cannot be changed
+without the code, whatever a flow does.
+They are kept in Redis so any controller can check a code another one sent
+(a call resumed after a restart). With Redis down they are kept in this
+process instead, which is enough for the call that asked for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from typing import Literal
+
+import redis.asyncio as redis
+
+from ivr.redisguard import RedisGuard
+
+log = logging.getLogger(__name__)
+CODE_TTL_SECONDS = 300
+CONFIRMED_TTL_SECONDS = 600
+MAX_ATTEMPTS = 3
+Check = Literal["ok", "wrong", "expired"]
+_MISSING = object()
+
+
+class OneTimeCodes:
+    def __init__(self, client: redis.Redis | None, prefix: str = "ivr:otp:"):
+        self.client = client
+        self.prefix = prefix
+        self.guard = RedisGuard("shared one-time codes", log)
+        self._memory: dict[str, dict[str, str]] = {}
+
+    async def issue(self, phone: str) -> str:
+        code = f"{secrets.randbelow(10**6):06d}"
+        salt = secrets.token_hex(8)
+        record = {"salt": salt, "hash": _hash(salt, code), "attempts": "0", "expires": str(time.time() + CODE_TTL_SECONDS)}
+        key = self._key(phone)
+        self._memory[key] = record
+        if self.client is not None:
+            async def store():
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.delete(key).hset(key, mapping=record).expire(key, CODE_TTL_SECONDS)
+                    await pipe.execute()
+            await self.guard.run(store)
+        return code
+
+    async def check(self, phone: str, code: str) -> Check:
+        key = self._key(phone)
+        record = await self._load(key)
+        if not record or float(record.get("expires", 0)) < time.time():
+            await self._forget(key)
+            return "expired"
+        if hmac.compare_digest(record["hash"], _hash(record["salt"], code)):
+            await self._forget(key)
+            await self._confirm(phone)
+            return "ok"
+        attempts = int(record.get("attempts", 0)) + 1
+        if attempts >= MAX_ATTEMPTS:
+            await self._forget(key)
+            return "expired"
+        record["attempts"] = str(attempts)
+        self._memory[key] = record
+        if self.client is not None:
+            await self.guard.run(lambda: self.client.hset(key, "attempts", attempts))
+        return "wrong"
+
+    async def consume_confirmation(self, phone: str) -> bool:
+        """True once after the code for `phone` was checked correctly (within ten minutes)."""
+        key = self._key(phone) + ":ok"
+        expires = float(self._memory.pop(key, {}).get("expires", 0))
+        if self.client is not None:
+            deleted = await self.guard.run(lambda: self.client.delete(key), None)
+            if deleted is not None:
+                return bool(deleted)
+        return expires > time.time()
+
+    async def _confirm(self, phone: str) -> None:
+        key = self._key(phone) + ":ok"
+        self._memory[key] = {"expires": str(time.time() + CONFIRMED_TTL_SECONDS)}
+        if self.client is not None:
+            await self.guard.run(lambda: self.client.set(key, "1", ex=CONFIRMED_TTL_SECONDS))
+
+    async def _load(self, key: str) -> dict[str, str] | None:
+        if self.client is not None:
+            raw = await self.guard.run(lambda: self.client.hgetall(key), _MISSING)
+            if raw is not _MISSING:
+                return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+        return self._memory.get(key)
+
+    async def _forget(self, key: str) -> None:
+        self._memory.pop(key, None)
+        if self.client is not None:
+            await self.guard.run(lambda: self.client.delete(key))
+
+    def _key(self, phone: str) -> str:
+        return self.prefix + hashlib.sha256(phone.encode()).hexdigest()[:24]
+
+
+def _hash(salt: str, code: str) -> str:
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()

@@ -1,0 +1,254 @@
+"""Routing rules: where a caller goes first, as data a designer edits (flows/routing.yaml).
+
+    routing: 1
+    entry_flow: main_menu
+    rules:
+      - rule: failed_debit_first
+        when: caller.failed_debit
+        to: payment
+        reason: "failed debit ({caller.failure_reason})"
+      - rule: first_year_cancel
+        on_intent: cancel
+        when: caller.first_year
+        to: save_team
+        reason: first policy year, wants to cancel
+
+Rules are tried in file order; the first whose `when` holds decides. Rules
+without `on_intent` decide at call start; those with one decide when the
+caller has said what they want (`any` for every intent). `prefer_agent`
+rules name an agent to prefer for whichever person the caller reaches.
+
+A destination (`to`) is a name the entry flow acts on: it must appear in a
+branch condition of that flow, compared with `call.route_start` (start
+rules) or `route_to` (intent rules). Checking that here means a rule can
+never send a caller somewhere the flow does not handle.
+
+Problems are reported like flow problems: file:line:column, the reason, and
+"did you mean" for misspelt keys, destinations and fact names.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ivr import expr, yamlsource
+from ivr.callrecord import JOURNEYS
+from ivr.diagnostics import Diagnostic, Severity
+from ivr.flow import model as flow_model
+
+ERROR, WARNING = Severity.ERROR, Severity.WARNING
+INTENTS = tuple(JOURNEYS.values())
+# what a rule may ask about, and the fields of each (see ivr/routing/facts.py)
+FACTS: dict[str, set[str]] = {
+    "caller": {"known", "id", "first_name", "last_name", "policy_number", "policies", "first_year",
+               "first_quarter", "orphan", "lapsed", "failed_debit", "failure_reason", "locked", "language",
+               "found_by"},
+    "history": {"calls_7d", "calls_30d", "intents_7d", "cancel_intents_30d", "transfers_7d", "last_reason",
+                "last_agent", "failed_verifications"},
+    "call": {"ani", "dnis", "caller_name", "channel", "language"},
+    "intent": set(),
+}
+PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    rule: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Name, shown to the agent with the reason")
+    when: str = Field(description="Condition over caller, history, call (and intent, for intent rules)")
+    to: str | None = Field(None, description="Destination the entry flow acts on")
+    on_intent: str | None = Field(None, description="Decide once the caller said this intent (or 'any')")
+    prefer_agent: str | None = Field(None, description="Expression giving the agent id to prefer")
+    reason: str = Field(description="Why, for the agent; {expressions} are filled in")
+    description: str = ""
+
+
+class RuleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routing: int = Field(description="Format version: 1")
+    entry_flow: str = "main_menu"
+    rules: list[Rule] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    file: str
+    entry_flow: str
+    rules: tuple[Rule, ...]
+
+    def start_rules(self) -> list[Rule]:
+        return [r for r in self.rules if r.to and not r.on_intent]
+
+    def intent_rules(self, intent: str) -> list[Rule]:
+        return [r for r in self.rules if r.to and r.on_intent in (intent, "any")]
+
+    def agent_rules(self) -> list[Rule]:
+        return [r for r in self.rules if r.prefer_agent]
+
+
+_VOCABULARY = set(Rule.model_fields) | set(RuleFile.model_fields)
+
+
+def load_rules(path: Path, entry_flow: flow_model.Flow | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
+    """Parse and check a rule file; the rule set is None when there are errors."""
+    return load_rules_text(path.read_text(encoding="utf-8"), str(path), entry_flow)
+
+
+def load_rules_text(text: str, file: str, entry_flow: flow_model.Flow | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
+    try:
+        document = yamlsource.load(text)
+    except yamlsource.YamlSyntaxError as exc:
+        return None, [Diagnostic(file, exc.position.line, exc.position.column, ERROR, "yaml", exc.message)]
+    out = [_at(document, file, path, "duplicate-key", f"'{path[-1]}' appears twice; the second would replace the first",
+               key=True) for path, _ in document.duplicates]
+    if not isinstance(document.data, dict):
+        return None, [*out, Diagnostic(file, 1, 1, ERROR, "structure", "a routing file is a mapping with routing and rules")]
+    try:
+        parsed = RuleFile.model_validate(document.data)
+    except ValidationError as exc:
+        out.extend(_explain(exc, document, file))
+        return None, sorted(out, key=lambda d: (d.line, d.column))
+    out.extend(_check(parsed, document, file, entry_flow))
+    ok = not any(d.severity is ERROR for d in out)
+    return (RuleSet(file, parsed.entry_flow, tuple(parsed.rules)) if ok else None), sorted(out, key=lambda d: (d.line, d.column))
+
+
+# --- structure -------------------------------------------------------------------
+
+
+def _explain(exc: ValidationError, document: yamlsource.Document, file: str) -> list[Diagnostic]:
+    out = []
+    errors = exc.errors()
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    explained: set[tuple] = set()  # a missing key that a misspelt sibling stands for: one message, not two
+    for error in errors:
+        path = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            word = str(path[-1])
+            siblings = [p[-1] for p in missing if p[:-1] == path[:-1]]
+            hint = _hint(word, siblings) or _hint(word, _VOCABULARY)
+            explained |= {p for p in missing if p[:-1] == path[:-1] and f"'{p[-1]}'" in hint}
+            out.append(_at(document, file, path, "unknown-key", f"unknown key '{word}'{hint}", key=True))
+    for error in errors:
+        path = tuple(error["loc"])
+        if error["type"] == "extra_forbidden" or path in explained:
+            continue
+        if error["type"] == "missing":
+            out.append(_at(document, file, path[:-1], "missing-key", f"{_where(path[:-1])} needs '{path[-1]}'", key=True))
+        else:
+            out.append(_at(document, file, path, "structure", f"{_where(path)}: {error['msg']}"))
+    return out
+
+
+def _where(path: tuple) -> str:
+    if len(path) >= 2 and path[0] == "rules":
+        return f"rule {int(path[1]) + 1}" + (f" ({'.'.join(map(str, path[2:]))})" if len(path) > 2 else "")
+    return ".".join(map(str, path)) or "the routing file"
+
+
+# --- meaning ---------------------------------------------------------------------------
+
+
+def _check(parsed: RuleFile, document: yamlsource.Document, file: str,
+           entry_flow: flow_model.Flow | None) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    if parsed.routing != 1:
+        out.append(_at(document, file, ("routing",), "version", f"routing format {parsed.routing} is not known; use 1"))
+    if entry_flow is not None and entry_flow.flow != parsed.entry_flow:
+        out.append(_at(document, file, ("entry_flow",), "entry-flow",
+                       f"rules are for '{parsed.entry_flow}', but calls start in '{entry_flow.flow}'"))
+    start_to, intent_to = destinations(entry_flow) if entry_flow else (None, None)
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(parsed.rules):
+        base = ("rules", index)
+        if rule.rule in seen:
+            out.append(_at(document, file, (*base, "rule"), "duplicate-rule",
+                           f"rule '{rule.rule}' is also rule {seen[rule.rule] + 1}: decisions name the rule, keep names unique"))
+        seen.setdefault(rule.rule, index)
+        if not rule.to and not rule.prefer_agent:
+            out.append(_at(document, file, base, "no-effect", f"rule '{rule.rule}' needs 'to' or 'prefer_agent'"))
+        if rule.on_intent and rule.on_intent not in (*INTENTS, "any"):
+            out.append(_at(document, file, (*base, "on_intent"), "unknown-intent",
+                           f"intent '{rule.on_intent}' is not one of {', '.join(INTENTS)}, any{_hint(rule.on_intent, [*INTENTS, 'any'])}"))
+        allowed = set(FACTS) if rule.on_intent else set(FACTS) - {"intent"}
+        out.extend(_check_expression(document, file, (*base, "when"), rule.when, allowed))
+        if rule.prefer_agent:
+            out.extend(_check_expression(document, file, (*base, "prefer_agent"), rule.prefer_agent, allowed))
+        for placeholder in PLACEHOLDER.findall(rule.reason):
+            out.extend(_check_expression(document, file, (*base, "reason"), placeholder.split(":")[0], allowed))
+        known = (intent_to if rule.on_intent else start_to)
+        if rule.to and known is not None and rule.to not in known:
+            variable = "route_to" if rule.on_intent else "call.route_start"
+            out.append(_at(document, file, (*base, "to"), "unknown-destination",
+                           f"'{rule.to}' is not handled by flow '{parsed.entry_flow}': no branch tests "
+                           f"{variable} == '{rule.to}' (it handles: {', '.join(sorted(known)) or 'none'}){_hint(rule.to, known)}"))
+    return out
+
+
+def _check_expression(document, file: str, path: tuple, expression: str, allowed: set[str]) -> list[Diagnostic]:
+    try:
+        tree = expr.parse(expression)
+    except expr.ExpressionError as exc:
+        return [_at(document, file, path, "expression", str(exc))]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in expr.FUNCTIONS and node.id not in expr.CONSTANTS \
+                and node.id not in allowed:
+            extra = " (only intent rules know the intent)" if node.id == "intent" else ""
+            out.append(_at(document, file, path, "unknown-fact",
+                           f"'{node.id}' is not something rules can ask about{extra}; use {', '.join(sorted(allowed))}"
+                           f"{_hint(node.id, allowed)}"))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in FACTS \
+                and FACTS[node.value.id] and node.attr not in FACTS[node.value.id]:
+            out.append(_at(document, file, path, "unknown-fact",
+                           f"'{node.value.id}.{node.attr}' is not known{_hint(node.attr, FACTS[node.value.id])}"))
+    return out
+
+
+def destinations(flow: flow_model.Flow) -> tuple[set[str], set[str]]:
+    """Names the entry flow compares `call.route_start` and `route_to` with, in its branch conditions."""
+    start: set[str] = set()
+    intent: set[str] = set()
+    for node in flow.nodes.values():
+        if not isinstance(node, flow_model.BranchNode):
+            continue
+        for condition in node.branch:
+            for variable, value in _comparisons(condition.if_):
+                if variable == "call.route_start":
+                    start.add(value)
+                elif variable == "route_to":
+                    intent.add(value)
+    return start, intent
+
+
+def _comparisons(expression: str) -> list[tuple[str, str]]:
+    try:
+        tree = expr.parse(expression)
+    except expr.ExpressionError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and len(node.comparators) == 1 and isinstance(node.ops[0], ast.Eq):
+            left, right = node.left, node.comparators[0]
+            if isinstance(right, ast.Constant) and isinstance(right.value, str):
+                found.append((ast.unparse(left), right.value))
+    return found
+
+
+def _at(document: yamlsource.Document, file: str, path: tuple, code: str, message: str, *, key: bool = False,
+        severity: Severity = ERROR) -> Diagnostic:
+    pos = document.source.locate(path, key=key)
+    return Diagnostic(file, pos.line, pos.column, severity, code, message)
+
+
+def _hint(word: str, candidates: Any) -> str:
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
