@@ -75,7 +75,17 @@ class Controller:
 
     def _new_call(self, channel: Channel) -> None:
         session = self._open(channel.id, self.catalog.current)
-        session.submit(Begin(self.entry_flow, _call_data(channel)))
+        router = getattr(self, "router", None)  # set by serve(); None: every call starts in entry_flow as is
+        if router is None:
+            session.submit(Begin(self.entry_flow, _call_data(channel)))
+            return
+
+        async def routed() -> None:
+            """The routing rules' decision joins the call data (bounded in time, never raises)."""
+            call = _call_data(channel)
+            call.update(await router.decide(call))
+            session.submit(Begin(self.entry_flow, call))
+        self._spawn(routed())
 
     async def _adopt(self, channel_id: str) -> None:
         try:
@@ -146,8 +156,12 @@ def _call_data(channel: Channel) -> dict[str, Any]:
 
 
 async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,
-                observers: list | None = None, agent_page=None) -> None:
-    """Run the controller until `stop` is set (or SIGTERM/SIGINT)."""
+                observers: list | None = None, agent_page=None, router=None) -> None:
+    """Run the controller until `stop` is set (or SIGTERM/SIGINT).
+
+    `router` (ivr.routing.Router) decides where each new call starts; its
+    decision is part of the call data the flows and the agent see.
+    """
     from ivr.backend.base import SampleBackend
     from ivr.controller.media import MediaResolver
     from ivr.store import RedisCallStore
@@ -162,6 +176,7 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
                             app=settings.ari_app, transfer_context=settings.transfer_context,
                             observers=list(observers or []))
         controller = Controller(services, catalog, settings.entry_flow)
+        controller.router = router
         on_event = page.desk.wrap(controller.on_event) if page else controller.on_event  # the desk sees events first
         stream = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)
         controller.stream = stream
