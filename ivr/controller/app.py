@@ -83,7 +83,10 @@ class Controller:
         async def routed() -> None:
             """The routing rules' decision joins the call data (bounded in time, never raises)."""
             call = _call_data(channel)
-            call.update(await router.decide(call))
+            try:
+                call.update(await router.decide(call))
+            except Exception:  # a routing bug must not leave the caller in silence
+                log.exception("call %s: routing failed, starting unrouted", channel.id)
             session.submit(Begin(self.entry_flow, call))
         self._spawn(routed())
 
