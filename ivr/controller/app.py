@@ -195,7 +195,7 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
         stream_task.cancel()
         await controller.aclose()
         if page is not None:
-            await page.desk.aclose()
+            await page.aclose()
         await runner.cleanup()
         await store.close()
 

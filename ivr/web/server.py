@@ -29,7 +29,7 @@ from ivr.web.desk import AgentDesk, NotYourCall
 log = logging.getLogger(__name__)
 STATIC = resources.files("ivr.web") / "static"
 ASSETS = {"desk.js": "application/javascript", "desk.css": "text/css"}
-NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
             "X-Frame-Options": "DENY"}
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " \
       "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
@@ -39,6 +39,13 @@ class AgentPage:
     def __init__(self, accounts: Accounts, desk: AgentDesk):
         self.accounts = accounts
         self.desk = desk
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    async def aclose(self) -> None:
+        """Close the agents' websockets (their pages reconnect), then the desk: a quick shutdown."""
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"controller stopping")
+        await self.desk.aclose()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -169,6 +176,7 @@ class AgentPage:
         for pop in self.desk.pops_of(agent):
             await send({"type": "pop", "pop": pop.model_dump(mode="json")})
         self.desk.listen(agent, send)
+        self._sockets.add(ws)
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT and message.data == "ping":
@@ -176,6 +184,7 @@ class AgentPage:
                 elif message.type == WSMsgType.ERROR:
                     break
         finally:
+            self._sockets.discard(ws)
             self.desk.unlisten(agent, send)
         return ws
 

@@ -135,3 +135,5 @@ async def test_cancellation_caller_pops_on_the_answering_agents_screen(browser, 
     await mei.wait_for_selector(f'{card} [data-field=call-status]:has-text("Call ended")')
     await mei.set_viewport_size({"width": 1280, "height": 800})
     await mei.screenshot(path=str(SHOTS / "screen-pop-recorded.png"), full_page=True)
+    await mei.context.close()
+    await tom.context.close()
