@@ -72,7 +72,7 @@ def summarise(state: CallState, started: float, ended: float, ani_key: str = "")
         outcome=str(result.get("outcome") or result.get("queue") or state.status),
         caller=caller.get("id"), ani_key=ani_key, policy=caller.get("policy_number"), language=state.language,
         queue=result.get("queue"), reason=result.get("reason"), priority=result.get("priority"),
-        route=(state.vars.get("call") or {}).get("route"), cancel_reason=_text(state.vars.get("cancel_reason")),
+        route=_routing(state), cancel_reason=_text(state.vars.get("cancel_reason")),
     )
     record.journeys = _journeys(state)
     record.intents = list(dict.fromkeys(JOURNEYS[j.journey] for j in record.journeys))
@@ -117,6 +117,12 @@ def _compact_path(state: CallState) -> list[str]:
         if not nodes or nodes[-1] != where:
             nodes.append(where)
     return nodes[-PATH_LIMIT:]
+
+
+def _routing(state: CallState) -> dict[str, Any] | None:
+    """The routing decision the flow applied ({rule, to, reason}), else None."""
+    applied = state.vars.get("routing")
+    return dict(applied) if isinstance(applied, dict) else None
 
 
 def _text(value: Any) -> str | None:

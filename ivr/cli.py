@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_parser(commands)
     _serve_parser(commands)
     _demo_parser(commands)
+    _seed_parser(commands)
+    _report_parser(commands)
     _prompts_parser(commands)
     return parser
 
@@ -47,8 +49,9 @@ def _flow_dirs(parser: argparse.ArgumentParser) -> None:
 
 
 def _validate_parser(commands) -> None:
-    p = commands.add_parser("validate", help="check flow files; errors give file:line:column and exit 1",
-                            description="Check flows and prompts as a set. Errors block a flow; warnings never do.")
+    p = commands.add_parser("validate", help="check flow files and routing rules; errors give file:line:column and exit 1",
+                            description="Check flows and prompts as a set, and the routing rules (routing.yaml) "
+                                        "against them. Errors block a flow; warnings never do.")
     p.add_argument("paths", nargs="*", type=Path, default=[Path("flows")], help="flow files or directories (default: flows)")
     p.add_argument("--prompts", type=Path, default=Path("prompts"), help="prompt texts directory (default: prompts)")
     p.add_argument("--json", action="store_true", help="print diagnostics as JSON")
@@ -57,25 +60,35 @@ def _validate_parser(commands) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ivr.diagnostics import has_errors
-    from ivr.flow.catalog import check_flows, flow_files
+    from ivr.flow.catalog import ROUTING_FILE, check_flows, flow_files
+    from ivr.routing.rules import load_rules
 
     files: list[Path] = []
+    routing: list[Path] = []
     for path in args.paths:
         if path.is_dir():
             files.extend(flow_files(path))
+            routing.extend([path / ROUTING_FILE] if (path / ROUTING_FILE).is_file() else [])
+        elif path.name == ROUTING_FILE and path.exists():
+            routing.append(path)
         elif path.exists():
             files.append(path)
         else:
             print(f"{path}: no such file or directory", file=sys.stderr)
             return 2
+    if routing and not files:  # rules alone: check them against the flows beside them
+        files = flow_files(routing[0].parent)
     loaded, _, diagnostics = check_flows(files, args.prompts)
+    for rules in routing:
+        diagnostics.extend(load_rules(rules, {name: item.flow for name, item in loaded.items()})[1])
     if args.json:
         print(json.dumps([d.to_json() for d in diagnostics], indent=2, ensure_ascii=False))
     else:
         for diagnostic in diagnostics:
             print(diagnostic)
         errors = sum(d.severity.value == "error" for d in diagnostics)
-        print(f"{len(files)} file(s), {len(loaded)} flow(s): {errors} error(s), {len(diagnostics) - errors} warning(s)")
+        rules = f", {len(routing)} routing file(s)" if routing else ""
+        print(f"{len(files)} file(s), {len(loaded)} flow(s){rules}: {errors} error(s), {len(diagnostics) - errors} warning(s)")
     return 1 if has_errors(diagnostics) else 0
 
 
@@ -206,7 +219,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def _serve_parser(commands) -> None:
     p = commands.add_parser("serve", help="run the call controller against Asterisk (ARI)",
                             description="Connects to Asterisk's ARI with the IVR_* settings (environment or the "
-                                        "file named by IVR_CONFIG) and runs one session per call. SIGHUP reloads flows.")
+                                        "file named by IVR_CONFIG) and runs one session per call. SIGHUP reloads flows. "
+                                        "Backend: the SQLite book at IVR_BOOK_PATH (seeded when missing), or the core "
+                                        "system at IVR_CORE_URL; routing rules from <flows>/routing.yaml; caller history "
+                                        "in Redis.")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -221,12 +237,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.redis_url:
-        asyncio.run(serve(settings))
+        asyncio.run(_serve_embedded(settings))
         return 0
     with private_redis() as url:
         logging.getLogger("ivr").warning("IVR_REDIS_URL not set: using a private Redis at %s (state is lost on exit)", url)
-        asyncio.run(serve(settings.model_copy(update={"redis_url": url})))
+        asyncio.run(_serve_embedded(settings.model_copy(update={"redis_url": url})))
     return 0
+
+
+async def _serve_embedded(settings) -> None:
+    """The controller with the insurer backend, routing rules and caller history."""
+    from ivr.controller.app import serve
+    from ivr.embedded import open_embedded
+    from ivr.flow.catalog import load_flow_set
+
+    release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
+    embedded = await open_embedded(settings, flows=release.flows)
+    try:
+        await serve(settings, backend=embedded.backend, router=embedded.router, observers=[embedded.recorder])
+    finally:
+        await embedded.aclose()
 
 
 def _demo_parser(commands) -> None:
@@ -245,6 +275,84 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return asyncio.run(run_demo())
+
+
+def _seed_parser(commands) -> None:
+    p = commands.add_parser("seed", help="generate the sample policy book (SQLite) the embedded backend serves",
+                            description="Writes a generated book of policyholders: families, several policies each, "
+                                        "first-year and lapsed policies, failed debits with reasons, orphan policies "
+                                        "whose agent has left, sales agents with their own numbers, and a few fixed "
+                                        "personas (ivr/policyadmin/seed.py) for demos and tests. Deterministic per "
+                                        "--seed and day. Prints what it wrote as JSON.")
+    p.add_argument("--db", type=Path, help="SQLite file to write (default: IVR_BOOK_PATH, else data/book.sqlite)")
+    p.add_argument("--families", type=int, default=1500, help="families to generate (default 1500: about 4,000 people)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(handler=cmd_seed)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from ivr.config import Settings
+    from ivr.policyadmin.seed import seed_book
+
+    path = args.db or Settings().book_path
+    try:
+        report = seed_book(path, families=args.families, seed=args.seed, force=args.force)
+    except FileExistsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_json(), indent=2))
+    return 0
+
+
+def _report_parser(commands) -> None:
+    p = commands.add_parser("report", help="containment per journey, transfer reasons, drop-off per node (from Redis)",
+                            description="Reads the call records the controller keeps in Redis (35 days) for the calls "
+                                        "that ended in the window: per journey how many finished in self-service, were "
+                                        "transferred or hung up; transfer reasons; where callers hung up; routing rules "
+                                        "applied. Redis: IVR_REDIS_URL.")
+    p.add_argument("--since", default="24h", help="window start: 30m, 24h, 7d ago, or a date/time (default 24h)")
+    p.add_argument("--until", default="now", help="window end: now, a duration ago, or a date/time (default now)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--redis", help="Redis URL (default: IVR_REDIS_URL)")
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from ivr import report
+    from ivr.config import Settings
+
+    url = args.redis or Settings().redis_url
+    if not url:
+        print("no Redis to read: set IVR_REDIS_URL or pass --redis", file=sys.stderr)
+        return 2
+    now = time.time()
+    try:
+        since, until = report.parse_when(args.since, now), report.parse_when(args.until, now)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    built = asyncio.run(_report_from(url, since, until))
+    if built is None:
+        print(f"cannot read Redis at {url}", file=sys.stderr)
+        return 1
+    print(json.dumps(built, indent=2) if args.json else report.render(built))
+    return 0
+
+
+async def _report_from(url: str, since: float, until: float) -> dict | None:
+    from ivr import report
+    from ivr.history import CallerHistory
+
+    history = CallerHistory.from_url(url)
+    try:
+        records = await history.records(since, until)
+        return None if history.guard.down else report.build(records, since, until)
+    finally:
+        await history.close()
 
 
 def _prompts_parser(commands) -> None:

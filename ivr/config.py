@@ -162,6 +162,32 @@ class Settings(BaseSettings):
         default="main_menu",
         description="Flow a new call starts in.",
     )
+    routing_file: Path | None = Field(
+        default=None,
+        description=(
+            "Routing rules (YAML) deciding where callers go first; None means <flows_dir>/routing.yaml. "
+            "Re-read when the file changes; a broken edit is refused and the previous rules keep deciding."
+        ),
+    )
+    book_path: Path = Field(
+        default=Path("data/book.sqlite"),
+        description=(
+            "SQLite policy book of the embedded backend (`ivr serve`, `ivr demo`); `ivr seed` writes it, "
+            "and `ivr serve` seeds it when missing."
+        ),
+    )
+    core_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of a core policy system's REST API (see ivr/policyadmin/http_api.py). When set, "
+            "`ivr serve` uses it instead of the SQLite book."
+        ),
+    )
+    core_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds per attempt against the core system; 2 retries follow a timeout or a 502/503/504.",
+    )
     http_host: str = Field(
         default="127.0.0.1",
         description="Address the controller's HTTP server (prompt media, health) listens on.",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from ivr import expr
 from ivr.routing.rules import PLACEHOLDER, Rule, RuleSet, INTENTS, load_rules
@@ -79,10 +79,10 @@ def _reason(rule: Rule, facts: dict[str, Any]) -> str:
 
 
 class Router:
-    def __init__(self, path: Path, facts: FactSource, entry_flow=None, budget: float = 0.5):
+    def __init__(self, path: Path, facts: FactSource, flows: Mapping[str, Any] | None = None, budget: float = 0.5):
         self.path = path
         self.facts = facts
-        self.entry_flow = entry_flow
+        self.flows = flows  # to check destinations against the entry flow
         self.budget = budget
         self.rules: RuleSet | None = None
         self._mtime: float | None = None
@@ -99,7 +99,7 @@ class Router:
             return
         if mtime in (self._mtime, self._refused):
             return
-        rules, diagnostics = load_rules(self.path, self.entry_flow)
+        rules, diagnostics = load_rules(self.path, self.flows)
         if rules is None:
             self._refused = mtime
             log.error("routing rules refused, %s:\n%s", "keeping the previous rules" if self.rules else "calls start unrouted",

@@ -34,7 +34,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -97,12 +97,13 @@ class RuleSet:
 _VOCABULARY = set(Rule.model_fields) | set(RuleFile.model_fields)
 
 
-def load_rules(path: Path, entry_flow: flow_model.Flow | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
-    """Parse and check a rule file; the rule set is None when there are errors."""
-    return load_rules_text(path.read_text(encoding="utf-8"), str(path), entry_flow)
+def load_rules(path: Path, flows: Mapping[str, flow_model.Flow] | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
+    """Parse and check a rule file against the flows (when given); the rule set is None when there are errors."""
+    return load_rules_text(path.read_text(encoding="utf-8"), str(path), flows)
 
 
-def load_rules_text(text: str, file: str, entry_flow: flow_model.Flow | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
+def load_rules_text(text: str, file: str,
+                    flows: Mapping[str, flow_model.Flow] | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
     try:
         document = yamlsource.load(text)
     except yamlsource.YamlSyntaxError as exc:
@@ -116,7 +117,7 @@ def load_rules_text(text: str, file: str, entry_flow: flow_model.Flow | None = N
     except ValidationError as exc:
         out.extend(_explain(exc, document, file))
         return None, sorted(out, key=lambda d: (d.line, d.column))
-    out.extend(_check(parsed, document, file, entry_flow))
+    out.extend(_check(parsed, document, file, flows))
     ok = not any(d.severity is ERROR for d in out)
     return (RuleSet(file, parsed.entry_flow, tuple(parsed.rules)) if ok else None), sorted(out, key=lambda d: (d.line, d.column))
 
@@ -158,13 +159,14 @@ def _where(path: tuple) -> str:
 
 
 def _check(parsed: RuleFile, document: yamlsource.Document, file: str,
-           entry_flow: flow_model.Flow | None) -> list[Diagnostic]:
+           flows: Mapping[str, flow_model.Flow] | None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if parsed.routing != 1:
         out.append(_at(document, file, ("routing",), "version", f"routing format {parsed.routing} is not known; use 1"))
-    if entry_flow is not None and entry_flow.flow != parsed.entry_flow:
+    entry_flow = flows.get(parsed.entry_flow) if flows is not None else None
+    if flows is not None and entry_flow is None:
         out.append(_at(document, file, ("entry_flow",), "entry-flow",
-                       f"rules are for '{parsed.entry_flow}', but calls start in '{entry_flow.flow}'"))
+                       f"no flow '{parsed.entry_flow}'{_hint(parsed.entry_flow, flows)}"))
     start_to, intent_to = destinations(entry_flow) if entry_flow else (None, None)
     seen: dict[str, int] = {}
     for index, rule in enumerate(parsed.rules):
