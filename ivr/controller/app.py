@@ -172,7 +172,7 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
 
     catalog = Catalog(settings.flows_dir, settings.prompts_dir)
     store = RedisCallStore.from_url(settings.redis_url)
-    page = agent_page if agent_page is not None else build_agent_page(settings, store)  # /agent, or None
+    page = agent_page if agent_page is not None else build_agent_page(settings, store, backend)  # /agent, or None
     media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer())
     async with AriClient.from_settings(settings) as ari_client:
         services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,

@@ -169,3 +169,69 @@ def _number(value: Any) -> float | None:
 
 def now() -> float:
     return time.time()
+
+
+# --- the insurer's systems (ivr.policyadmin, ivr.history), when `ivr serve` runs them -------------
+
+class PolicyAdminDirectory:
+    """Profiles from the policy administration system (SQLite book or core system)."""
+
+    def __init__(self, admin: Any, today: Any = None):
+        import datetime as dt
+
+        self.admin = admin
+        self.today = today or dt.date.today
+
+    async def profile(self, caller_id: str, state: CallState) -> CallerProfile | None:
+        person = await self.admin.person(caller_id)
+        if person is None:
+            return None
+        today = self.today()
+        policies = [PolicyInfo(number=p.number, product=p.product_name or p.product,
+                               status=p.status.replace("_", " "), premium=p.premium,
+                               first_year=p.first_year(today), orphan=p.orphan, sales_channel=_sold_by(p))
+                    for p in await self.admin.policies_of(caller_id)]
+        return CallerProfile(caller_id=caller_id, name=f"{person.first_name} {person.last_name}".strip(),
+                             policies=policies)
+
+
+def _sold_by(policy: Any) -> str:
+    """The book keeps the selling agent, not a channel name: an agency sale names its agent."""
+    if not policy.agent_id:
+        return "direct"
+    return f"agency, agent {policy.agent_id}" + ("" if policy.agent_active else " (left)")
+
+
+class CallerHistoryContacts:
+    """Past calls from the caller history (ivr.history), agent outcomes kept beside them.
+
+    The caller history records each call when it leaves the IVR; the agent's
+    outcome comes later, from the page, so it lives in its own capped set
+    (``outcomes``) and is joined to the call it belongs to when read. The
+    agent who took the call is also noted as the caller's last agent, which
+    the routing rules use to prefer them next time.
+    """
+
+    def __init__(self, history: Any, outcomes: RedisContactHistory):
+        self.history = history
+        self.outcomes = outcomes
+
+    async def recent(self, caller_id: str, limit: int = 5) -> list[Contact]:
+        calls = await self.history.past_calls(caller_id)
+        outcomes = {c.call_id: c for c in await self.outcomes.recent(caller_id, HISTORY_KEEP)}
+        contacts = []
+        for call in calls:
+            done = outcomes.pop(call.call_id, None)
+            where = f"{call.queue}: {call.reason}" if call.queue else call.outcome
+            summary = ", ".join(call.intents) + (f" → {where}" if where else "")
+            contacts.append(Contact(at=call.ended, summary=summary or "call", call_id=call.call_id,
+                                    outcome=done.outcome if done else call.outcome,
+                                    agent=done.agent if done else None))
+        contacts.extend(outcomes.values())
+        return sorted(contacts, key=lambda c: c.at, reverse=True)[:limit]
+
+    async def record_outcome(self, caller_id: str, contact: Contact) -> None:
+        await self.outcomes.record_outcome(caller_id, contact)
+
+    async def note_agent(self, caller_id: str, agent_id: str) -> None:
+        await self.history.note_agent(caller_id, agent_id)

@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Callable
 from ivr.ari import event_types as ari
 from ivr.config import AgentAccount
 from ivr.engine.state import CallState
+from ivr.history import ani_key
 from ivr.web.accounts import Accounts
 from ivr.web.caller_data import (OUTCOMES, CallerDirectory, CallerProfile, Contact, ContactHistory,
                                  caller_of)
@@ -125,7 +126,8 @@ class AgentDesk:
         profile, contacts = None, []
         if caller_id:
             profile, contacts = await asyncio.gather(self.directory.profile(caller_id, state),
-                                                     self.history.recent(caller_id, 5))
+                                                     self.history.recent(caller_id, 6))
+            contacts = [c for c in contacts if c.call_id != call_id][:5]   # not this very call
         return Prepared(state, profile, contacts)
 
     def _queue_of(self, call_id: str) -> str:
@@ -142,6 +144,10 @@ class AgentDesk:
         if task is None:
             task = self._prepared[call.call_id] = self._spawn(self._prepare(call.call_id))
         prepared = await task
+        caller_id = str(caller_of(prepared.state).get("id") or "")
+        note_agent = getattr(self.history, "note_agent", None)
+        if caller_id and note_agent is not None:     # routing prefers this agent next time
+            self._spawn(note_agent(caller_id, agent.id))
         pop = build_pop(prepared.state, agent.id, call.queue, call.since, call.answered_at,
                         prepared.profile, prepared.contacts)
         self.pops[call.call_id] = pop
@@ -187,7 +193,7 @@ class AgentDesk:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         pop = self.pop_for(agent, call_id)
-        caller_key = pop.caller.caller_id or (f"ani:{pop.caller.ani}" if pop.caller.ani else f"call:{call_id}")
+        caller_key = pop.caller.caller_id or ani_key(pop.caller.ani) or f"call:{call_id}"
         summary = f"{pop.routing.queue}: {pop.routing.reason}" if pop.routing.reason else pop.routing.queue
         await self.history.record_outcome(caller_key, Contact(at=self.clock(), kind="agent_outcome", summary=summary,
                                                               outcome=outcome, agent=agent.id, call_id=call_id))

@@ -37,6 +37,7 @@ class Routing(BaseModel):
     rule: str
     reason: str
     detail: str = ""
+    preferred_agent: str | None = None     # routing rules' "prefer the agent who helped last"
 
 
 class Cancellation(BaseModel):
@@ -88,7 +89,8 @@ def path_of(state: CallState) -> list[PathTurn]:
 def routing_of(state: CallState, queue: str) -> Routing:
     """Why the call went to a person: the routing decision if the flows saved one, else the transfer.
 
-    A ``routing`` variable ({rule, reason}) written by the routing rules wins;
+    A ``routing`` variable ({rule, to, reason}: main_menu copies the routing
+    rules' decision it applied) wins;
     otherwise the rule is the flow node that transferred and the reason the
     transfer's reason.
     """
@@ -101,8 +103,12 @@ def routing_of(state: CallState, queue: str) -> Routing:
         rule = str(decided["rule"])
         reason = str(decided.get("reason") or reason)
     priority = result.get("priority")
+    call = state.vars.get("call") if isinstance(state.vars.get("call"), dict) else {}
+    decisions = call.get("routing") if isinstance(call.get("routing"), dict) else {}
+    prefer = decisions.get("prefer_agent") if isinstance(decisions.get("prefer_agent"), dict) else {}
     return Routing(queue=str(result.get("queue") or queue), priority=priority if isinstance(priority, int) else None,
-                   rule=rule, reason=reason, detail=str(result.get("detail") or ""))
+                   rule=rule, reason=reason, detail=str(result.get("detail") or ""),
+                   preferred_agent=str(prefer["agent"]) if prefer.get("agent") else None)
 
 
 def verified(state: CallState) -> bool:

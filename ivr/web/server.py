@@ -197,17 +197,25 @@ def _signin_page(status: int, error: str = "", agent_id: str = "") -> web.Respon
                         headers={**NO_STORE, "Content-Security-Policy": CSP})
 
 
-def agent_page(settings: Any, store: Any, directory: Any = None, history: Any = None) -> AgentPage | None:
+def agent_page(settings: Any, store: Any, backend: Any = None) -> AgentPage | None:
     """The agent page for these settings, or None when no agent is configured.
 
     `store` is the controller's call store (its ``load`` gives a call's saved
-    state; its Redis client keeps the contact history by default).
+    state; its Redis client keeps agent outcomes). When the backend runs the
+    insurer's systems (``backend.systems``: policy administration and caller
+    history), profiles and past calls come from them; otherwise from what
+    the call itself learned.
     """
     if not settings.agents:
         return None
-    from ivr.web.caller_data import CallStateDirectory, RedisContactHistory
+    from ivr.web.caller_data import (CallerHistoryContacts, CallStateDirectory, PolicyAdminDirectory,
+                                     RedisContactHistory)
 
     accounts = Accounts(settings.agents, settings.agent_session_hours)
-    desk = AgentDesk(accounts, store.load, directory or CallStateDirectory(),
-                     history or RedisContactHistory(store.client))
-    return AgentPage(accounts, desk)
+    systems = getattr(backend, "systems", None)
+    if systems is not None and hasattr(systems, "admin") and hasattr(systems, "history"):
+        directory: Any = PolicyAdminDirectory(systems.admin, systems.today)
+        history: Any = CallerHistoryContacts(systems.history, RedisContactHistory(store.client, "ivr:outcomes:"))
+    else:
+        directory, history = CallStateDirectory(), RedisContactHistory(store.client)
+    return AgentPage(accounts, AgentDesk(accounts, store.load, directory, history))

@@ -98,7 +98,8 @@ async def test_pop_reaches_only_the_agent_who_answered(desk_rig):
                                               ("40077001", "Home Contents", 21.5, False, True, "agency")]
         assert [c["summary"] for c in pop["contacts"]] == ["payment: failed debit"]
         assert pop["routing"] == {"queue": "save_specialists", "priority": 7, "rule": "cancellation.downgrade",
-                                  "reason": "downgrade_accepted", "detail": ""}
+                                  "reason": "downgrade_accepted", "detail": "",
+                                  "preferred_agent": None}
         assert pop["cancellation"] == {"reason": "expensive",
                                        "downgrade": {"lower_premium": 52.0, "lower_sum_assured": 150000},
                                        "downgrade_answer": "accepted"}

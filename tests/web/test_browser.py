@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.web.caller_data import Contact
 from tests.conftest import ROOT
 from tests.web.conftest import CALLER_ID, TOKENS, walk_cancellation, wait_for
 
@@ -83,6 +84,8 @@ async def test_cancellation_caller_pops_on_the_answering_agents_screen(browser, 
     assert "Mei Chen (101)" in await mei.inner_text("#agent-name")
     assert await mei.is_visible("#no-pop")
 
+    await desk_rig.history.add(CALLER_ID, Contact(at=time.time() - 3 * 86400, summary="payment: failed debit",
+                                                  outcome="transferred"))
     call = desk_rig.call()
     await walk_cancellation(call)
     row = 'section[data-queue="save_specialists"] li.waiting.ringing-you'
@@ -111,7 +114,8 @@ async def test_cancellation_caller_pops_on_the_answering_agents_screen(browser, 
                      "40077001", "Home Contents", "orphan", "agency",
                      "Accepted a downgrade offer", "rule cancellation.downgrade", "priority 7",
                      "Too expensive", "premium 52.00", "sum assured 150,000.00", "accepted",
-                     "#4", "→ cancel", "#2", "→ expensive", "#1", "→ yes"):
+                     "keyed 4", "→ cancel", "keyed 2", "→ expensive", "keyed 1", "→ yes",
+                     "payment: failed debit"):
         assert expected in text, expected
     assert await mei.inner_text(f"{card} [data-field=cancel-reason]") == "Too expensive"
     assert await mei.is_hidden("#no-pop")

@@ -68,7 +68,7 @@ function renderQueues() {
       w.ringing_you ? el("span", { class: "badge ring" }, "ringing you")
         : (w.ringing ? el("span", { class: "badge" }, `ringing ${w.ringing}`) : null)));
     return el("section", { class: "queue", "data-queue": q.name },
-      el("h3", {}, q.name.replace(/_/g, " "), el("span", { class: "count" }, String(q.waiting.length))),
+      el("h3", {}, q.name.replace(/_/g, " "), el("span", { class: "count" + (q.waiting.length ? "" : " zero") }, String(q.waiting.length))),
       rows.length ? el("ul", {}, rows) : el("p", { class: "none" }, "Nobody waiting"));
   }));
 }
@@ -102,7 +102,8 @@ function renderPop(pop) {
     el("strong", {}, label(r.reason, REASONS) || "Routed"),
     el("span", { class: "rule" }, `rule ${r.rule}`),
     r.priority !== null && r.priority !== undefined ? el("span", { class: "rule" }, `priority ${r.priority}`) : null,
-    r.detail ? el("span", { class: "rule" }, r.detail) : null);
+    r.detail ? el("span", { class: "rule" }, r.detail) : null,
+    r.preferred_agent ? el("span", { class: "rule" }, `prefers agent ${r.preferred_agent}`) : null);
 
   let cancel = null;
   if (pop.cancellation) {
@@ -121,6 +122,7 @@ function renderPop(pop) {
   }
 
   const outcome = el("div", { class: "outcome", role: "group", "aria-label": "Outcome" },
+    el("span", { class: "k" }, "Outcome"),
     ...state.outcomes.map((o) => el("button", {
       type: "button", "data-outcome": o, class: pop.outcome === o ? "chosen" : null,
       "aria-pressed": pop.outcome === o ? "true" : "false",
@@ -138,16 +140,10 @@ function renderPop(pop) {
         p.orphan ? el("span", { class: "badge warn" }, "orphan") : null)))))
     : el("p", { class: "none" }, "No policy on file for this caller.");
 
-  const path = el("ol", { class: "path" }, pop.path.map((t) => el("li", { class: t.failed ? "failed" : null },
-    el("span", { class: "where" }, `${t.flow}.${t.node}`),
-    el("span", { class: "kind" }, t.kind),
-    t.heard ? el("q", {}, t.heard) : null,
-    t.confidence !== null && t.confidence !== undefined ? el("span", { class: "conf" }, `${Math.round(t.confidence * 100)}%`) : null,
-    t.matched ? el("span", { class: "matched" }, `→ ${t.matched}`) : null,
-    t.detail ? el("span", { class: "detail" }, t.detail) : null)));
+  const path = el("ol", { class: "path" }, pop.path.map(renderTurn));
   const failed = pop.failed_at ? el("p", { class: "failed-at", "data-field": "failed-at" },
-    `Last trouble: ${pop.failed_at.kind} at ${pop.failed_at.flow}.${pop.failed_at.node}`
-    + (pop.failed_at.heard ? ` (heard “${pop.failed_at.heard}”)` : "")) : null;
+    `IVR trouble: ${TROUBLE[pop.failed_at.kind] || pop.failed_at.kind} at ${pop.failed_at.flow}.${pop.failed_at.node}`
+    + (pop.failed_at.heard ? ` (heard “${said(pop.failed_at.heard)}”)` : "")) : null;
 
   const contacts = pop.contacts.length ? el("ul", { class: "contacts" }, pop.contacts.map((x) => el("li", {},
     el("span", { class: "when" }, date(x.at)), el("span", {}, x.summary || x.kind),
@@ -160,6 +156,28 @@ function renderPop(pop) {
       section("Policies", policies),
       section("Recent contacts", contacts)),
     el("details", { class: "block", open: true }, el("summary", {}, `IVR path (${pop.path.length} steps)`), failed, path));
+}
+
+const TROUBLE = { noinput: "no answer", nomatch: "not understood", escape: "gave up", input: "unsure what was said",
+                  backend: "system error", return: "verification failed" };
+// "#123" is how the engine records keys; anything else is what the recogniser heard
+const said = (heard) => (heard.startsWith("#") ? `keyed ${heard.slice(1)}` : heard);
+
+function renderTurn(t) {
+  const minor = ["start", "call", "return", "prompt"].includes(t.kind) && !t.failed;
+  let what = null;
+  if (t.heard) {
+    what = t.heard.startsWith("#") ? el("span", { class: "said keys" }, said(t.heard))
+      : el("q", { class: "said" }, t.heard);
+  }
+  const detail = t.kind === "start" ? null : t.detail;
+  return el("li", { class: [t.failed ? "failed" : "", minor ? "minor" : ""].join(" ").trim() || null },
+    el("span", { class: "where" }, `${t.flow}.${t.node}`),
+    el("span", { class: "kind" }, t.kind),
+    what,
+    t.confidence !== null && t.confidence !== undefined ? el("span", { class: "conf" }, `${Math.round(t.confidence * 100)}%`) : null,
+    t.matched ? el("span", { class: "matched" }, `→ ${t.matched}`) : null,
+    detail ? el("span", { class: "detail" }, detail) : null);
 }
 
 function renderPops() {
