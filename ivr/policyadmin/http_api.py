@@ -18,9 +18,12 @@ from ivr.policyadmin.base import Conflict, PolicyAdmin
 from ivr.policyadmin.model import PaymentMethod, from_json, to_json
 
 
+ADMIN = web.AppKey("admin", PolicyAdmin)
+
+
 def core_app(admin: PolicyAdmin) -> web.Application:
     app = web.Application()
-    app["admin"] = admin
+    app[ADMIN] = admin
     app.add_routes([
         web.get("/persons", _persons_by_phone),
         web.get("/persons/{id}", _person),
@@ -40,7 +43,7 @@ def core_app(admin: PolicyAdmin) -> web.Application:
 
 
 def _admin(request: web.Request) -> PolicyAdmin:
-    return request.app["admin"]
+    return request.app[ADMIN]
 
 
 def _answer(value: Any) -> web.Response:
