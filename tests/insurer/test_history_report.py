@@ -1,0 +1,130 @@
+"""Caller history in Redis and `ivr report`: calls played through the real flows, summarised, counted."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from ivr import report
+from ivr.backend.sample import sample_result
+from ivr.callrecord import summarise
+from ivr.cli import main
+from ivr.designer.conversation import Conversation
+from ivr.engine import events as ev
+from ivr.flow.catalog import load_flow_set
+from ivr.history import AGENT_TTL, HISTORY_TTL, RECORD_TTL, as_facts
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def release():
+    built, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")
+    return built
+
+
+def play(release, moves: list, call: dict | None = None, outcomes: dict | None = None):
+    """A call through the shipped flows with sample answers; `moves` are keys, or "hangup"."""
+    def answer(action):
+        outcome, data = sample_result(action.name)
+        return (outcomes or {}).get(action.name, outcome), data
+    conversation = Conversation(release, "main_menu", responder=answer, call=call or {"ani": "+15550101"})
+    conversation.begin(call_id=f"c{time.monotonic_ns()}")
+    for move in moves:
+        conversation.send(ev.Hangup() if move == "hangup" else ev.Dtmf(digits=move))
+    assert conversation.finished
+    return conversation.state
+
+
+def test_journeys_of_a_call_are_read_from_its_path(release):
+    contained = summarise(play(release, ["1", "19800531", "9", "2"]), 0, 10)
+    assert contained.intents == ["policy"] and contained.contained
+    assert [(j.journey, j.outcome) for j in contained.journeys] == [("policy_query", "contained")]
+    transferred = summarise(play(release, ["2", "19800531", "0"]), 0, 10)
+    assert transferred.status == "transferred" and transferred.journeys[0].outcome == "transferred"
+    assert (transferred.queue, transferred.reason) == ("payments", "asked_for_agent")
+    dropped = summarise(play(release, ["4", "19800531", "hangup"]), 0, 10)
+    assert dropped.journeys[0].outcome == "abandoned" and dropped.last_node == "cancellation.reason"
+    two = summarise(play(release, ["1", "19800531", "9", "1", "3", "hangup"]), 0, 10)  # verified once
+    assert two.intents == ["policy", "phone"] and two.last_node == "phone_update.id_digits"
+    assert [j.outcome for j in two.journeys] == ["contained", "abandoned"]
+
+
+def test_the_routing_decision_applied_is_in_the_record(release):
+    call = {"ani": "+15550106", "route_start": "orphan_desk",
+            "routing": {"start": {"rule": "orphan_policy_desk", "to": "orphan_desk", "reason": "agent left"}}}
+    record = summarise(play(release, [], call=call), 0, 1)
+    assert record.route == {"rule": "orphan_policy_desk", "to": "orphan_desk", "reason": "agent left"}
+    assert (record.queue, record.reason) == ("orphan_desk", "orphan_policy")
+
+
+async def test_history_keeps_calls_per_caller_with_expiry(systems, redis_client, prefix, release):
+    history = systems.history
+    now = time.time()
+    for index, moves in enumerate([["1", "19800531", "9", "2"], ["4", "19800531", "5"]]):
+        record = summarise(play(release, moves), now - 3600 * (2 - index), now - 3600 * (2 - index) + 60)
+        await history.record(record, ["C-1", "ani:abc"])
+    calls = await history.past_calls("C-1")
+    assert [c.intents for c in calls] == [["cancel"], ["policy"]]  # newest first
+    assert calls[0].queue == "save_specialists" and calls[0].cancel_reason == "other"
+    facts = as_facts(calls, None, 0, now)
+    assert facts["intents_7d"] == ["cancel", "policy"] and facts["cancel_intents_30d"] == 1
+    await history.note_agent("C-1", "agent-3")
+    assert await history.last_agent("C-1") == "agent-3"
+    ttl = {key: await redis_client.ttl(prefix + key) for key in ("hist:C-1", "caller:C-1")}
+    assert HISTORY_TTL - 60 < ttl["hist:C-1"] <= HISTORY_TTL and AGENT_TTL - 60 < ttl["caller:C-1"] <= AGENT_TTL
+    record_ttl = await redis_client.ttl(f"{prefix}rec:{calls[0].call_id}")
+    assert RECORD_TTL - 60 < record_ttl <= RECORD_TTL
+    await history.add_failed_verification("40012345")
+    assert 0 < await redis_client.ttl(f"{prefix}verify:fail:40012345") <= 86400
+
+
+async def test_report_counts_containment_reasons_and_drop_off(systems, release):
+    history = systems.history
+    now = time.time()
+    calls = [
+        ["1", "19800531", "9", "2"],          # policy, contained
+        ["1", "19800531", "9", "2"],          # policy, contained
+        ["1", "19800531", "0"],               # policy, asked for a person
+        ["2", "19800531", "hangup"],          # payment, hung up at the offer
+        ["4", "19800531", "2", "1"],          # cancel, downgrade accepted: to the save team
+    ]
+    for index, moves in enumerate(calls):
+        await history.record(summarise(play(release, moves), now - 100 + index, now - 50 + index), [])
+    old = summarise(play(release, ["1", "19800531", "9", "2"]), now - 5 * 86400, now - 5 * 86400)
+    await history.record(old, [])  # outside the window
+    built = report.build(await history.records(now - 3600, now), now - 3600, now)
+    assert built["calls"] == 5 and built["outcomes"] == {"contained": 2, "transferred": 2, "abandoned": 1}
+    assert built["journeys"]["policy_query"] == {"entered": 3, "contained": 2, "transferred": 1, "abandoned": 0,
+                                                 "other": 0, "containment": 0.667}
+    assert built["journeys"]["payment"]["abandoned"] == 1 and built["journeys"]["cancellation"]["transferred"] == 1
+    assert {(t["queue"], t["reason"]) for t in built["transfer_reasons"]} == {
+        ("policy_service", "asked_for_agent"), ("save_specialists", "downgrade_accepted")}
+    assert built["drop_off"] == [{"node": "payment.offer", "calls": 1}]
+    text = report.render(built)
+    assert "policy_query" in text and "67%" in text and "payment.offer" in text
+
+
+def test_ivr_report_command_reads_redis(redis_url, capsys, release):
+    import asyncio
+
+    from ivr.history import CallerHistory
+
+    async def write():
+        history = CallerHistory.from_url(redis_url)
+        now = time.time()
+        await history.record(summarise(play(release, ["3", "19800531", "hangup"]), now - 10, now - 5), [])
+        await history.close()
+    asyncio.run(write())
+    assert main(["report", "--redis", redis_url, "--since", "1m", "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["calls"] >= 1 and "phone_update" in built["journeys"]
+    assert main(["report", "--redis", redis_url, "--since", "yesterday-ish"]) == 2
+
+
+def test_report_window_parsing():
+    assert report.parse_when("24h", 100_000) == 100_000 - 86400
+    assert report.parse_when("now", 5) == 5
+    with pytest.raises(ValueError):
+        report.parse_when("soon", 0)

@@ -1,0 +1,165 @@
+"""The routing table: generated caller histories against the shipped rules (flows/routing.yaml).
+
+Each case makes a caller (from the seeded book) and their history (written
+to the real Redis), lets the router gather facts and decide, and checks the
+first destination. Every shipped rule must have a case here, so a rule added
+without one fails this file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from ivr.callrecord import CallRecord
+from ivr.flow.catalog import load_flow_set
+from ivr.history import ani_key
+from ivr.routing.facts import gather
+from ivr.routing.router import Router
+from ivr.routing.rules import load_rules, load_rules_text
+from tests.conftest import ROOT
+from tests.insurer.conftest import persona
+
+RULES = ROOT / "flows" / "routing.yaml"
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def flows():
+    release, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")
+    return release.flows
+
+
+@dataclass
+class Past:
+    days_ago: float
+    intents: list[str]
+    queue: str | None = None
+
+
+@dataclass
+class Case:
+    name: str
+    rule: str  # the rule that must decide
+    caller: str  # persona key, or "ani:<number>" for a number on nobody's file
+    history: list[Past] = field(default_factory=list)
+    failed_verifications: int = 0
+    agent: str | None = None
+    expect_start: str | None = None
+    expect_intents: dict[str, str | None] = field(default_factory=dict)  # None: no intent rule fires
+    expect_agent: str | None = None
+    reason_has: str = ""
+
+
+CASES = [
+    Case("locked out", "locked_out", "policy", failed_verifications=3, expect_start="locked", reason_has="3 failed"),
+    Case("failed debit", "failed_debit_first", "payment", expect_start="payment", reason_has="insufficient_funds"),
+    Case("failed debit beats a repeat call", "failed_debit_first", "payment",
+         history=[Past(1, ["payment"])], expect_start="payment", expect_intents={"payment": "person"}),
+    Case("orphan policy", "orphan_policy_desk", "orphan", expect_start="orphan_desk", reason_has="agent has left"),
+    Case("first year, says cancel", "first_year_cancel", "first_year", expect_start=None,
+         expect_intents={"cancel": "save_team", "policy": None}, reason_has="first three months"),
+    Case("first year beats repeat for cancel", "first_year_cancel", "first_year",
+         history=[Past(2, ["cancel"])], expect_intents={"cancel": "save_team"}),
+    Case("same intent within 7 days", "repeat_caller", "cancel",
+         history=[Past(2, ["policy"]), Past(8, ["payment"])],
+         expect_intents={"policy": "person", "payment": None, "cancel": None}, reason_has="within the last 7 days"),
+    Case("repeat caller known only by number", "repeat_caller", "ani:+15557770001",
+         history=[Past(0.5, ["phone"], queue="policy_service")], expect_intents={"phone": "person"}),
+    Case("last agent preferred", "last_agent", "person", agent="agent-17", expect_agent="agent-17",
+         reason_has="agent-17"),
+    Case("nothing special: the menu", "", "cancel", history=[Past(10, ["policy"])], expect_start=None,
+         expect_intents={"policy": None, "payment": None, "phone": None, "cancel": None}),
+]
+
+
+async def _prepare(case: Case, systems) -> dict[str, Any]:
+    now = time.time()
+    if case.caller.startswith("ani:"):
+        ani, person = case.caller[4:], None
+    else:
+        ani = persona(case.caller).phone
+        person = (await systems.admin.persons_by_phone(ani))[0].id
+    keys = [k for k in (person, ani_key(ani)) if k]
+    for index, past in enumerate(case.history):
+        ended = now - past.days_ago * DAY
+        record = CallRecord(call_id=f"{case.name}-{index}", started=ended - 120, ended=ended,
+                            status="transferred" if past.queue else "ended",
+                            outcome=past.queue or "completed", intents=past.intents, queue=past.queue)
+        await systems.history.record(record, keys[:1])
+    if case.failed_verifications:
+        policy = persona(case.caller).policy
+        for _ in range(case.failed_verifications):
+            await systems.history.add_failed_verification(policy)
+    if case.agent:
+        await systems.history.note_agent(keys[0], case.agent)
+    return {"ani": ani, "dnis": "100", "language": None}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_first_destination(case: Case, systems, flows):
+    router = Router(RULES, lambda call: gather(call, systems, systems.history), flows=flows)
+    decision = await router.decide(await _prepare(case, systems))
+    routing = decision["routing"]
+    assert decision["route_start"] == case.expect_start
+    for intent, expected in case.expect_intents.items():
+        assert decision["route_for"].get(intent) == expected, intent
+    if case.expect_agent:
+        assert routing["prefer_agent"]["agent"] == case.expect_agent
+    fired = [d for d in (routing["start"], *routing["intents"].values(), routing["prefer_agent"]) if d]
+    if case.rule:
+        decided = [d for d in fired if d["rule"] == case.rule]
+        assert decided, f"{case.rule} did not fire: {fired}"
+        assert case.reason_has in decided[0]["reason"]
+    else:
+        assert not fired
+
+
+def test_every_shipped_rule_has_a_case(flows):
+    rules, diagnostics = load_rules(RULES, flows)
+    assert rules is not None, diagnostics
+    assert {r.rule for r in rules.rules} == {c.rule for c in CASES if c.rule}
+
+
+def test_rule_mistakes_point_at_the_line_with_a_suggestion(flows):
+    text = RULES.read_text()
+    broken = (text.replace("    to: orphan_desk", "    to: orphan_dsk")
+                  .replace("when: caller.orphan", "when: caller.orfan")
+                  .replace("  - rule: last_agent\n", "  - rule: last_agent\n    prefered_agent: x\n"))
+    rules, diagnostics = load_rules_text(broken, "routing.yaml", flows)
+    assert rules is None
+    assert any(d.code == "unknown-key" and "did you mean 'prefer_agent'" in d.message for d in diagnostics)
+    broken = text.replace("    to: orphan_desk", "    to: orphan_dsk").replace("when: caller.orphan", "when: caller.orfan")
+    rules, diagnostics = load_rules_text(broken, "routing.yaml", flows)
+    lines = text.splitlines()
+    by_code = {d.code: d for d in diagnostics}
+    assert "did you mean 'orphan_desk'" in by_code["unknown-destination"].message
+    assert lines[by_code["unknown-destination"].line - 1].strip() == "to: orphan_desk"
+    assert "did you mean 'orphan'" in by_code["unknown-fact"].message
+    assert lines[by_code["unknown-fact"].line - 1].strip() == "when: caller.orphan"
+
+
+async def test_a_broken_edit_is_refused_and_the_previous_rules_keep_deciding(tmp_path, systems, flows):
+    path = tmp_path / "routing.yaml"
+    path.write_text(RULES.read_text())
+    router = Router(path, lambda call: gather(call, systems, systems.history), flows=flows)
+    call = {"ani": persona("orphan").phone}
+    assert (await router.decide(call))["route_start"] == "orphan_desk"
+    path.write_text(RULES.read_text().replace("to: orphan_desk", "to: nowhere"))
+    import os
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert (await router.decide(call))["route_start"] == "orphan_desk"
+
+
+async def test_slow_facts_start_the_call_unrouted(systems, flows):
+    import asyncio
+
+    async def slow(call):
+        await asyncio.sleep(2)
+        return {}
+    router = Router(RULES, slow, flows=flows, budget=0.1)
+    assert await router.decide({"ani": "+15550101"}) == {}
