@@ -1,9 +1,12 @@
 """`ivr demo`: the whole system on one machine, no PBX needed.
 
 Starts a private Redis (unless IVR_REDIS_URL is set), the ARI simulator with
-the queues of `asterisk-conf/queues.conf`, and the controller; then places a
-few scripted calls through the shipped flows and prints each call's turns as
-they happen: what the caller heard, what they did, where they were routed.
+the queues of `asterisk-conf/queues.conf`, and the controller with the
+insurer backend over a freshly seeded sample book, the routing rules and
+caller history; then places a few scripted calls (as the book's personas)
+through the shipped flows and prints each call's turns as they happen: what
+the caller heard, what they did, where they were routed and by which rule.
+It ends with the `ivr report` of those calls.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +24,11 @@ from typing import Any, TextIO
 from ivr.config import Settings
 from ivr.controller.app import serve
 from ivr.controller.session import CallSession
+from ivr.embedded import open_embedded
 from ivr.engine import actions as act
 from ivr.engine.machine import Step
+from ivr.flow.catalog import load_flow_set
+from ivr.policyadmin.seed import seed_book
 from ivr.prompts import PromptCatalog, load_prompts
 from ivr.redis_server import private_redis
 from ivr.sim import SimulatorConfig, parse_queues_conf, start_simulator
@@ -38,14 +45,15 @@ class DemoCall:
     moves: tuple[tuple[str, str], ...]  # (prompt key heard, keys pressed)
 
 
-DEMO_CALLS = (
+DEMO_CALLS = (  # callers are personas of the sample book (ivr/policyadmin/seed.py)
     DemoCall("policy status by keypad", "+15550101",
              (("main.menu", "1"), ("verify.dob", "19800531"), ("policy.what_next", "9"), ("main.anything_else", "2"))),
-    DemoCall("failed payment, retried now", "+15550102",
-             (("main.menu", "2"), ("verify.dob", "19800531"), ("payment.offer", "1"), ("main.anything_else", "2"))),
+    DemoCall("failed payment: routed to the payment journey first, retried now", "+15550102",
+             (("verify.dob", "19800531"), ("payment.offer", "1"), ("main.anything_else", "2"))),
     DemoCall("cancellation: too expensive, accepts a downgrade", "+15550103",
              (("main.menu", "4"), ("verify.dob", "19800531"), ("cancel.reason", "2"), ("cancel.downgrade", "1"))),
     DemoCall("asks for a person straight away", "+15550104", (("main.menu", "0"),)),
+    DemoCall("orphan policy: the agent has left, straight to the orphan desk", "+15550106", ()),
 )
 
 
@@ -79,12 +87,21 @@ class TurnPrinter:
 
     def __call__(self, session: CallSession, kind: str, detail: Any) -> None:
         label = self.labels.get(session.channel_id, session.channel_id)
-        if kind == "step" and isinstance(detail, Step):
+        if kind == "start" and isinstance(detail, dict):
+            self._routing(label, detail.get("routing") or {})
+        elif kind == "step" and isinstance(detail, Step):
             self._step(label, session.channel_id, detail)
         elif kind == "transfer":
             self._line(label, f"☎  queued for {detail.queue} (reason {detail.reason}, priority {detail.priority})")
         elif kind == "ended":
             self._line(label, f"■  caller hung up ({detail})")
+
+    def _routing(self, label: str, routing: dict[str, Any]) -> None:
+        decisions = [("at call start", routing.get("start"))]
+        decisions += [(f"if they ask about {intent}", d) for intent, d in (routing.get("intents") or {}).items()]
+        for when, decision in decisions:
+            if decision:
+                self._line(label, f"🧭 {when}: rule {decision['rule']} → {decision['to']} ({decision['reason']})")
 
     def _step(self, label: str, channel_id: str, step: Step) -> None:
         path = step.state.path
@@ -128,10 +145,17 @@ async def _run(redis_url: str, out: TextIO, calls: tuple[DemoCall, ...]) -> int:
         sim = await start_simulator(config)
         settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                             redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows",
-                            prompts_dir=ROOT / "prompts", sounds_dir=sounds / "ivr")
+                            prompts_dir=ROOT / "prompts", sounds_dir=sounds / "ivr",
+                            book_path=Path(tmp) / "book.sqlite")
+        seeded = seed_book(settings.book_path)
+        print(f"sample book: {seeded.counts['persons']} people, {seeded.counts['policies']} policies", file=out)
+        release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
+        embedded = await open_embedded(settings, flows=release.flows)
+        started = time.time()
         printer = TurnPrinter(out, prompts)
         stop, ready = asyncio.Event(), asyncio.Event()
-        controller = asyncio.create_task(serve(settings, stop=stop, ready=ready, observers=[printer]))
+        controller = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
+                                               ready=ready, observers=[printer, embedded.recorder]))
         await asyncio.wait_for(ready.wait(), 15)
         print(f"simulator on {sim.base_url}, controller connected; placing {len(calls)} calls\n", file=out)
         failures = 0
@@ -139,9 +163,23 @@ async def _run(redis_url: str, out: TextIO, calls: tuple[DemoCall, ...]) -> int:
             failures += not await _place(sim, printer, call, out)
         stop.set()
         await controller
+        await embedded.aclose()
         await sim.stop()
+        await _print_report(redis_url, started, out)
     print(f"\n{len(calls) - failures} of {len(calls)} demo calls went as scripted", file=out)
     return 1 if failures else 0
+
+
+async def _print_report(redis_url: str, since: float, out: TextIO) -> None:
+    from ivr import report
+    from ivr.history import CallerHistory
+
+    history = CallerHistory.from_url(redis_url)
+    try:
+        records = await history.records(since - 1, time.time() + 1)
+    finally:
+        await history.close()
+    print("\n--- ivr report for these calls\n" + report.render(report.build(records, since, time.time())), file=out)
 
 
 def _prompt_audio(prompts: PromptCatalog, directory: Path) -> Path:
