@@ -196,6 +196,32 @@ class Settings(BaseSettings):
         default=8090,
         description="Port of the controller's HTTP server; 0 picks a free port.",
     )
+    speech: Literal["stream", "record", "off"] = Field(
+        default="stream",
+        description=(
+            "How the caller's voice is heard: `stream` (externalMedia RTP, barge-in by voice, early "
+            "endpointing), `record` (record each answer, then recognise it: the fallback), `off` (keys only)."
+        ),
+    )
+    rtp_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address of this controller that Asterisk sends call audio (RTP) to; one UDP port per call. "
+            "Must be reachable from Asterisk when it runs on another host."
+        ),
+    )
+    speech_processes: int = Field(
+        default=0,
+        description="Recogniser worker processes; 0 means one per CPU core.",
+    )
+    vosk_model: Path | None = Field(
+        default=None,
+        description="Directory of a vosk model, used for `vosk_language` calls (pocketsphinx serves English).",
+    )
+    vosk_language: str = Field(
+        default="zh",
+        description="Language code of the calls the vosk model recognises (en, zh, ko...).",
+    )
     agents: list[AgentAccount] = Field(
         default_factory=list,
         description=(

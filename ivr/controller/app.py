@@ -22,6 +22,7 @@ from ivr.ari import AriClient, ChannelNotFound, ConnectInfo, EventStream
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
 from ivr.controller.session import Begin, CallSession, Resume, Services
+from ivr.controller.speech import owner_of_media
 from ivr.flow.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,11 @@ class Controller:
     async def on_event(self, event: ari.AriEvent) -> None:
         """Route one event; never blocks on a call's own work."""
         if isinstance(event, ari.StasisStart):
-            if self._is_caller(event.channel) and event.channel.id not in self.sessions:
-                self._new_call(event.channel)
+            if self._is_caller(event.channel):
+                if event.channel.id not in self.sessions:
+                    self._new_call(event.channel)
+            elif (owner := self.sessions.get(owner_of_media(event.channel.id) or "")) is not None:
+                owner.helper_event(event)
             return
         channel_id = event.channel_id
         session = self.sessions.get(channel_id) if channel_id else None
@@ -91,6 +95,9 @@ class Controller:
         self._spawn(routed())
 
     async def _adopt(self, channel_id: str) -> None:
+        if (owner := owner_of_media(channel_id)) is not None:
+            await self._drop_stale_media(channel_id, owner)
+            return
         try:
             channel = await self.services.ari.get_channel(channel_id)
         except ChannelNotFound:
@@ -111,6 +118,16 @@ class Controller:
         log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
         if channel_id not in self.sessions:
             self._open(channel_id, release).submit(Resume(state))
+
+    async def _drop_stale_media(self, channel_id: str, owner: str) -> None:
+        """A media leg that is not the live one of its call (left by a controller that died)."""
+        session = self.sessions.get(owner)
+        if session is not None and session.listener is not None and session.listener.media_id == channel_id:
+            return
+        try:
+            await self.services.ari.hangup(channel_id, "normal")
+        except ChannelNotFound:
+            pass
 
     async def _hand_off(self, channel_id: str, detail: str) -> None:
         """A call we cannot safely resume goes to a person, never into silence."""
@@ -174,10 +191,11 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
     store = RedisCallStore.from_url(settings.redis_url)
     page = agent_page if agent_page is not None else build_agent_page(settings, store, backend)  # /agent, or None
     media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer())
+    speech = _speech_service(settings)
     async with AriClient.from_settings(settings) as ari_client:
         services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,
                             app=settings.ari_app, transfer_context=settings.transfer_context,
-                            observers=list(observers or []))
+                            observers=list(observers or []), speech=speech)
         controller = Controller(services, catalog, settings.entry_flow)
         controller.router = router
         on_event = page.desk.wrap(controller.on_event) if page else controller.on_event  # the desk sees events first
@@ -198,6 +216,22 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
             await page.aclose()
         await runner.cleanup()
         await store.close()
+        if speech is not None:
+            speech.close()
+
+
+def _speech_service(settings):
+    """Recogniser workers for `stream`/`record` speech; None when calls are keys-only."""
+    if settings.speech == "off":
+        return None
+    from ivr.controller.speech import SpeechService
+    from ivr.speech import languages
+    from ivr.speech.worker import SpeechWorkers
+
+    workers = SpeechWorkers(settings.speech_processes or None,
+                            factory=languages.factory(settings.vosk_model, settings.vosk_language))
+    return SpeechService(workers, settings.speech, settings.rtp_host,
+                         languages.languages(settings.vosk_model, settings.vosk_language))
 
 
 async def _start_http(settings, media, routes=()) -> web.AppRunner:

@@ -9,6 +9,10 @@ engine decides; this class only carries its actions out on the channel:
   barge-in stops the remaining prompts (queued ones first, as Asterisk starts
   the next queued prompt as soon as one stops); the no-input timer starts
   when the last prompt ends; in a digits turn, a pause between keys ends it.
+- Speech (`ivr.controller.speech`): a speech turn runs beside each Listen
+  that accepts speech, from the start when the prompts allow barge-in (the
+  caller's voice stops them), else from when they end. A key or any other
+  event that moves the call on cancels the turn.
 - CallBackend: runs beside the prompt with its timeout.
 - Transfer / Hangup: wait for the prompts before them, then act.
 
@@ -29,10 +33,12 @@ from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound, WrongState
 from ivr.ari import event_types as ari
 from ivr.backend.base import Backend, call_with_timeout
 from ivr.controller.media import MediaResolver
+from ivr.controller.speech import CallListener, SpeechOut, SpeechService
 from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.state import CallState
 from ivr.flow.catalog import FlowSet
+from ivr.speech.turn import BargeIn, TurnEnded
 from ivr.store import CallStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,7 @@ class Services:
     app: str
     transfer_context: str = "ivr-transfer"
     observers: list[Callable[["CallSession", str, Any], None]] = field(default_factory=list)
+    speech: SpeechService | None = None
 
 
 @dataclass
@@ -88,6 +95,8 @@ class CallSession:
         self.deferred: list[act.Action] = []  # actions waiting for the prompts to end
         self.listen: act.Listen | None = None
         self.heard_input = False
+        self.listener: CallListener | None = None
+        self.turn_started = False
         self.generation = 0
         self.timer: asyncio.TimerHandle | None = None
         self.backend_task: asyncio.Task | None = None
@@ -101,12 +110,14 @@ class CallSession:
             await self.services.ari.answer(self.channel_id)
         except WrongState:
             pass  # already answered (a call adopted after a restart)
+        await self._open_listener()
         result = engine.start(self.release, item.flow, self.channel_id, call=item.call)
         self._notify("start", item.call)
         await self._apply(result)
 
     async def _resume(self, item: Resume) -> None:
         self._notify("resume", item.state.node)
+        await self._open_listener()
         await self._apply(engine.resume(self.release, item.state))
 
     def submit(self, item: Any) -> None:
@@ -127,6 +138,7 @@ class CallSession:
             self._cancel_timer()
             if self.backend_task and not self.backend_task.done():
                 self.backend_task.cancel()
+            await self._close_listener()
 
     # --- events --------------------------------------------------------------
 
@@ -141,6 +153,11 @@ class CallSession:
                 await self._step(ev.NoInput())
         elif isinstance(item, _BackendReply):
             await self._step(item.event)
+        elif isinstance(item, SpeechOut):
+            await self._speech(item)
+        elif isinstance(item, ari.RecordingFinished):
+            if self.listener is not None:
+                self.listener.on_event(item)
         elif isinstance(item, ari.ChannelDtmfReceived):
             await self._key(item.digit)
         elif isinstance(item, ari.PlaybackFinished):
@@ -156,7 +173,22 @@ class CallSession:
         self.heard_input = True
         await self._stop_prompts()
         self._cancel_timer()
-        await self._step(ev.Dtmf(digits=digit))
+        await self._step(ev.Dtmf(digits=digit))  # cancels the speech turn too
+
+    async def _speech(self, item: SpeechOut) -> None:
+        if self.listener is None or item.generation != self.listener.generation or self.listen is None:
+            return  # a turn the call has moved past
+        output = item.output
+        if isinstance(output, BargeIn):
+            self.heard_input = True
+            self._cancel_timer()
+            self._notify("speech_started", output)
+            if self.playing and self.playing[0][1]:
+                await self._stop_prompts()
+        elif isinstance(output, TurnEnded):
+            self._cancel_timer()
+            self._notify("speech", output)
+            await self._step(output.event)
 
     async def _prompt_ended(self, playback_id: str) -> None:
         self.playing = [p for p in self.playing if p[0] != playback_id]
@@ -168,6 +200,7 @@ class CallSession:
             return
         if self.listen is not None and not self.heard_input and self.timer is None:
             self._arm(self.listen.timeouts.noinput, "noinput")
+        await self._start_turn()
 
     async def _caller_gone(self, why: str) -> None:
         if self.done.is_set():
@@ -179,6 +212,7 @@ class CallSession:
             result = engine.step(self.release, self.state, ev.Hangup())
             self.state = result.state
             await self.services.store.save(self.state)
+        await self._close_listener()
         self._notify("ended", why)
         self.done.set()
 
@@ -187,6 +221,9 @@ class CallSession:
     async def _step(self, event: ev.Event) -> None:
         if self.state is None:
             return
+        if self.listener is not None:
+            await self.listener.cancel_turn()  # whatever moved the call on, the turn is over
+        self.turn_started = False
         await self._apply(engine.step(self.release, self.state, event))
 
     async def _apply(self, result: engine.Step) -> None:
@@ -195,6 +232,7 @@ class CallSession:
         self._notify("step", result)
         if not result.actions and self.listen is not None and self.state.pending and self.state.buffer:
             self._arm(self.listen.timeouts.interdigit, "interdigit")  # keep collecting digits
+            await self._start_turn()  # the rest of the number may be spoken
         await self._execute(result.actions)
 
     async def _execute(self, actions: list[act.Action]) -> None:
@@ -205,7 +243,7 @@ class CallSession:
             if isinstance(action, act.Play):
                 await self._play(action)
             elif isinstance(action, act.Listen):
-                self._start_listening(action)
+                await self._start_listening(action)
             elif isinstance(action, act.CallBackend):
                 self.backend_task = asyncio.create_task(self._call_backend(action))
             elif isinstance(action, act.Transfer):
@@ -217,6 +255,7 @@ class CallSession:
 
     async def _play(self, action: act.Play) -> None:
         self.listen = None
+        self.turn_started = False
         self._cancel_timer()
         for prompt in action.prompts:
             uri = await self.services.media.uri(action.language, prompt)
@@ -228,12 +267,59 @@ class CallSession:
                 await self._prompt_ended(playback_id)
                 raise
 
-    def _start_listening(self, action: act.Listen) -> None:
+    async def _start_listening(self, action: act.Listen) -> None:
         self.listen = action
         self.heard_input = False
         self._cancel_timer()
         if not self.playing:
             self._arm(action.timeouts.noinput, "noinput")
+        await self._start_turn()
+
+    async def _start_turn(self) -> None:
+        """Listen for speech now if the turn takes it and no prompt that forbids barge-in plays."""
+        listener, listen = self.listener, self.listen
+        if listener is None or listen is None or not listen.speech or self.turn_started:
+            return
+        if self.playing and not (listener.barge_in and all(barge for _, barge in self.playing)):
+            return
+        self.turn_started = True
+        try:
+            await listener.start_turn(self._rest_of_number(listen))
+        except RuntimeError as exc:  # e.g. no recogniser for this language: keys still work
+            log.warning("call %s: no speech for this turn: %s", self.channel_id, exc)
+
+    def _rest_of_number(self, listen: act.Listen) -> act.Listen:
+        """After some keys, the voice is expected to give exactly the digits still missing."""
+        typed = len(self.state.buffer) if self.state is not None and listen.mode == "digits" else 0
+        if not typed or typed >= listen.max_digits:
+            return listen
+        return listen.model_copy(update={"min_digits": max(1, listen.min_digits - typed),
+                                         "max_digits": listen.max_digits - typed})
+
+    async def _open_listener(self) -> None:
+        speech = self.services.speech
+        if speech is None or speech.mode == "off" or self.listener is not None:
+            return
+        listener = self.listener = speech.listener(self.services.ari, self.services.app, self.channel_id, self.submit)
+        try:
+            await listener.open()
+        except (AriError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("call %s: no audio stream, keys only: %s", self.channel_id, exc)
+            await self._close_listener()
+
+    def helper_event(self, event: Any) -> None:
+        """An event of our own media leg (its StasisStart), delivered at once, not queued:
+        the session's task is waiting for it inside `_open_listener`."""
+        if self.listener is not None:
+            self.listener.on_event(event)
+
+    async def _close_listener(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            try:
+                await listener.close()
+            except AriError as exc:
+                log.debug("call %s: closing the audio stream: %s", self.channel_id, exc)
 
     async def _call_backend(self, action: act.CallBackend) -> None:
         outcome, data = await call_with_timeout(self.services.backend, action.name, action.args, action.timeout)
@@ -242,6 +328,7 @@ class CallSession:
     async def _transfer(self, action: act.Transfer) -> None:
         self.listen = None
         await self._stop_prompts()
+        await self._close_listener()  # out of the speech bridge before the queue
         ari_client, channel = self.services.ari, self.channel_id
         for name, value in (("IVR_QUEUE", action.queue), ("IVR_PRIORITY", str(action.priority)),
                             ("IVR_REASON", action.reason), ("__IVR_CALL_ID", channel)):
@@ -253,6 +340,7 @@ class CallSession:
 
     async def _hang_up(self, action: act.Hangup) -> None:
         self.listen = None
+        await self._close_listener()
         self._notify("hangup", action.outcome)
         try:
             await self.services.ari.hangup(self.channel_id, "normal")

@@ -14,6 +14,12 @@ Timing rules of one turn (all in seconds of audio fed, never wall time):
   `early_silence` when the recogniser's partial already is a complete,
   unambiguous answer (early endpointing; see `set_complete`);
 - `timeouts.max_speech` of speech ends the turn regardless.
+
+WebRTC's VAD calls steady line noise speech (every frame of white noise at
+-30 dBFS, and of the gaps in 20 dB-SNR speech): a frame also needs a
+spectral flatness below `NOISE_FLATNESS` to count as voiced. Measured on
+flite speech: voiced frames have median flatness 0.01-0.02 clean and
+0.13-0.5 at 20 dB SNR, white noise 0.48-0.64 (p10-p90).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
 import webrtcvad
 
 from ivr.digits import parse_digits
@@ -30,6 +37,15 @@ from ivr.engine.matching import match, normalise
 
 FRAME_SECONDS = 0.02
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
+NOISE_FLATNESS = 0.45
+_WINDOW = np.hanning(FRAME_BYTES // 2)
+
+
+def spectral_flatness(frame: bytes) -> float:
+    """Geometric over arithmetic mean of the power spectrum in 100-3400 Hz (the telephone
+    band: resamplers on the way empty the top bins): ~0 for a voice, ~0.6 for hiss."""
+    power = np.abs(np.fft.rfft(np.frombuffer(frame, dtype="<i2") * _WINDOW))[2:68] ** 2 + 1e-9
+    return float(np.exp(np.mean(np.log(power))) / np.mean(power))
 
 
 class Boundary(Enum):
@@ -80,7 +96,7 @@ class Endpointer:
         start = self.time
         self._frames += 1
         self.time = round(self._frames * FRAME_SECONDS, 3)
-        voiced = self._vad.is_speech(frame, 8000)
+        voiced = self._vad.is_speech(frame, 8000) and spectral_flatness(frame) < NOISE_FLATNESS
         if self.speech_start is None:
             return self._before_speech(start, voiced)
         return self._during_speech(start, voiced)

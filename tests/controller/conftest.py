@@ -19,10 +19,10 @@ from tests.conftest import ROOT, shared_dir
 PROMPT_SECONDS = 0.3
 
 
-def write_prompt_audio(directory: Path, seconds: float = PROMPT_SECONDS) -> Path:
+def write_prompt_audio(directory: Path, seconds_per_char: float = 0.0) -> Path:
     """Short silent prompts: these tests are about keys and timing, not what is said."""
     catalog, _ = load_prompts(ROOT / "prompts")
-    return placeholder_audio(catalog, directory)
+    return placeholder_audio(catalog, directory, seconds_per_char)
 
 
 @dataclass
@@ -38,18 +38,19 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path = ROOT / "flows",
-                   **settings_overrides):
-    sounds = write_prompt_audio(tmp_path / "sounds")
+                   observers: list | None = None, prompt_seconds_per_char: float = 0.0, **settings_overrides):
+    """Simulator + controller; keys only unless `speech=` says otherwise."""
+    sounds = write_prompt_audio(tmp_path / "sounds", prompt_seconds_per_char)
     api_docs = shared_dir() / "asterisk" / "api-docs"
     config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
                              api_docs_dir=api_docs if api_docs.is_dir() else None)
     sim = await start_simulator(config)
-    options = {"http_port": 0, "flows_dir": flows_dir, "prompts_dir": ROOT / "prompts", "sounds_dir": sounds / "ivr",
+    options = {"http_port": 0, "speech": "off", "flows_dir": flows_dir, "prompts_dir": ROOT / "prompts", "sounds_dir": sounds / "ivr",
                **settings_overrides}
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                         redis_url=redis_url, **options)
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, backend=backend, stop=stop, ready=ready))
+    task = asyncio.create_task(serve(settings, backend=backend, stop=stop, ready=ready, observers=observers))
     await asyncio.wait_for(ready.wait(), 10)
     yield Rig(sim, settings, stop, task)
     stop.set()

@@ -1,0 +1,314 @@
+"""The caller's voice into the speech pipeline: one listener per call, two ways to listen.
+
+`StreamListener` (the default) takes the call's audio live: a mixing bridge
+joins the caller with an externalMedia channel that sends RTP (slin16,
+big-endian) to a UDP socket of ours; each payload is converted to 8 kHz
+frames and fed to the call's `SpeechTurn` in a worker process. Speech can
+start while a prompt plays (barge-in), and early endpointing ends the turn
+as soon as a complete answer is followed by a short silence.
+
+`RecordListener` is the fallback and the benchmark's baseline: once the
+prompts end, `POST /channels/{id}/record` with `maxSilenceSeconds` records
+one utterance; Asterisk ends it after whole seconds of silence, and the
+file is then recognised. No barge-in by voice.
+
+Both report through `deliver(SpeechOut(generation, output))` into the
+call's queue; the session ignores outputs of a turn it has moved past.
+The bridge id is derived from the call id, so a controller that adopts a
+call after a restart finds the call's bridge and replaces the dead media leg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Protocol
+
+from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound
+from ivr.controller.rtp import RtpReceiver, open_receiver
+from ivr.engine.actions import Listen, Timeouts
+from ivr.speech.audio import RtpToFrames, read_wav_8k
+from ivr.speech.turn import TurnOutput
+from ivr.speech.worker import SpeechWorkers
+
+log = logging.getLogger(__name__)
+
+SpeechMode = Literal["stream", "record", "off"]
+MEDIA_MARK = "-media-"
+HELPER_STASIS_TIMEOUT = 2.0
+NEVER = 24 * 3600.0  # the session's own timer decides no-input, not stream time
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechOut:
+    """What the call's speech turn `generation` produced."""
+
+    generation: int
+    output: TurnOutput
+
+
+def media_channel_id(call_id: str) -> str:
+    """A fresh id for the call's externalMedia leg (ids are not reused: Asterisk may still hold the old one)."""
+    return f"{call_id}{MEDIA_MARK}{uuid.uuid4().hex[:8]}"
+
+
+def owner_of_media(channel_id: str) -> str | None:
+    """The call a helper media channel belongs to (None for other channels)."""
+    owner, mark, _ = channel_id.rpartition(MEDIA_MARK)
+    return owner if mark else None
+
+
+def bridge_id_for(call_id: str) -> str:
+    return f"ivr-{call_id}"
+
+
+def for_speech(listen: Listen) -> Listen:
+    """The turn as the recogniser runs it: no-input is timed by the session (prompts may still play)."""
+    timeouts = Timeouts(noinput=NEVER, end_silence=listen.timeouts.end_silence,
+                        max_speech=listen.timeouts.max_speech, interdigit=listen.timeouts.interdigit)
+    return listen.model_copy(update={"timeouts": timeouts})
+
+
+class CallListener(Protocol):
+    """One call's way of hearing the caller."""
+
+    barge_in: bool  # can speech be heard while a prompt plays?
+    generation: int  # of the current turn; outputs of older turns are stale
+    media_id: str | None  # our externalMedia leg, if any
+
+    async def open(self) -> None: ...
+    async def start_turn(self, listen: Listen) -> int: ...
+    async def cancel_turn(self) -> None: ...
+    def on_event(self, event: Any) -> None: ...
+    async def close(self) -> None: ...
+
+
+class SpeechService:
+    """Shared by all calls: the recogniser processes and where Asterisk sends audio."""
+
+    def __init__(self, workers: SpeechWorkers, mode: SpeechMode = "stream", rtp_host: str = "127.0.0.1",
+                 languages: frozenset[str] = frozenset({"en"})) -> None:
+        self.workers = workers
+        self.mode = mode
+        self.rtp_host = rtp_host
+        self.languages = languages
+
+    def listener(self, ari: AriClient, app: str, call_id: str, deliver: Callable[[Any], None]) -> CallListener:
+        if self.mode == "record":
+            return RecordListener(self, ari, call_id, deliver)
+        return StreamListener(self, ari, app, call_id, deliver)
+
+    def close(self) -> None:
+        self.workers.close()
+
+
+class _Turns:
+    """Turn bookkeeping shared by both listeners: generations and the worker's outputs."""
+
+    def __init__(self, service: SpeechService, call_id: str, deliver: Callable[[Any], None]) -> None:
+        self.service = service
+        self.call_id = call_id
+        self.deliver = deliver
+        self.generation = 0
+        self.active = False
+
+    async def _start(self, listen: Listen) -> int:
+        self.generation += 1
+        self.active = True
+        self._send(self.service.workers.start_turn(self.call_id, for_speech(listen)))
+        return self.generation
+
+    def _send(self, request: Any) -> None:
+        """Requests to the worker are not awaited: they run in order there, and the call's
+        own queue must not wait on a recogniser being built. Failures are logged."""
+        task = asyncio.ensure_future(request)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Future) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("call %s: speech worker: %s", self.call_id, task.exception())
+            self.active = False
+
+    async def _feed(self, generation: int, pcm: bytes) -> None:
+        outputs = await self.service.workers.feed(self.call_id, pcm)
+        for output in outputs:
+            if generation == self.generation:
+                if type(output).__name__ == "TurnEnded":
+                    self.active = False
+                self.deliver(SpeechOut(generation, output))
+
+    async def cancel_turn(self) -> None:
+        if self.active:
+            self.active = False
+            self.generation += 1
+            self._send(self.service.workers.cancel(self.call_id))
+
+    async def _end_call(self) -> None:
+        self.active = False
+        self.generation += 1
+        self._send(self.service.workers.end_call(self.call_id))
+
+
+class StreamListener(_Turns):
+    """Live audio over externalMedia RTP (see the module docstring)."""
+
+    barge_in = True
+
+    def __init__(self, service: SpeechService, ari: AriClient, app: str, call_id: str,
+                 deliver: Callable[[Any], None]) -> None:
+        super().__init__(service, call_id, deliver)
+        self.ari = ari
+        self.app = app
+        self.receiver: RtpReceiver | None = None
+        self.media_started = asyncio.Event()
+        self.audio: asyncio.Queue[bytes] = asyncio.Queue()
+        self.converter = RtpToFrames()
+        self.feeder: asyncio.Task | None = None
+        self.media_id: str | None = None
+        self.closed = False
+
+    async def open(self) -> None:
+        """Bridge the caller with a fresh externalMedia leg streaming to our socket."""
+        self.receiver, port = await open_receiver(self.service.rtp_host, self._on_payload)
+        bridge = bridge_id_for(self.call_id)
+        try:
+            await self.ari.create_bridge("mixing", bridge_id=bridge, name="ivr-speech")
+        except AriError as exc:
+            if exc.status != 409:  # 409: the call's bridge survives from before a restart
+                raise
+        media_id = self.media_id = media_channel_id(self.call_id)
+        await self.ari.external_media(self.app, f"{self.service.rtp_host}:{port}", "slin16", channel_id=media_id)
+        await asyncio.wait_for(self.media_started.wait(), HELPER_STASIS_TIMEOUT)  # else 422 on addChannel
+        await self.ari.add_channel(bridge, [self.call_id, media_id])
+        self.feeder = asyncio.create_task(self._feed_loop())
+
+    def on_event(self, event: Any) -> None:
+        if type(event).__name__ == "StasisStart" and event.channel.id == self.media_id:
+            self.media_started.set()
+
+    async def start_turn(self, listen: Listen) -> int:
+        _drain(self.audio)
+        self.converter = RtpToFrames()
+        return await self._start(listen)
+
+    def _on_payload(self, payload: bytes) -> None:
+        if self.active:
+            self.audio.put_nowait(payload)
+
+    async def _feed_loop(self) -> None:
+        """Feeds the worker in arrival order; a backlog goes over in one message."""
+        while True:
+            payloads = [await self.audio.get()]
+            while not self.audio.empty():
+                payloads.append(self.audio.get_nowait())
+            generation = self.generation
+            pcm = b"".join(self.converter.convert(p) for p in payloads)
+            if self.active and pcm:
+                try:
+                    await self._feed(generation, pcm)
+                except RuntimeError as exc:  # the worker refused (e.g. a language without a model)
+                    log.warning("call %s: speech unavailable for this turn: %s", self.call_id, exc)
+                    self.active = False
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.feeder is not None:
+            self.feeder.cancel()
+        if self.receiver is not None:
+            self.receiver.close()
+        if self.media_id is not None:
+            await _hang_up_quietly(self.ari, self.media_id)
+        try:
+            await self.ari.destroy_bridge(bridge_id_for(self.call_id))
+        except (NotFound, AriError):
+            pass
+        await self._end_call()
+
+
+class RecordListener(_Turns):
+    """Record one utterance after the prompts, then recognise the file (see the module docstring)."""
+
+    barge_in = False
+    TAIL = b"\0\0" * 8000 * 2  # silence after the file so the endpointer sees the end
+
+    def __init__(self, service: SpeechService, ari: AriClient, call_id: str, deliver: Callable[[Any], None]) -> None:
+        super().__init__(service, call_id, deliver)
+        self.ari = ari
+        self.listen: Listen | None = None
+        self.recording: str | None = None
+        self.fetch: asyncio.Task | None = None
+        self.media_id = None
+
+    async def open(self) -> None:
+        return None
+
+    async def start_turn(self, listen: Listen) -> int:
+        self.listen = listen
+        generation = await self._start(listen)
+        await self._record(generation)
+        return generation
+
+    async def _record(self, generation: int) -> None:
+        assert self.listen is not None
+        self.recording = f"ivr-{self.call_id}-{generation}"
+        timeouts = self.listen.timeouts
+        await self.ari.record(self.call_id, self.recording, format="wav", if_exists="overwrite", beep=False,
+                              max_silence_seconds=max(1, math.ceil(timeouts.end_silence)),
+                              max_duration_seconds=max(1, math.ceil(timeouts.max_speech)), terminate_on="none")
+
+    def on_event(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "RecordingFinished" and event.recording.name == self.recording and self.active:
+            self.fetch = asyncio.create_task(self._recognise(self.generation, event.recording.name))
+
+    async def _recognise(self, generation: int, name: str) -> None:
+        try:
+            pcm = read_wav_8k(await self.ari.get_recording_file(name))
+            await self.ari.delete_stored_recording(name)
+        except (AriError, ValueError) as exc:
+            log.warning("call %s: recording %s unusable: %s", self.call_id, name, exc)
+            pcm = b""
+        ended = False
+        for start in range(0, len(pcm + self.TAIL), 8000):
+            if generation != self.generation:
+                return
+            before = self.generation, self.active
+            await self._feed(generation, (pcm + self.TAIL)[start : start + 8000])
+            if before[1] and not self.active:
+                ended = True
+                break
+        if not ended and generation == self.generation:  # no speech in it: listen again
+            self._send(self.service.workers.start_turn(self.call_id, for_speech(self.listen)))
+            await self._record(generation)
+
+    async def cancel_turn(self) -> None:
+        if self.active and self.recording:
+            try:
+                await self.ari.cancel_recording(self.recording)
+            except (NotFound, AriError):
+                pass
+        await super().cancel_turn()
+
+    async def close(self) -> None:
+        if self.fetch is not None:
+            self.fetch.cancel()
+        await self._end_call()
+
+
+async def _hang_up_quietly(ari: AriClient, channel_id: str) -> None:
+    try:
+        await ari.hangup(channel_id, "normal")
+    except (ChannelNotFound, NotFound):
+        pass
+    except AriError as exc:
+        log.debug("hang-up of %s: %s", channel_id, exc)
+
+
+def _drain(queue: asyncio.Queue) -> None:
+    while not queue.empty():
+        queue.get_nowait()
