@@ -24,11 +24,13 @@ class RtpToFrames:
     """Turns slin16 RTP payloads (16 kHz big-endian) into 8 kHz little-endian bytes."""
 
     def __init__(self) -> None:
-        self._resampler = soxr.ResampleStream(16000, 8000, 1, dtype="int16")
+        # float32: soxr's int16 output is dithered with a random seed (not repeatable)
+        self._resampler = soxr.ResampleStream(16000, 8000, 1, dtype="float32")
 
     def convert(self, payload: bytes) -> bytes:
-        samples = np.frombuffer(payload, dtype=">i2").astype(np.int16)
-        return self._resampler.resample_chunk(samples).astype("<i2").tobytes()
+        samples = np.frombuffer(payload, dtype=">i2").astype(np.float32)
+        out = self._resampler.resample_chunk(samples)
+        return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
 
 
 def rtp_payload_to_pcm8k(payload: bytes, converter: RtpToFrames | None = None) -> bytes:

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import logging
 import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,20 @@ def _seed_dictionary() -> str:
     """A tiny dictionary file to start decoders with (6.6 MB and 20 ms, not 28 MB)."""
     pron = model_dictionary()
     seed = sorted(set(EN_DIGIT_WORDS) | set(EN_REPEATS) | {"yes", "no"})
-    path = Path(tempfile.gettempdir()) / "ivr-speech-seed.dict"
-    path.write_text("".join(f"{w} {pron[w][0]}\n" for w in seed), encoding="utf-8")
+    text = "".join(f"{w} {pron[w][0]}\n" for w in seed)
+    # Named by its content and written atomically: processes starting together (speech
+    # workers, test runs side by side) rewrote one shared file in place, and a decoder
+    # that read it half-written lacked the seed words ("Failed to parse JSGF").
+    path = Path(tempfile.gettempdir()) / f"ivr-speech-seed-{hashlib.sha1(text.encode()).hexdigest()[:12]}.dict"
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return str(path)
+    except OSError:
+        pass
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".ivr-speech-seed-", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, path)
     return str(path)
 
 
@@ -160,7 +173,9 @@ class PocketsphinxRecognizer:
         if grammar.language not in self.languages:
             raise ValueError(f"pocketsphinx has no model for language {grammar.language!r}")
         self._decoder.activate_search(self._search_for(grammar))
-        self._resampler = soxr.ResampleStream(CALL_RATE, MODEL_RATE, 1, dtype="int16")
+        # float32, not int16: soxr dithers int16 output with a per-process random
+        # seed, which made the same audio decode differently from run to run.
+        self._resampler = soxr.ResampleStream(CALL_RATE, MODEL_RATE, 1, dtype="float32")
         self._decoder.start_utt()
         if self._phones:
             self._phones.start_utt()
@@ -168,7 +183,7 @@ class PocketsphinxRecognizer:
     def feed(self, pcm16_8k: bytes) -> Partial | None:
         if self._resampler is None:
             raise RuntimeError("feed() before start_turn()")
-        self._process(self._resampler.resample_chunk(np.frombuffer(pcm16_8k, dtype="<i2")))
+        self._process(self._resampler.resample_chunk(np.frombuffer(pcm16_8k, dtype="<i2").astype(np.float32)))
         hyp = self._decoder.hyp()
         text = hyp.hypstr if hyp else ""
         if text and text != self._partial:
@@ -179,7 +194,7 @@ class PocketsphinxRecognizer:
     def finish(self) -> Result:
         if self._resampler is None:
             return Result("", 0.0)
-        self._process(self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True))
+        self._process(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         self._resampler = None
         if not self._fed:  # nothing decoded: end_utt on an empty utterance is pointless
             self.reset()
@@ -203,7 +218,7 @@ class PocketsphinxRecognizer:
     def _process(self, samples: np.ndarray) -> None:
         if len(samples) == 0:  # process_raw(b"") raises IndexError
             return
-        data = samples.astype("<i2").tobytes()
+        data = np.clip(np.rint(samples), -32768, 32767).astype("<i2").tobytes()
         self._decoder.process_raw(data, False, False)
         if self._phones:
             self._phones.process_raw(data, False, False)
@@ -220,6 +235,10 @@ class PocketsphinxRecognizer:
         frames = max(1, self._decoder.n_frames())
         confidence = self._calibration.confidence(gap) if gap is not None else 1.0
         alternatives: list[Alternative] = []
+        if self._grammar is not None and self._grammar.kind == "digits":
+            # The lattice behind nbest() cost 0.4-2 s of CPU per 8-digit string and gave back
+            # the best text again (40 FSDD strings, `ivr bench asr`): no alternatives for numbers.
+            return Result(hyp.hypstr, confidence, ())
         seen = {hyp.hypstr}
         for index, entry in enumerate(self._decoder.nbest()):
             if index >= self._nbest * 4 or len(alternatives) >= self._nbest - 1:

@@ -138,3 +138,13 @@ def test_frames_from_rtp_drive_a_turn(sphinx) -> None:
         outputs.extend(turn.feed(converter.convert(up[start : start + 640])))
     result = ended(outputs)
     assert isinstance(result.event, Speech) and result.event.text == "payment"
+
+
+def test_rtp_conversion_is_repeatable() -> None:
+    """Same payloads, same samples (soxr's int16 output was dithered with a random seed)."""
+    tone = (np.sin(2 * np.pi * 300 * np.arange(16000) / 16000) * 6000).astype(">i2").tobytes()
+    outputs = []
+    for _ in range(2):
+        converter = RtpToFrames()
+        outputs.append(b"".join(converter.convert(tone[i : i + 640]) for i in range(0, len(tone), 640)))
+    assert outputs[0] == outputs[1]
