@@ -222,7 +222,7 @@ def _serve_parser(commands) -> None:
                                         "file named by IVR_CONFIG) and runs one session per call. SIGHUP reloads flows. "
                                         "Backend: the SQLite book at IVR_BOOK_PATH (seeded when missing), or the core "
                                         "system at IVR_CORE_URL; routing rules from <flows>/routing.yaml; caller history "
-                                        "in Redis.")
+                                        "in Redis. IVR_BACKEND=sample answers with the canned sample data instead.")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -246,11 +246,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_embedded(settings) -> None:
-    """The controller with the insurer backend, routing rules and caller history."""
+    """The controller with the insurer backend, routing rules and caller history (IVR_BACKEND=sample: canned answers)."""
     from ivr.controller.app import serve
     from ivr.embedded import open_embedded
     from ivr.flow.catalog import load_flow_set
 
+    if settings.backend == "sample":
+        await serve(settings)
+        return
     release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
     embedded = await open_embedded(settings, flows=release.flows)
     try:

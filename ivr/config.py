@@ -188,6 +188,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds per attempt against the core system; 2 retries follow a timeout or a 502/503/504.",
     )
+    backend: Literal["insurer", "sample"] = Field(
+        default="insurer",
+        description=(
+            "What answers the flows' backend actions in `ivr serve`: `insurer` (policy book or core system, "
+            "payment gateway, SMS, with routing rules and caller history) or `sample` (the canned answers "
+            "`ivr simulate` uses; no routing, no history): for load tests and flow design."
+        ),
+    )
     http_host: str = Field(
         default="127.0.0.1",
         description="Address the controller's HTTP server (prompt media, health) listens on.",

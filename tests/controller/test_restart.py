@@ -23,7 +23,7 @@ def _start_controller(sim, config, redis_url: str, sounds: Path, log: Path) -> s
     env = {**os.environ, "IVR_ARI_URL": sim.base_url, "IVR_ARI_USER": config.username,
            "IVR_ARI_PASSWORD": config.password, "IVR_REDIS_URL": redis_url, "IVR_HTTP_PORT": "0",
            "IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
-           "IVR_SOUNDS_DIR": str(sounds / "ivr")}
+           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_BACKEND": "sample"}  # callers not in any policy book
     return subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env, cwd=ROOT,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 

@@ -28,12 +28,13 @@ def test_a_broken_reload_keeps_the_previous_release(tmp_path):
     assert "did you mean 'offer'?" in errors[0].message
     assert catalog.current is old
 
-    payment.write_text(good.replace("version: 1", "version: 2", 1), encoding="utf-8")
+    version = old.flows["payment"].version
+    payment.write_text(good.replace(f"version: {version}", f"version: {version + 1}", 1), encoding="utf-8")
     diagnostics = catalog.reload()
     assert not [d for d in diagnostics if d.severity is Severity.ERROR]
     assert catalog.current.id != old.id
-    assert catalog.current.version_of("payment") == "payment@2"
-    assert catalog.get(old.id) is old and old.version_of("payment") == "payment@1"
+    assert catalog.current.version_of("payment") == f"payment@{version + 1}"
+    assert catalog.get(old.id) is old and old.version_of("payment") == f"payment@{version}"
     assert catalog.get(catalog.current.id) is catalog.current
 
 
