@@ -392,8 +392,18 @@ def _bench_parser(commands) -> None:
     calls.add_argument("--concurrent", type=int, nargs="+", default=[10, 25, 50, 100],
                        help="simultaneous callers; several values sweep (default 10 25 50 100)")
     calls.add_argument("--rounds", type=int, default=1, help="waves of callers per level")
+    calls.add_argument("--speech", choices=["off", "stream"], default="off",
+                       help="controller listens for speech too (default off: keypad calls, keypad cost only)")
     calls.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     calls.set_defaults(handler=cmd_bench_calls)
+    turns = kinds.add_parser("turns", help="end of speech to next prompt: streaming vs record-then-recognise",
+                             description="The same spoken callers against a streaming controller and a recording "
+                                         "one; p50/p95 from the end of the caller's speech to the next prompt's "
+                                         "first audio frame, and their ratio, measured in one run.")
+    turns.add_argument("--calls", type=int, default=20, help="spoken calls per mode (default 20)")
+    turns.add_argument("--concurrent", type=int, default=2, help="simultaneous callers (default 2)")
+    turns.add_argument("-o", "--output", type=Path, help="also write the JSON here")
+    turns.set_defaults(handler=cmd_bench_turns)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
 
@@ -406,7 +416,13 @@ def cmd_bench_engine(args: argparse.Namespace) -> int:
 def cmd_bench_calls(args: argparse.Namespace) -> int:
     from ivr.bench.calls import run
 
-    return _report(run(args.concurrent, args.rounds), args.output)
+    return _report(run(args.concurrent, args.rounds, speech=args.speech), args.output)
+
+
+def cmd_bench_turns(args: argparse.Namespace) -> int:
+    from ivr.bench.turns import run
+
+    return _report(run(calls=args.calls, concurrent=args.concurrent), args.output)
 
 
 def _report(report: dict, output: Path | None) -> int:

@@ -28,29 +28,29 @@ JOURNEY = (("main.menu", "1"), ("verify.dob", "19800531"), ("policy.what_next", 
 TARGET_P95_MS = 100.0
 
 
-def run(concurrency: list[int], rounds: int = 1) -> dict[str, Any]:
+def run(concurrency: list[int], rounds: int = 1, speech: str = "off") -> dict[str, Any]:
     redis_url = os.environ.get("IVR_REDIS_URL")
     if redis_url:
-        return asyncio.run(_run_all(redis_url, concurrency, rounds))
+        return asyncio.run(_run_all(redis_url, concurrency, rounds, speech))
     with private_redis() as url:
-        return asyncio.run(_run_all(url, concurrency, rounds))
+        return asyncio.run(_run_all(url, concurrency, rounds, speech))
 
 
-async def _run_all(redis_url: str, concurrency: list[int], rounds: int) -> dict[str, Any]:
+async def _run_all(redis_url: str, concurrency: list[int], rounds: int, speech: str) -> dict[str, Any]:
     prompts, _ = load_prompts(ROOT / "prompts")
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
         sounds = placeholder_audio(prompts, Path(tmp) / "sounds")
-        results = [await _run_level(redis_url, sounds, n, rounds) for n in concurrency]
+        results = [await _run_level(redis_url, sounds, n, rounds, speech) for n in concurrency]
     passing = [r["concurrent"] for r in results if r["latency_ms"]["p95"] is not None
                and r["latency_ms"]["p95"] < TARGET_P95_MS and r["failed"] == 0]
-    return {"benchmark": "calls", "cores": os.cpu_count(), "journey": [m[0] for m in JOURNEY],
+    return {"benchmark": "calls", "cores": os.cpu_count(), "speech": speech, "journey": [m[0] for m in JOURNEY],
             "levels": results, "largest_concurrent_with_p95_under_100ms": max(passing, default=None)}
 
 
-async def _run_level(redis_url: str, sounds: Path, concurrent: int, rounds: int) -> dict[str, Any]:
+async def _run_level(redis_url: str, sounds: Path, concurrent: int, rounds: int, speech: str) -> dict[str, Any]:
     config = SimulatorConfig(sounds_dirs=[sounds])
     sim = await start_simulator(config)
-    controller = _start_controller(sim, config, redis_url, sounds)
+    controller = _start_controller(sim, config, redis_url, sounds, speech)
     try:
         await _wait_registered(sim)
         cpu_before = _cpu_seconds(controller.pid)
@@ -104,11 +104,11 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": round(cuts[49], 1), "p95": round(cuts[94], 1), "p99": round(cuts[98], 1), "max": round(max(values), 1)}
 
 
-def _start_controller(sim, config, redis_url: str, sounds: Path) -> subprocess.Popen:
+def _start_controller(sim, config, redis_url: str, sounds: Path, speech: str) -> subprocess.Popen:
     env = {**os.environ, "IVR_ARI_URL": sim.base_url, "IVR_ARI_USER": config.username,
            "IVR_ARI_PASSWORD": config.password, "IVR_REDIS_URL": redis_url, "IVR_HTTP_PORT": "0",
            "IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
-           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_LOG_LEVEL": "WARNING",
+           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_LOG_LEVEL": "WARNING", "IVR_SPEECH": speech,
            "IVR_BACKEND": "sample"}  # canned answers: the numbers stay comparable across versions
     return subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

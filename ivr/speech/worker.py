@@ -36,9 +36,18 @@ def pocketsphinx_factory() -> Recognizer:
     return PocketsphinxRecognizer()
 
 
+SPARE_RECOGNISERS = 4
+
+
 def _serve(conn: Any, factory: Callable[[], Recognizer]) -> None:
-    """A worker process: one SpeechTurn per call id, requests answered in order."""
+    """A worker process: one SpeechTurn per call id, requests answered in order.
+
+    One recogniser is built at start-up, before any call needs it (the first
+    build imports the engine and loads its model: ~1 s), and a finished call's
+    recogniser is kept for the next call rather than built again.
+    """
     turns: dict[str, SpeechTurn] = {}
+    spare: list[Recognizer] = [factory()]
     while True:
         try:
             seq, op, call_id, payload = conn.recv()
@@ -48,15 +57,17 @@ def _serve(conn: Any, factory: Callable[[], Recognizer]) -> None:
             if op == "stop":
                 conn.send((seq, True, None))
                 return
-            conn.send((seq, True, _handle(turns, factory, op, call_id, payload)))
+            conn.send((seq, True, _handle(turns, spare, factory, op, call_id, payload)))
         except Exception as exc:  # reported to the caller, the worker keeps serving other calls
             conn.send((seq, False, f"{type(exc).__name__}: {exc}"))
 
 
-def _handle(turns: dict[str, SpeechTurn], factory: Callable[[], Recognizer], op: str, call_id: str,
-            payload: Any) -> Any:
+def _handle(turns: dict[str, SpeechTurn], spare: list[Recognizer], factory: Callable[[], Recognizer], op: str,
+            call_id: str, payload: Any) -> Any:
     if op == "start":
-        turn = turns.get(call_id) or turns.setdefault(call_id, SpeechTurn(factory()))
+        turn = turns.get(call_id)
+        if turn is None:
+            turn = turns[call_id] = SpeechTurn(spare.pop() if spare else factory())
         turn.start(payload)
         return None
     if op == "feed":
@@ -70,6 +81,8 @@ def _handle(turns: dict[str, SpeechTurn], factory: Callable[[], Recognizer], op:
         turn = turns.pop(call_id, None)
         if turn:
             turn.cancel()
+            if len(spare) < SPARE_RECOGNISERS:
+                spare.append(turn.recognizer)
         return None
     raise ValueError(f"unknown op {op}")
 
