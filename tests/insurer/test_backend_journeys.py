@@ -342,3 +342,23 @@ async def test_redis_unavailable_calls_go_on_and_it_is_logged_once(admin, caplog
     down = [r for r in caplog.records if "Redis unavailable" in r.getMessage() and "history" in r.getMessage()]
     assert len(down) == 1
     await dead.aclose()
+
+
+async def test_logs_never_show_numbers_ids_dates_or_cards_in_clear(backend, systems, admin, caplog):
+    caplog.set_level(logging.DEBUG)
+    caller = await caller_of(backend, "policy")
+    await backend.call("caller.identify", {"ani": "+15559000"})
+    await backend.call("caller.identify", {"ani": "+15550000", "policy_number": "49999990"})
+    for _ in range(3):
+        await backend.call("caller.verify", {**who(caller), "dob": "19990101"})
+    await backend.call("otp.send", {"phone": "5550012341"})
+    await backend.call("otp.check", {"phone": "5550012341", "code": systems.sms.last_code("+15550012341")})
+    await backend.call("phone.update", {"caller": caller["id"], "phone": "5550012341"})
+    declined = await caller_of(backend, "declined")
+    await backend.call("payment.retry", who(declined))
+    await backend.call("payment.switch_method", {**who(declined), "card": "4111111111111111", "expiry": "1230"})
+    text = caplog.text
+    assert "payment" in text and "locked" in text  # there is something logged to look at
+    for secret in ("+15550101", "40012345", "40012351", "+15550012341", "5550012341", "49999990", "+15559000",
+                   "19990101", "4111111111111111", "S1234567", systems.sms.messages[0].text):
+        assert secret not in text, secret
