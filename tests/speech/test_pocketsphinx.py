@@ -148,3 +148,19 @@ def test_digit_results_skip_the_costly_lattice_nbest() -> None:
     result = recognise(recognizer, Grammar("en", (), DigitSpec(8, 8)), audio)
     assert result.alternatives == () and len(parse_digits(result.text) or "") == 8
     assert time.process_time() - started < 5  # generous: a few hundred ms here, seconds with the lattice
+
+
+def test_a_phrase_that_explains_little_of_the_speech_is_not_confident() -> None:
+    """The phone-loop gap alone gave "a person" 0.999 for a long utterance whose rest the
+    silence model absorbed (3 of 200 FSDD policy numbers would have gone to an agent);
+    coverage of the loud frames by the words brings it under the reject threshold."""
+    grammar = Grammar("en", ("a person", "agent"), DigitSpec(8, 8))
+    recognizer = PocketsphinxRecognizer()
+    for text, voice in [("a person, seven seven eight nine three two one four five six", "rms"),
+                        ("a person. I want to talk about my car insurance today", "slt")]:
+        result = recognise(recognizer, grammar, synth(text, voice))
+        assert result.empty or result.confidence < REJECT_BELOW, (text, result)
+        assert recognizer.last_coverage is not None and recognizer.last_coverage < 0.5
+    for text, voice in [("a person", "kal16"), ("seven seven eight nine three two one four", "awb")]:
+        result = recognise(recognizer, grammar, synth(text, voice))
+        assert result.confidence > 0.6 and recognizer.last_coverage > 0.9, (text, result)

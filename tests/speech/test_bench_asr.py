@@ -1,0 +1,94 @@
+"""`ivr bench asr --quick` end to end: the JSON report has every section, with sane values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pocketsphinx")
+
+from .sounds import ROOT, fsdd_dir, shared_dir  # noqa: E402
+
+
+def _unit(value: object) -> bool:
+    return isinstance(value, float | int) and 0 <= value <= 1
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    for tool in ("flite", "espeak-ng"):
+        if subprocess.run(["which", tool], capture_output=True).returncode:
+            pytest.skip(f"{tool} is not installed")
+    out = tmp_path_factory.mktemp("bench") / "asr.json"
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "bench", "asr", "--quick", "--shared", str(shared_dir()),
+                           "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert json.loads(done.stdout) == written  # the same JSON on stdout and in -o
+    assert "task" in done.stderr and "pocketsphinx" in done.stderr  # the short summary for people
+    return written
+
+
+def test_choices_on_the_shipped_flows(report: dict) -> None:
+    choices = report["pocketsphinx"]["choices"]
+    assert "main_menu.menu" in choices["turns"] and "verify.ask_policy" not in choices["turns"]  # digits: below
+    assert choices["utterances"] == 40
+    assert _unit(choices["accuracy"]) and choices["accuracy_by_group"]["clean"] >= 0.5  # flite voices are easy
+    assert set(choices["accuracy_by_group"]) == {"clean", "noise_20dB", "noise_10dB"}
+    assert all(_unit(v) for v in choices["accuracy_by_voice"].values())
+    oog = choices["out_of_grammar"]
+    assert oog["tried"] > 0 and _unit(oog["false_accepts"]) and _unit(oog["false_accepts_without_confirmation"])
+    latency = choices["latency_end_of_speech_to_result_s"]
+    assert latency["plain_end_silence"] is None or latency["plain_end_silence"]["p50"] > 0
+
+
+def test_digits_rtf_and_streams(report: dict) -> None:
+    sphinx = report["pocketsphinx"]
+    if fsdd_dir().is_dir():
+        digits = sphinx["digits"]
+        assert digits["strings"] == 8 and digits["turn"] == "verify.ask_policy"
+        assert _unit(digits["string_accuracy"]) and _unit(digits["truth_in_nbest"])
+        assert digits["truth_in_nbest"] >= digits["string_accuracy"]
+        assert digits["digit_accuracy"] > 0.15  # far above chance (0.1) even on 64 digits
+        assert _unit(digits["without_oh_and_double"]["string_accuracy"])
+    else:
+        assert "skipped" in sphinx["digits"]
+    assert 0 < sphinx["rtf"] < 1
+    concurrency = sphinx["concurrency"]
+    assert isinstance(concurrency["streams_per_core"], int) and concurrency["trials"]
+    assert concurrency["turns_in_loop"] > 0
+
+
+def test_task_success_through_the_engine(report: dict) -> None:
+    task = report["task"]
+    if not fsdd_dir().is_dir():
+        assert "skipped" in task
+        return
+    assert task["flow"] == "verify.ask_policy" and task["callers"] == 8
+    assert _unit(task["task_success"]) and sum(task["outcomes"].values()) == 8
+    assert task["captured_by_voice_first_ask"] + task["captured_by_keypad_second_ask"] == pytest.approx(
+        task["task_success"], abs=0.002)
+    assert task["false_accepts_wrong_number_captured"] >= 0
+    assert task["task_success"] >= 0.5  # the keypad fallback alone gets most callers through
+
+
+def test_vosk_is_measured_but_not_scored_on_english(report: dict) -> None:
+    vosk = report["vosk"]
+    if "skipped" in vosk:
+        pytest.skip(vosk["skipped"])
+    assert vosk["language"] == "ko" and "not measured" in vosk["english"]
+    assert vosk["model_load_seconds"] > 0 and vosk["model_memory_mb"] > 0
+    assert _unit(vosk["korean_phrases"]["accuracy"]) and vosk["korean_phrases"]["utterances"] > 0
+    assert 0 < vosk["rtf"] < 1
+    assert isinstance(vosk["concurrency"]["streams_per_core"], int)
+
+
+def test_summary_and_settings(report: dict) -> None:
+    assert report["settings"]["quick"] is True
+    assert report["recognisers"]["pocketsphinx"] != "absent"
+    assert report["summary"] and all(isinstance(line, str) for line in report["summary"])
+    assert Path(report["settings"]["fsdd"] or "").name in ("fsdd", "")
