@@ -31,6 +31,12 @@ from ivr.speech.grammar import Grammar, tokens
 from ivr.speech.recognizer import Partial, Result
 
 SAMPLE_RATE = 8000
+# Words `ivr.digits.parse_digits` turns into digits, by language, for digit turns
+# (a Korean model gets none: parse_digits has no Korean digits, so only keys work there).
+DIGIT_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "double"),
+    "zh": ("零", "一", "幺", "二", "两", "三", "四", "五", "六", "七", "八", "九"),
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -61,6 +67,7 @@ class VoskRecognizer:
         self._segments: list[dict[str, Any]] = []
         self._partial = ""
         self._active = False
+        self._nothing = False  # this turn has nothing sayable
 
     @classmethod
     def from_path(cls, path: str | Path, languages: frozenset[str]) -> "VoskRecognizer":
@@ -70,16 +77,23 @@ class VoskRecognizer:
         if grammar.language not in self.languages:
             raise ValueError(f"this vosk model serves {sorted(self.languages)}, not {grammar.language!r}")
         self.reset()
-        phrases = sorted({" ".join(tokens(p)) for p in grammar.phrases} - {""})
-        encoded = json.dumps(phrases, ensure_ascii=False)
+        self._active = True
+        phrases = {" ".join(tokens(p)) for p in grammar.phrases} - {""}
+        if grammar.digits:  # digit words as one-word phrases: vosk's grammar lets them follow each other
+            phrases |= set(DIGIT_WORDS.get(grammar.language, ()))
+        self._nothing = not phrases
+        if self._nothing:  # SetGrammar("[]") decodes free-form: nonsense text, and 5x the CPU
+            return
+        encoded = json.dumps(sorted(phrases), ensure_ascii=False)
         if encoded != self._grammar_json:
             self._recognizer.SetGrammar(encoded)
             self._grammar_json = encoded
-        self._active = True
 
     def feed(self, pcm16_8k: bytes) -> Partial | None:
         if not self._active:
             raise RuntimeError("feed() before start_turn()")
+        if self._nothing:
+            return None
         if self._recognizer.AcceptWaveform(pcm16_8k):
             self._segments.append(json.loads(self._recognizer.Result()))
             text = self._joined("")
@@ -93,6 +107,9 @@ class VoskRecognizer:
     def finish(self) -> Result:
         if not self._active:
             return Result("", 0.0)
+        if self._nothing:
+            self._active = False
+            return Result("", 0.0)
         self._segments.append(json.loads(self._recognizer.FinalResult()))
         self._active = False
         words = [w for segment in self._segments for w in segment.get("result", [])]
@@ -104,7 +121,7 @@ class VoskRecognizer:
         return Result(text, min(1.0, max(0.0, confidence)))
 
     def reset(self) -> None:
-        if self._active:  # Reset() alone leaves buffered audio that leaks into the next turn
+        if self._active and not self._nothing:  # Reset() alone leaves buffered audio that leaks into the next turn
             self._recognizer.FinalResult()
             self._recognizer.Reset()
         self._segments = []

@@ -69,7 +69,32 @@ def test_grammar_constrains_the_output_to_its_words(recognizer: VoskRecognizer) 
     allowed = {"네", "상담원", "연결해", "주세요"}
     recognizer.start_turn(Grammar.of("ko", ["네", "상담원 연결해 주세요"]))
     stream(recognizer, synth("아니요", "ko", engine="espeak") + silence(0.5))
-    assert set(recognizer.finish().text.split()) <= allowed
+    heard = recognizer.finish().text
+    assert heard and set(heard.split()) <= allowed  # something came out, and only the grammar's words
+
+
+def test_set_grammar_is_swapped_between_turns(recognizer: VoskRecognizer) -> None:
+    """The same audio under two grammars: each turn's own words come out."""
+    audio = synth("상담원 연결해 주세요", "ko", engine="espeak") + silence(0.5)
+    recognizer.start_turn(Grammar.of("ko", ["네", "아니요"]))
+    stream(recognizer, audio)
+    assert set(recognizer.finish().text.split()) <= {"네", "아니요"}
+    recognizer.start_turn(Grammar.of("ko", PHRASES))
+    stream(recognizer, audio)
+    assert recognizer.finish().text == "상담원 연결해 주세요"
+
+
+def test_a_turn_with_nothing_sayable_decodes_nothing(recognizer: VoskRecognizer) -> None:
+    """SetGrammar("[]") would decode free-form (nonsense words at 5x the CPU): no phrases, no text."""
+    from ivr.speech.grammar import DigitSpec
+
+    for grammar in (Grammar.of("ko", []), Grammar("ko", (), DigitSpec(4, 4))):  # no Korean digit words
+        recognizer.start_turn(grammar)
+        assert stream(recognizer, synth("상담원 연결해 주세요", "ko", engine="espeak") + silence(0.5)) == []
+        assert recognizer.finish().empty
+    recognizer.start_turn(Grammar.of("ko", PHRASES))  # and the next turn still works
+    stream(recognizer, synth("네", "ko", engine="espeak") + silence(0.4))
+    assert recognizer.finish().text == "네"
 
 
 def test_reset_drops_the_utterance_and_the_recogniser_is_reused(recognizer: VoskRecognizer) -> None:
