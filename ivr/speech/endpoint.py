@@ -38,7 +38,6 @@ from ivr.engine.matching import match, normalise
 FRAME_SECONDS = 0.02
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
 NOISE_FLATNESS = 0.45
-TAIL_DB = 30.0
 _WINDOW = np.hanning(FRAME_BYTES // 2)
 
 
@@ -78,7 +77,6 @@ class Endpointer:
         self.speech_start: float | None = None
         self.last_voiced: float | None = None
         self._complete = False
-        self._peak = 0.0
         self.done = False
 
     @property
@@ -99,18 +97,9 @@ class Endpointer:
         self._frames += 1
         self.time = round(self._frames * FRAME_SECONDS, 3)
         voiced = self._vad.is_speech(frame, 8000) and spectral_flatness(frame) < NOISE_FLATNESS
-        voiced = self._loud_enough(frame, voiced)
         if self.speech_start is None:
             return self._before_speech(start, voiced)
         return self._during_speech(start, voiced)
-
-    def _loud_enough(self, frame: bytes, voiced: bool) -> bool:
-        """The VAD keeps calling the fading tail of a word speech for 100-170 ms; a frame
-        `TAIL_DB` below the loudest of this utterance is silence for ending the turn."""
-        energy = float(np.mean(np.frombuffer(frame, dtype="<i2").astype(np.float64) ** 2))
-        if voiced:
-            self._peak = max(self._peak, energy)
-        return voiced and energy >= self._peak * 10 ** (-TAIL_DB / 10)
 
     def _before_speech(self, start: float, voiced: bool) -> EndpointEvent | None:
         self._recent.append(voiced)

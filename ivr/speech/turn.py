@@ -56,7 +56,7 @@ TurnOutput = Union[BargeIn, TurnEnded]
 class SpeechTurn:
     """A call's speech pipeline (VAD + recogniser + endpointing), one `Listen` at a time."""
 
-    def __init__(self, recognizer: Recognizer, early_silence: float = 0.15, pre_roll: float = 0.3,
+    def __init__(self, recognizer: Recognizer, early_silence: float = 0.25, pre_roll: float = 0.3,
                  aggressiveness: int = 2, nomatch_below: float = 0.0) -> None:
         self.recognizer = recognizer
         self._early_silence = early_silence

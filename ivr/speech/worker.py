@@ -36,15 +36,13 @@ def pocketsphinx_factory() -> Recognizer:
     return PocketsphinxRecognizer()
 
 
-SPARE_RECOGNISERS = 4
-
-
 def _serve(conn: Any, factory: Callable[[], Recognizer]) -> None:
     """A worker process: one SpeechTurn per call id, requests answered in order.
 
     One recogniser is built at start-up, before any call needs it (the first
-    build imports the engine and loads its model: ~1 s), and a finished call's
-    recogniser is kept for the next call rather than built again.
+    build imports the engine and loads its model: ~1 s). A finished call's
+    recogniser is not handed to the next caller: it has adapted to the last
+    voice and line (pocketsphinx's live CMN), and spoken-call tests got worse.
     """
     turns: dict[str, SpeechTurn] = {}
     spare: list[Recognizer] = [factory()]
@@ -81,8 +79,8 @@ def _handle(turns: dict[str, SpeechTurn], spare: list[Recognizer], factory: Call
         turn = turns.pop(call_id, None)
         if turn:
             turn.cancel()
-            if len(spare) < SPARE_RECOGNISERS:
-                spare.append(turn.recognizer)
+        if not spare:
+            spare.append(factory())  # ready for the next call, built while this worker is idle
         return None
     raise ValueError(f"unknown op {op}")
 
