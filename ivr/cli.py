@@ -228,7 +228,9 @@ def _serve_parser(commands) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
+    import faulthandler
     import logging
+    import signal
 
     from ivr.config import Settings
     from ivr.controller.app import serve
@@ -236,6 +238,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack to stderr
     if settings.redis_url:
         asyncio.run(_serve_embedded(settings))
         return 0

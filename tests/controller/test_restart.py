@@ -82,7 +82,13 @@ async def test_sigkill_mid_call_and_a_new_controller_resumes_every_call(tmp_path
             await at_offer.wait_until(lambda c: _heard(c, "payment.paid"), timeout=10)
         finally:
             second.terminate()
-            second.wait(timeout=10)
+            try:  # waited off the loop: the simulator must answer the controller's last hang-ups
+                await asyncio.to_thread(second.wait, 10)
+            except subprocess.TimeoutExpired:
+                second.send_signal(signal.SIGUSR1)  # every thread's stack into the log
+                await asyncio.sleep(1)
+                second.kill()
+                raise AssertionError("the controller did not stop on SIGTERM:\n" + log.read_text()[-6000:])
     finally:
         if first.poll() is None:
             first.kill()
