@@ -1,4 +1,4 @@
-"""Embedded recognition with pocketsphinx's bundled en-us model and a per-turn JSGF grammar.
+"""Embedded recognition with pocketsphinx's bundled en-us model and a per-turn grammar (a finite-state graph).
 
 Facts this follows (measured, see shared/speech/README.md): the model is
 16 kHz, so 8 kHz call audio is upsampled in-process with a streaming soxr
@@ -145,39 +145,92 @@ def _seed_dictionary() -> str:
     return str(path)
 
 
-def jsgf_for(grammar: Grammar, known: set[str]) -> str:
-    """A JSGF grammar for the turn; phrases with words the model cannot say are left out."""
-    rules: list[str] = []
-    alternatives: list[str] = []
+Transition = tuple  # (from, to, probability) or (from, to, probability, word)
+
+
+@dataclass(frozen=True)
+class TurnFsg:
+    """A turn's grammar as a finite-state graph: state 0 starts, `final` ends."""
+
+    final: int
+    transitions: tuple[Transition, ...]
+
+    def words(self) -> set[str]:
+        return {t[3] for t in self.transitions if len(t) == 4}
+
+    def key(self) -> str:
+        return hashlib.sha1(repr((self.final, self.transitions)).encode()).hexdigest()[:12]
+
+
+def fsg_for(grammar: Grammar, known: set[str]) -> TurnFsg:
+    """The turn's phrases and digit string as one graph; phrases with words the model cannot say are left out.
+
+    Built as a graph, not JSGF: a JSGF digit rule ("one digit then K-1, or
+    double d then K-2", for every allowed length) is copied at each use, so
+    8-15 digits grew to thousands of states and cost 17 s of CPU for 6 s of
+    audio. Here a number is one state per digit count: 2 x max states.
+    """
     phrases = [" ".join(tokens(p)) for p in grammar.phrases]
-    usable = [p for p in phrases if p and all(w in known for w in p.split())]
+    usable = sorted({p for p in phrases if p and all(w in known for w in p.split())})
     for dropped in sorted(set(phrases) - set(usable)):
         log.warning("phrase %r has words outside the model's dictionary; not recognisable", dropped)
-    if usable:
-        alternatives.append("<phrase>")
-        rules.append("<phrase> = " + " | ".join(sorted(set(usable))) + ";")
+    graph = _Graph()
+    branches = len(usable) + (1 if grammar.digits else 0)
+    for phrase in usable:
+        graph.path(0, phrase.split(), 1 / branches)
     if grammar.digits:
-        alternatives.append("<number>")
-        rules.extend(_digit_rules(grammar))
-    if not alternatives:
-        alternatives.append("<void>")  # a turn with nothing sayable still needs a grammar
-    body = "\n".join(rules)
-    return f"#JSGF V1.0;\ngrammar turn;\npublic <turn> = {' | '.join(alternatives)};\n{body}\n"
+        entry = graph.state()
+        graph.null(0, entry, 1 / branches)
+        _digit_graph(graph, entry, grammar)
+    if not branches:
+        graph.null(0, graph.FINAL, 1.0)  # a turn with nothing sayable still needs a grammar
+    return TurnFsg(graph.FINAL, tuple(graph.transitions))
 
 
-def _digit_rules(grammar: Grammar) -> list[str]:
-    """<nK> says exactly K digits: one digit then K-1, or "double d" then K-2."""
+class _Graph:
+    FINAL = 1
+
+    def __init__(self) -> None:
+        self.count = 2
+        self.transitions: list[Transition] = []
+
+    def state(self) -> int:
+        self.count += 1
+        return self.count - 1
+
+    def word(self, source: int, target: int, probability: float, word: str) -> None:
+        self.transitions.append((source, target, probability, word))
+
+    def null(self, source: int, target: int, probability: float) -> None:
+        self.transitions.append((source, target, probability))
+
+    def path(self, source: int, words: list[str], probability: float) -> None:
+        for index, word in enumerate(words):
+            target = self.FINAL if index == len(words) - 1 else self.state()
+            self.word(source, target, probability if index == 0 else 1.0, word)
+            source = target
+
+
+def _digit_graph(graph: _Graph, entry: int, grammar: Grammar) -> None:
+    """State k = k digits said; "double d" moves two counts on; counts min..max may end."""
     spec = grammar.digits
     assert spec is not None
     words = [w for w in EN_DIGIT_WORDS if w != "oh" or spec.oh]
-    rules = ["<d> = " + " | ".join(words) + ";", "<n1> = <d>;"]
-    for count in range(2, spec.max + 1):
-        options = [f"<d> <n{count - 1}>"]
-        if spec.double:
-            options.append("double <d>" + (f" <n{count - 2}>" if count > 2 else ""))
-        rules.append(f"<n{count}> = " + " | ".join(options) + ";")
-    rules.append("<number> = " + " | ".join(f"<n{k}>" for k in range(spec.min, spec.max + 1)) + ";")
-    return rules
+    said = [entry] + [graph.state() for _ in range(spec.max)]
+    for count, state in enumerate(said):
+        can_double = spec.double and count + 2 <= spec.max
+        ends = spec.min <= count
+        moves = (len(words) if count < spec.max else 0) + (1 if can_double else 0) + (1 if ends else 0)
+        if count < spec.max:
+            for word in words:
+                graph.word(state, said[count + 1], 1 / moves, word)
+        if can_double:
+            doubled = graph.state()
+            graph.word(state, doubled, 1 / moves, "double")
+            for word in words:
+                graph.word(doubled, said[count + 2], 1 / len(words), word)
+        if ends:
+            graph.null(state, graph.FINAL, 1 / moves)
 
 
 class PocketsphinxRecognizer:
@@ -332,13 +385,14 @@ class PocketsphinxRecognizer:
     def _search_for(self, grammar: Grammar) -> str:
         """The decoder's search for this grammar, adding missing words once per call."""
         self._add_words(grammar.words())
-        text = jsgf_for(grammar, self._known)
-        name = "g" + hashlib.sha1(text.encode()).hexdigest()[:12]
+        graph = fsg_for(grammar, self._known)
+        name = "g" + graph.key()
         if name not in self._searches:
             if len(self._searches) > 32:  # a call has few distinct turns; bound it anyway
                 for old in list(self._searches)[:16]:
                     self._decoder.remove_search(self._searches.pop(old))
-            self._decoder.add_jsgf_string(name, text)
+            fsg = self._decoder.create_fsg(name, 0, graph.final, list(graph.transitions))
+            self._decoder.add_fsg(name, fsg)
             self._searches[name] = name
         return name
 

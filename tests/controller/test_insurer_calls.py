@@ -75,24 +75,23 @@ def book(tmp_path_factory) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def insurer_rig(tmp_path: Path, book: Path, redis_url: str):
+async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = "off", observers: tuple = ()):
     (tmp_path / "book.sqlite").write_bytes(book.read_bytes())
     sounds = write_prompt_audio(tmp_path / "sounds")
     api_docs = shared_dir() / "asterisk" / "api-docs"
     config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
                              api_docs_dir=api_docs if api_docs.is_dir() else None)
     sim = await start_simulator(config)
-    options = {"speech": "off"} if "speech" in Settings.model_fields else {}
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                         redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
-                        sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", **options)
+                        sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", speech=speech)
     release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
     admin = await SqlitePolicyAdmin.open(settings.book_path)
     embedded = await open_embedded(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3),
                                    flows=release.flows)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
-                                     ready=ready, observers=[embedded.recorder]))
+                                     ready=ready, observers=[embedded.recorder, *observers]))
     await asyncio.wait_for(ready.wait(), 10)
     try:
         yield InsurerRig(sim, embedded, admin, redis_url)

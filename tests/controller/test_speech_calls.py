@@ -9,51 +9,15 @@ right branch.
 from __future__ import annotations
 
 import asyncio
-import random
-from array import array
 
 import pytest
 
 pytest.importorskip("pocketsphinx")
 
-from ivr.speech.turn import TurnEnded  # noqa: E402
 from tests.controller.conftest import make_rig  # noqa: E402
+from tests.controller.spoken import (  # noqa: E402
+    Turns, espeak, heard, samples, say_after_prompts, speak_until, story, wait_heard)
 from tests.speech.sounds import fsdd_dir, silence, synth, with_noise  # noqa: E402
-
-
-def samples(pcm: bytes) -> array:
-    return array("h", pcm)
-
-
-def heard(call, key: str, count: int = 1) -> bool:
-    return sum(p.media_uri.endswith(key) for p in call.prompts) >= count
-
-
-def story(call, turns: "Turns") -> str:
-    """What the caller heard and what the recogniser made of it, for failure messages."""
-    prompts = [p.media_uri.rsplit("/", 1)[-1] + (" (stopped)" if p.stopped else "") for p in call.prompts]
-    return f"prompts {prompts}; turns {[(t.event.type, getattr(t.event, 'text', ''), round(getattr(t.event, 'confidence', 0), 2), t.early) for t in turns.ended]}"
-
-
-async def wait_heard(call, turns: "Turns", key: str, timeout: float = 15) -> None:
-    try:
-        await call.wait_until(lambda c: heard(c, key), timeout=timeout)
-    except TimeoutError:
-        raise AssertionError(f"never heard {key}: {story(call, turns)}") from None
-
-
-class Turns:
-    """Observer: what the controller's speech turns ended with."""
-
-    def __init__(self) -> None:
-        self.ended: list[TurnEnded] = []
-        self.barge_ins = 0
-
-    def __call__(self, session, kind, detail) -> None:
-        if kind == "speech":
-            self.ended.append(detail)
-        elif kind == "speech_started":
-            self.barge_ins += 1
 
 
 @pytest.fixture
@@ -64,43 +28,12 @@ async def speech_rig(tmp_path, redis_url):
         yield rig
 
 
-async def say_after_prompts(call, pcm: bytes, prompts: int) -> None:
-    await call.wait_until(lambda c: len(c.prompts) >= prompts and c.prompts[prompts - 1].finished_at is not None,
-                          timeout=20)
-    await call.silence(0.3)
-    await call.say(samples(pcm))
-
-
-def espeak(text: str, voice: str = "en+klatt", rate: int = 160) -> bytes:
-    """espeak-ng at a speaking rate (words per minute), telephone band."""
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    from ivr.speech.audio import read_wav_8k
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "say.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(out), text], check=True)
-        return read_wav_8k(out)
-
-
 CALLERS = {
     "flite-rms": lambda text: synth(text, "rms"),
     "flite-kal16-noise-20dB": lambda text: with_noise(synth(text, "kal16"), 20.0),
     "espeak-klatt-130wpm": lambda text: espeak(text, "en+klatt", 130),
     "espeak-klatt-175wpm-noise-20dB": lambda text: with_noise(espeak(text, "en+klatt", 175), 20.0),
 }
-
-
-async def answer_confirmation(call, voice, turns: "Turns", meant: str) -> None:
-    """If the engine was unsure and asks "Did you say ...?", the caller answers truly."""
-    try:
-        await call.wait_until(lambda c: heard(c, "common.did_you_say"), timeout=3)
-    except TimeoutError:
-        return
-    right = turns.ended and getattr(turns.ended[-1].event, "text", "") == meant
-    await say_after_prompts(call, voice("yes" if right else "no"), prompts=len(call.prompts))
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))
@@ -110,15 +43,7 @@ async def test_spoken_menu_choice_takes_the_payment_branch(speech_rig, caller):
     call = speech_rig.call()
     voice = CALLERS[caller]
     await call.wait_prompt(2)
-    for _attempt in range(3):
-        await say_after_prompts(call, voice("payment"), prompts=len(call.prompts))
-        await answer_confirmation(call, voice, speech_rig.turns, "payment")
-        try:
-            await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=6)
-            break
-        except TimeoutError:
-            continue
-    await wait_heard(call, speech_rig.turns, "verify.dob", timeout=1)
+    await speak_until(call, speech_rig.turns, voice, "payment", "verify.dob")
     said = [getattr(t.event, "text", "") for t in speech_rig.turns.ended]
     assert "payment" in said or "payments" in said, story(call, speech_rig.turns)
 

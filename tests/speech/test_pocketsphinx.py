@@ -12,7 +12,7 @@ pytest.importorskip("soxr")
 from ivr.digits import parse_digits  # noqa: E402
 from ivr.engine.matching import match, yes_no_grammar  # noqa: E402
 from ivr.speech.grammar import DigitSpec, Grammar  # noqa: E402
-from ivr.speech.pocketsphinx_asr import PocketsphinxRecognizer, jsgf_for  # noqa: E402
+from ivr.speech.pocketsphinx_asr import PocketsphinxRecognizer, fsg_for  # noqa: E402
 from ivr.speech.recognizer import Recognizer, Result  # noqa: E402
 
 from .sounds import MENU, fsdd_dir, silence, synth, with_noise  # noqa: E402
@@ -80,9 +80,38 @@ def test_alternatives_are_other_sentences_of_the_grammar() -> None:
         assert all(a.confidence <= result.confidence for a in result.alternatives)
 
 
-def test_jsgf_leaves_out_phrases_the_model_cannot_say() -> None:
-    text = jsgf_for(Grammar.of("en", ["payment", "zzqx blorf"]), {"payment"})
-    assert "payment" in text and "zzqx" not in text
+def test_grammar_leaves_out_phrases_the_model_cannot_say() -> None:
+    graph = fsg_for(Grammar.of("en", ["payment", "zzqx blorf"]), {"payment"})
+    assert graph.words() == {"payment"}
+
+
+def _accepts(graph, words: list[str]) -> bool:
+    """Whether the graph has a path from state 0 to its final state saying exactly `words`."""
+    states = _closure(graph, {0})
+    for word in words:
+        states = _closure(graph, {t[1] for t in graph.transitions if len(t) == 4 and t[0] in states and t[3] == word})
+    return graph.final in states
+
+
+def _closure(graph, states: set[int]) -> set[int]:
+    while True:
+        more = {t[1] for t in graph.transitions if len(t) == 3 and t[0] in states} - states
+        if not more:
+            return states
+        states |= more
+
+
+def test_a_phone_number_grammar_takes_8_to_15_digits_doubles_and_phrases_and_stays_small() -> None:
+    grammar = Grammar("en", ("a person",), DigitSpec(8, 15, oh=True, double=True))
+    graph = fsg_for(grammar, {"a", "person"})
+    said = "five five five double zero one two three four one".split()
+    assert _accepts(graph, said) and _accepts(graph, ["a", "person"])
+    assert _accepts(graph, ["oh"] * 8) and _accepts(graph, ["nine"] * 15)
+    assert not _accepts(graph, ["nine"] * 7) and not _accepts(graph, ["nine"] * 16)
+    assert not _accepts(graph, ["nine"] * 14 + ["double", "two"])  # 16 digits
+    assert not _accepts(graph, ["a"]) and not _accepts(graph, said + ["a", "person"])
+    # one state per digit count: the copied JSGF rules were exponential in the longest number
+    assert len(graph.transitions) < 12 * 2 * 16
 
 
 def test_fsdd_digit_strings() -> None:
