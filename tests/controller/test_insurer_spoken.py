@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("pocketsphinx")
 
-from tests.controller.spoken import Turns, heard, say_after_prompts, speak_until, story  # noqa: E402
+from tests.controller.spoken import Turns, heard, say_after_prompts, speak_until, story, wait_heard  # noqa: E402
 from tests.controller.test_insurer_calls import DOB, PHONE, book, insurer_rig, own_redis  # noqa: E402,F401
 from tests.speech.sounds import synth  # noqa: E402
 
@@ -32,19 +32,12 @@ async def spoken(tmp_path, book, own_redis):  # noqa: F811
         yield rig
 
 
-async def until(call, turns: Turns, key: str, timeout: float = 15) -> None:
-    try:
-        await call.wait_until(lambda c: heard(c, key), timeout=timeout)
-    except TimeoutError:
-        raise AssertionError(f"never heard {key}: {story(call, turns)}") from None
-
-
 async def verified(rig, call, choice: str, then: str) -> None:
     """Say what the call is about at the menu, key the date of birth."""
-    await until(call, rig.turns, "main.menu")
+    await wait_heard(call, rig.turns, "main.menu")
     await speak_until(call, rig.turns, voice, choice, "verify.dob")
     await call.press(DOB, interval=0.08)
-    await until(call, rig.turns, then)
+    await wait_heard(call, rig.turns, then)
 
 
 async def test_spoken_policy_query_about_a_claim_reaches_a_person(spoken):
@@ -60,9 +53,9 @@ async def test_spoken_policy_query_about_a_claim_reaches_a_person(spoken):
 
 async def test_spoken_payment_retry_is_paid_and_confirmed(spoken):
     call = spoken.call("payment")  # routed to the payment journey first: no menu
-    await until(call, spoken.turns, "verify.dob")
+    await wait_heard(call, spoken.turns, "verify.dob")
     await call.press(DOB, interval=0.08)
-    await until(call, spoken.turns, "payment.offer")
+    await wait_heard(call, spoken.turns, "payment.offer")
     await speak_until(call, spoken.turns, voice, "pay now", "payment.paid")
     await speak_until(call, spoken.turns, voice, "no", "main.goodbye")
     await call.wait_ended(timeout=15)
@@ -74,25 +67,25 @@ async def test_spoken_phone_number_is_read_back_confirmed_and_updated(spoken):
     call = spoken.call("policy")
     await verified(spoken, call, "change my phone number", "verify.id_digits")
     await call.press("4567", interval=0.08)  # step-up: the other factor
-    await until(call, spoken.turns, "phone.ask_number")
+    await wait_heard(call, spoken.turns, "phone.ask_number")
     # Said once; the IVR reads it back. Read back wrong, the caller says no and keys it, as the
     # reprompt invites (the embedded recogniser mishears some numbers: the flow still gets them).
     await say_after_prompts(call, synth("five five five zero zero one two three four one", "slt"),
                             prompts=len(call.prompts))
-    await until(call, spoken.turns, "common.readback_digits")
+    await wait_heard(call, spoken.turns, "common.readback_digits")
     state = await spoken.state(call.channel_id)
     if state.pending is not None and state.pending.heard == "5550012341":
         await say_after_prompts(call, voice("yes"), prompts=len(call.prompts))
     else:
         await say_after_prompts(call, voice("no"), prompts=len(call.prompts))
-        await until(call, spoken.turns, "phone.ask_number_again")
+        await wait_heard(call, spoken.turns, "phone.ask_number_again")
         await call.press("5550012341", interval=0.08)
         await call.wait_until(lambda c: heard(c, "common.readback_digits", 2), timeout=15)
         await say_after_prompts(call, voice("yes"), prompts=len(call.prompts))
-    await until(call, spoken.turns, "phone.code_sent")
+    await wait_heard(call, spoken.turns, "phone.code_sent")
     code = spoken.embedded.outbox.last_code("+15550012341")
     await call.press(code, interval=0.08)
-    await until(call, spoken.turns, "phone.updated")
+    await wait_heard(call, spoken.turns, "phone.updated")
     person = await spoken.admin.person((await spoken.state(call.channel_id)).vars["caller"]["id"])
     assert person.phone == "+15550012341", story(call, spoken.turns)
     print(story(call, spoken.turns))
