@@ -251,7 +251,7 @@ class PocketsphinxRecognizer:
         self._calibrations = {"phrases": calibration, "digits": digit_calibration}
         self._calibration = calibration
         self._resampler: soxr.ResampleStream | None = None
-        self._partial = ""
+        self._partial: Partial | None = None
         self._fed = False
         self._grammar: Grammar | None = None
         self._coverage_on = coverage
@@ -280,10 +280,24 @@ class PocketsphinxRecognizer:
         self._process(self._resampler.resample_chunk(np.frombuffer(pcm16_8k, dtype="<i2").astype(np.float32)))
         hyp = self._decoder.hyp()
         text = hyp.hypstr if hyp else ""
-        if text and text != self._partial:
-            self._partial = text
-            return Partial(text)
+        if not text:
+            return None
+        partial = Partial(text, self._words_end())
+        if partial != self._partial:
+            self._partial = partial
+            return partial
         return None
+
+    def _words_end(self) -> float | None:
+        """End of the best path's last word, in seconds of the utterance (100 frames a second).
+
+        Not for digit strings: counted from there, the end of turn clipped final
+        digits (FSDD 8-digit strings: 8.5% right against 10%, `ivr bench asr`).
+        """
+        if self._grammar is None or self._grammar.kind == "digits":
+            return None
+        words = [s for s in self._decoder.seg() or () if s.word and not s.word.startswith(FILLER_MARKS)]
+        return (words[-1].end_frame + 1) / 100 if words else None
 
     def finish(self) -> Result:
         if self._resampler is None:
@@ -306,7 +320,7 @@ class PocketsphinxRecognizer:
                 except RuntimeError:
                     pass
         self._resampler = None
-        self._partial = ""
+        self._partial = None
         self._fed = False
         self._energies = []
         self._energy_tail = np.zeros(0, dtype=np.float64)

@@ -67,6 +67,7 @@ class SpeechTurn:
         self._endpointer: Endpointer | None = None
         self._pending = b""
         self._partials = 0
+        self._origin = 0.0  # stream time of the first audio the recogniser got this turn
 
     @property
     def active(self) -> bool:
@@ -103,6 +104,7 @@ class SpeechTurn:
         was_in_speech = endpointer.in_speech
         boundary = endpointer.process(frame)
         if boundary and boundary.kind is Boundary.SPEECH_STARTED:
+            self._origin = endpointer.time - (len(self._pre_roll) + 1) * FRAME_SECONDS
             for earlier in self._pre_roll:
                 self._recognise(earlier)
             self._recognise(frame)
@@ -124,7 +126,8 @@ class SpeechTurn:
         partial = self.recognizer.feed(frame)
         if partial is not None and self._endpointer is not None and self._listen is not None:
             self._partials += 1
-            self._endpointer.set_complete(complete_answer(partial.text, self._listen))
+            words_end = None if partial.words_end is None else self._origin + partial.words_end
+            self._endpointer.set_complete(complete_answer(partial.text, self._listen), words_end)
 
     def _event(self, result: Result) -> Speech | NoMatch:
         if result.empty or result.confidence < self._nomatch_below:

@@ -75,10 +75,13 @@ async def answer_confirmation(call, voice, turns: "Turns", meant: str) -> None:
     await say_after_prompts(call, voice("yes" if right else "no"), prompts=len(call.prompts))
 
 
-async def speak_until(call, turns: Turns, voice, text: str, expect: str, attempts: int = 3) -> None:
-    """Say `text` after the prompts until the flow plays `expect`, as a caller would: answer
-    "Did you say ...?" truly and say it again when the IVR did not get it."""
-    for _ in range(attempts):
+async def speak_until(call, turns: Turns, voice, wordings: str | tuple[str, ...], expect: str,
+                      attempts: int = 3) -> None:
+    """Say it after the prompts until the flow plays `expect`, as a caller would: answer
+    "Did you say ...?" truly and, when the IVR did not get it, say it again in the next wording."""
+    wordings = (wordings,) if isinstance(wordings, str) else wordings
+    for attempt in range(attempts):
+        text = wordings[attempt % len(wordings)]
         await say_after_prompts(call, voice(text), prompts=len(call.prompts))
         await answer_confirmation(call, voice, turns, text)
         try:
@@ -86,4 +89,4 @@ async def speak_until(call, turns: Turns, voice, text: str, expect: str, attempt
             return
         except TimeoutError:
             continue
-    raise AssertionError(f"said {text!r} {attempts} times, never heard {expect}: {story(call, turns)}")
+    raise AssertionError(f"said {wordings!r} {attempts} times, never heard {expect}: {story(call, turns)}")

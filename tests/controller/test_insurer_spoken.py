@@ -43,7 +43,7 @@ async def verified(rig, call, choice: str, then: str) -> None:
 async def test_spoken_policy_query_about_a_claim_reaches_a_person(spoken):
     call = spoken.call("policy")
     await verified(spoken, call, "policy status", "policy.what_next")
-    await speak_until(call, spoken.turns, voice, "claim status", "policy.claim_person")
+    await speak_until(call, spoken.turns, voice, ("my claim", "claim status"), "policy.claim_person")
     await speak_until(call, spoken.turns, voice, "yes", "common.connecting")
     continued = await call.wait_continued(timeout=15)
     assert (continued.variables["IVR_QUEUE"], continued.variables["IVR_REASON"]) == ("policy_service", "claim_progress")

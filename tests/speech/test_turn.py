@@ -11,6 +11,7 @@ pytest.importorskip("webrtcvad")
 from ivr.engine.events import NoInput, NoMatch, Speech  # noqa: E402
 from ivr.engine.matching import match  # noqa: E402
 from ivr.speech.audio import RtpToFrames  # noqa: E402
+from ivr.speech.recognizer import Partial  # noqa: E402
 from ivr.speech.turn import BargeIn, SpeechTurn, TurnEnded  # noqa: E402
 
 from .sounds import MENU, listen, noise, silence, synth  # noqa: E402
@@ -94,6 +95,40 @@ def test_early_endpointing_ends_the_turn_sooner_than_end_silence(sphinx) -> None
     assert latencies[0.25] <= 0.3 + 1e-6
     assert latencies[None] >= 1.0 - 1e-6
     assert latencies[None] - latencies[0.25] >= 0.7
+
+
+class WithoutWordTimes:
+    """The same recogniser, its partials without where the words end (as vosk's come)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.languages = inner.languages
+
+    def start_turn(self, grammar) -> None:
+        self.inner.start_turn(grammar)
+
+    def feed(self, pcm16_8k: bytes):
+        partial = self.inner.feed(pcm16_8k)
+        return None if partial is None else Partial(partial.text)
+
+    def finish(self):
+        return self.inner.finish()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+
+def test_early_end_counts_the_silence_from_the_words_not_the_vad_tail(sphinx) -> None:
+    """The VAD calls the quiet end of "policy" speech for a while; the decoder knows the word is over."""
+    audio = silence(LEAD) + synth("cancel my policy", "slt") + silence(3)
+    ends = {}
+    for name, recognizer in (("words", sphinx), ("vad", WithoutWordTimes(sphinx))):
+        turn = SpeechTurn(recognizer, early_silence=0.25)
+        turn.start(listen(MENU, end_silence=1.0))
+        result = ended(run(turn, audio))
+        assert isinstance(result.event, Speech) and result.event.text == "cancel my policy" and result.early
+        ends[name] = result.at
+    assert ends["words"] <= ends["vad"] - 0.06, ends
 
 
 def test_incomplete_partial_waits_for_the_full_end_silence(sphinx) -> None:
