@@ -78,6 +78,7 @@ class Endpointer:
         self._vad = webrtcvad.Vad(aggressiveness)
         self._timeouts = timeouts
         self._early = min(early_silence, timeouts.end_silence)
+        self._can_end_early = self._early < timeouts.end_silence
         self._start_frames = start_frames
         self._recent: deque[bool] = deque(maxlen=start_window)
         self._frames = 0
@@ -131,25 +132,25 @@ class Endpointer:
         if self.time - self.speech_start >= self._timeouts.max_speech - 1e-9:
             self.done = True
             return EndpointEvent(Boundary.MAX_SPEECH, self.time)
-        early = self._early < self._timeouts.end_silence
-        if early and self._words_over(voiced):
+        if self._can_end_early and self._words_over(voiced):
             self.done = True
             return EndpointEvent(Boundary.SPEECH_ENDED, round(min(self._words_end, self.last_voiced), 3), early=True)
         silence = self.time - self.last_voiced
         limit = self._early if self._complete else self._timeouts.end_silence
         if silence >= limit - 1e-9:
             self.done = True
-            return EndpointEvent(Boundary.SPEECH_ENDED, round(self.last_voiced, 3), early=early and self._complete)
+            return EndpointEvent(Boundary.SPEECH_ENDED, round(self.last_voiced, 3),
+                                 early=self._can_end_early and self._complete)
         return None
-
 
     def _words_over(self, voiced: bool) -> bool:
         """A complete answer whose words ended `early_silence` ago, the voice gone since, and
         no more voice after them than a word's tail: speech the recogniser absorbed as
         noise after a complete-looking answer ("mandarin" for "the weather is...") is not an end."""
-        words_end = self._words_end
+        words_end, last_voiced = self._words_end, self.last_voiced
+        assert last_voiced is not None  # in speech
         return (words_end is not None and not voiced and self.time - words_end >= self._early - 1e-9
-                and self.last_voiced is not None and self.last_voiced <= words_end + VAD_TAIL)
+                and last_voiced <= words_end + VAD_TAIL)
 
 
 def complete_answer(partial: str, listen: Listen) -> bool:
