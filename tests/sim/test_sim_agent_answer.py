@@ -96,8 +96,10 @@ def test_gosub_user_event_reaches_only_the_monitor_app(shared):
 
 @pytest.mark.parametrize("name", SUBSCRIBED)
 async def test_simulator_replay_gives_the_same_answer(name, shared, trace_config, simulator, session):
+    # at half speed: the answer's time is checked to 0.1 s of simulated time, which at 10x was 10 ms of
+    # real time, less than one stall of a busy CI machine (CI measured 1.112 s for 1.004 s)
     trace, result, alignment, _ = await run_scenario(name, shared, trace_config, simulator, session,
-                                                     prepare=agent1_answers)
+                                                     scale=0.5, prepare=agent1_answers)
     assert_same(alignment, result)
     queue_watch, changes = watch(result.events, "_t")
     [call] = queue_watch.calls.values()
