@@ -20,14 +20,9 @@ FAILED_KINDS = {"noinput", "nomatch", "escape"}
 FAILED_BACKEND = {"error", "timeout"}
 
 
-class PathTurn(BaseModel):
-    flow: str
-    node: str
-    kind: str
-    heard: str | None = None
-    confidence: float | None = None
-    matched: str | None = None
-    detail: str | None = None
+class PathTurn(Turn):
+    """A turn as the agent sees it: failed turns stand out."""
+
     failed: bool = False
 
 

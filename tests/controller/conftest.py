@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 
 from ivr.config import Settings
 from ivr.controller.app import serve
 from ivr.demo import placeholder_audio
+from ivr.policyadmin.seed import seed_book
 from ivr.prompts import load_prompts
 from ivr.sim import SimulatorConfig, start_simulator
 from tests.conftest import ROOT, shared_dir
 
 PROMPT_SECONDS = 0.3
+
+
+def heard(call, key: str, count: int = 1) -> bool:
+    """The caller has heard the prompt `key` (e.g. "main.menu") at least `count` times."""
+    return sum(p.media_uri.endswith("/" + key) for p in call.prompts) >= count
+
+
+async def saved_state(redis_url: str, channel_id: str):
+    """The call's state as the controller last saved it in Redis."""
+    from ivr.store import RedisCallStore
+
+    store = RedisCallStore.from_url(redis_url)
+    try:
+        return await store.load(channel_id)
+    finally:
+        await store.close()
 
 
 def write_prompt_audio(directory: Path, seconds_per_char: float = 0.0) -> Path:
@@ -84,3 +104,24 @@ class LedgerBackend:
             await asyncio.sleep(self.write_seconds)  # the transaction: all or nothing
             self.committed.append(name)
         return await self.sample.call(name, args)
+
+
+_databases = itertools.cycle(range(1, 15))  # 15 is the demo test's
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> Path:
+    """A seeded insurer book per test module; the insurer rig copies it per test."""
+    path = tmp_path_factory.mktemp("book") / "book.sqlite"
+    seed_book(path, families=200, today=dt.date.today())
+    return path
+
+
+@pytest.fixture
+async def own_redis(redis_url):
+    """A Redis database of this test's own, emptied first."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
+    client = redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url

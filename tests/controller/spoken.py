@@ -13,14 +13,11 @@ from pathlib import Path
 
 from ivr.speech.audio import read_wav_8k
 from ivr.speech.turn import TurnEnded
+from tests.controller.conftest import heard
 
 
 def samples(pcm: bytes) -> array:
     return array("h", pcm)
-
-
-def heard(call, key: str, count: int = 1) -> bool:
-    return sum(p.media_uri.endswith(key) for p in call.prompts) >= count
 
 
 def story(call, turns: "Turns") -> str:

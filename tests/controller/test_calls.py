@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
+from tests.controller.conftest import saved_state
 
 
 async def test_caller_keys_through_menu_to_a_person(rig):
@@ -34,7 +32,7 @@ async def test_policy_journey_by_keys_ends_with_goodbye(rig, redis_url):
     heard = [p.media_uri.split("/")[-1] for p in call.prompts]
     assert heard[-1] == "main.goodbye" and call.prompts[-1].state == "done" and not call.prompts[-1].stopped
     assert "policy.premium_due" in heard and call.hungup_by == "app"
-    state = await _saved_state(redis_url, call.channel_id)
+    state = await saved_state(redis_url, call.channel_id)
     assert state.status == "ended" and state.result == {"outcome": "completed"}
 
 
@@ -60,16 +58,6 @@ async def test_transfer_prompt_is_heard_in_full_before_the_queue(rig):
     assert continued.variables["IVR_REASON"] == "asked_for_agent"
     assert continued.variables["IVR_PRIORITY"] == "6"
     assert continued.variables["IVR_CALL_ID"] == call.channel_id
-
-
-async def _saved_state(redis_url: str, channel_id: str):
-    from ivr.store import RedisCallStore
-
-    store = RedisCallStore.from_url(redis_url)
-    try:
-        return await store.load(channel_id)
-    finally:
-        await store.close()
 
 
 async def test_prompts_over_http_media_served_by_the_controller(tmp_path, redis_url):

@@ -6,25 +6,20 @@ import asyncio
 
 import pytest
 
-from tests.controller.conftest import LedgerBackend, make_rig
-from tests.controller.test_calls import _saved_state
-
-
-def _heard(call, key: str) -> bool:
-    return any(p.media_uri.endswith(key) for p in call.prompts)
+from tests.controller.conftest import LedgerBackend, heard, make_rig, saved_state
 
 
 async def _journey(call, stop_after: int) -> None:
     """Failed payment: menu, date of birth, retry now. Returns after `stop_after` steps."""
     steps = [
         lambda: call.wait_prompt(1),                                        # greeting playing
-        lambda: call.wait_until(lambda c: _heard(c, "main.menu")),          # menu playing
+        lambda: call.wait_until(lambda c: heard(c, "main.menu")),          # menu playing
         lambda: call.press("2"),                                            # payments
-        lambda: call.wait_until(lambda c: _heard(c, "verify.dob")),
+        lambda: call.wait_until(lambda c: heard(c, "verify.dob")),
         lambda: call.press("1980", interval=0.1),                           # half a date of birth
         lambda: call.press("0531", interval=0.1),
-        lambda: call.wait_until(lambda c: _heard(c, "payment.reason")),     # why the debit failed
-        lambda: call.wait_until(lambda c: _heard(c, "payment.offer")),
+        lambda: call.wait_until(lambda c: heard(c, "payment.reason")),     # why the debit failed
+        lambda: call.wait_until(lambda c: heard(c, "payment.offer")),
         lambda: call.press("1"),                                            # retry now: a write starts
         lambda: asyncio.sleep(0.2),                                         # mid-write
     ]
@@ -41,7 +36,7 @@ async def test_caller_hangs_up_at_every_step(tmp_path, redis_url, stop_after):
         await call.hangup()
         await call.wait_ended()
         await asyncio.sleep(0.8)  # longer than the write would take
-        state = await _saved_state(redis_url, call.channel_id)
+        state = await saved_state(redis_url, call.channel_id)
         assert state is not None and state.status == "ended"
         assert state.result["outcome"] == "caller_hangup"
         assert call.continued is None
@@ -53,7 +48,7 @@ async def test_caller_hangs_up_at_every_step(tmp_path, redis_url, stop_after):
 
 async def test_websocket_drop_mid_call_and_the_call_goes_on(rig):
     call = rig.call()
-    await call.wait_until(lambda c: _heard(c, "main.menu"))
+    await call.wait_until(lambda c: heard(c, "main.menu"))
     assert await rig.sim.drop_websocket() >= 1
     await asyncio.sleep(1.5)  # reconnect
     await call.press("0")
@@ -64,6 +59,6 @@ async def test_websocket_drop_mid_call_and_the_call_goes_on(rig):
 async def test_prompt_ending_while_disconnected_still_leads_to_a_reprompt(rig):
     """PlaybackFinished is lost with the websocket; reconciliation notices, so the caller is not left in silence."""
     call = rig.call()
-    await call.wait_until(lambda c: _heard(c, "main.menu") and c.prompts[-1].finished_at is None)
+    await call.wait_until(lambda c: heard(c, "main.menu") and c.prompts[-1].finished_at is None)
     await rig.sim.drop_websocket()
-    await call.wait_until(lambda c: _heard(c, "main.menu_again"), timeout=15)  # noinput reprompt
+    await call.wait_until(lambda c: heard(c, "main.menu_again"), timeout=15)  # noinput reprompt

@@ -9,118 +9,19 @@ are not another's history).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
-import itertools
-import json
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import redis.asyncio as redis
 
-from ivr.config import Settings
-from ivr.controller.app import serve
-from ivr.embedded import Embedded, open_embedded
-from ivr.flow.catalog import load_flow_set
-from ivr.history import ani_key
-from ivr.payments import SimulatedGateway
-from ivr.policyadmin.seed import PERSONAS, seed_book
-from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
 from ivr.redis_server import free_port
-from ivr.sim import SimulatorConfig, start_simulator
-from tests.conftest import ROOT, shared_dir
-from tests.controller.conftest import write_prompt_audio
-
-DOB = "19800531"
-PHONE = {p.key: p.phone for p in PERSONAS}
-_databases = itertools.cycle(range(1, 15))  # 15 is the demo test's
-
-
-@dataclass
-class InsurerRig:
-    sim: object
-    embedded: Embedded
-    admin: SqlitePolicyAdmin
-    redis_url: str
-
-    def call(self, persona: str):
-        return self.sim.sim.inbound_call(ani=PHONE[persona], exten="100")
-
-    async def state(self, channel_id: str):
-        from ivr.store import RedisCallStore
-
-        store = RedisCallStore.from_url(self.redis_url)
-        try:
-            return await store.load(channel_id)
-        finally:
-            await store.close()
-
-    async def records(self) -> list[dict]:
-        client = redis.from_url(self.redis_url)
-        try:
-            await asyncio.sleep(0.3)  # the recorder writes in the background
-            ids = await client.zrange("ivr:rec:index", 0, -1)
-            return [json.loads(await client.get(f"ivr:rec:{i.decode()}")) for i in ids]
-        finally:
-            await client.aclose()
-
-
-@pytest.fixture(scope="module")
-def book(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("book") / "book.sqlite"
-    seed_book(path, families=200, today=dt.date.today())
-    return path
-
-
-@contextlib.asynccontextmanager
-async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = "off", observers: tuple = ()):
-    (tmp_path / "book.sqlite").write_bytes(book.read_bytes())
-    sounds = write_prompt_audio(tmp_path / "sounds")
-    api_docs = shared_dir() / "asterisk" / "api-docs"
-    config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
-                             api_docs_dir=api_docs if api_docs.is_dir() else None)
-    sim = await start_simulator(config)
-    settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
-                        redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
-                        sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", speech=speech)
-    release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
-    admin = await SqlitePolicyAdmin.open(settings.book_path)
-    embedded = await open_embedded(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3),
-                                   flows=release.flows)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
-                                     ready=ready, observers=[embedded.recorder, *observers]))
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        yield InsurerRig(sim, embedded, admin, redis_url)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await embedded.aclose()
-        assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
-        await sim.stop()
-
-
-@pytest.fixture
-async def own_redis(redis_url):
-    """A Redis database of this test's own, emptied first."""
-    url = redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
-    client = redis.from_url(url)
-    await client.flushdb()
-    await client.aclose()
-    return url
+from tests.controller.conftest import heard, saved_state
+from tests.controller.insurer import DOB, PHONE, insurer_rig
 
 
 @pytest.fixture
 async def rig(tmp_path, book, own_redis):
     async with insurer_rig(tmp_path, book, own_redis) as started:
         yield started
-
-
-def heard(call, key: str) -> bool:
-    return any(p.media_uri.endswith("/" + key) for p in call.prompts)
 
 
 async def until_heard(call, key: str, timeout: float = 15) -> None:
@@ -150,7 +51,7 @@ async def test_orphan_policy_holder_goes_to_the_orphan_desk_with_the_rule(rig):
     call = rig.call("orphan")
     continued = await call.wait_continued(timeout=15)
     assert continued.variables["IVR_QUEUE"] == "orphan_desk" and continued.variables["IVR_REASON"] == "orphan_policy"
-    state = await rig.state(call.channel_id)
+    state = await saved_state(rig.redis_url, call.channel_id)
     assert state.vars["routing"]["rule"] == "orphan_policy_desk" and "agent has left" in state.vars["routing"]["reason"]
 
 
@@ -171,7 +72,7 @@ async def test_repeat_caller_about_the_same_thing_goes_straight_to_a_person(rig)
     await second.press("1")
     continued = await second.wait_continued(timeout=15)
     assert (continued.variables["IVR_QUEUE"], continued.variables["IVR_REASON"]) == ("customer_service", "repeat_caller")
-    state = await rig.state(second.channel_id)
+    state = await saved_state(rig.redis_url, second.channel_id)
     assert state.vars["routing"]["rule"] == "repeat_caller"
 
 

@@ -13,8 +13,9 @@ import pytest
 
 pytest.importorskip("pocketsphinx")
 
-from tests.controller.spoken import Turns, heard, say_after_prompts, speak_until, story, wait_heard  # noqa: E402
-from tests.controller.test_insurer_calls import DOB, PHONE, book, insurer_rig, own_redis  # noqa: E402,F401
+from tests.controller.conftest import heard, saved_state  # noqa: E402
+from tests.controller.insurer import DOB, PHONE, insurer_rig  # noqa: E402
+from tests.controller.spoken import Turns, say_after_prompts, speak_until, story, wait_heard  # noqa: E402
 from tests.speech.sounds import synth  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,7 @@ def voice(text: str) -> bytes:
 
 
 @pytest.fixture
-async def spoken(tmp_path, book, own_redis):  # noqa: F811
+async def spoken(tmp_path, book, own_redis):
     turns = Turns()
     async with insurer_rig(tmp_path, book, own_redis, speech="stream", observers=(turns,)) as rig:
         rig.turns = turns
@@ -73,7 +74,7 @@ async def test_spoken_phone_number_is_read_back_confirmed_and_updated(spoken):
     await say_after_prompts(call, synth("five five five zero zero one two three four one", "slt"),
                             prompts=len(call.prompts))
     await wait_heard(call, spoken.turns, "common.readback_digits")
-    state = await spoken.state(call.channel_id)
+    state = await saved_state(spoken.redis_url, call.channel_id)
     if state.pending is not None and state.pending.heard == "5550012341":
         await say_after_prompts(call, voice("yes"), prompts=len(call.prompts))
     else:
@@ -86,7 +87,7 @@ async def test_spoken_phone_number_is_read_back_confirmed_and_updated(spoken):
     code = spoken.embedded.outbox.last_code("+15550012341")
     await call.press(code, interval=0.08)
     await wait_heard(call, spoken.turns, "phone.updated")
-    person = await spoken.admin.person((await spoken.state(call.channel_id)).vars["caller"]["id"])
+    person = await spoken.admin.person((await saved_state(spoken.redis_url, call.channel_id)).vars["caller"]["id"])
     assert person.phone == "+15550012341", story(call, spoken.turns)
     print(story(call, spoken.turns))
 
@@ -99,6 +100,6 @@ async def test_spoken_cancellation_reason_and_downgrade_reach_the_save_team(spok
     continued = await call.wait_continued(timeout=15)
     assert (continued.variables["IVR_QUEUE"], continued.variables["IVR_REASON"]) == \
         ("save_specialists", "downgrade_accepted")
-    state = await spoken.state(call.channel_id)
+    state = await saved_state(spoken.redis_url, call.channel_id)
     assert state.vars["cancel_reason"] == "expensive"
 

@@ -9,14 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from ivr import engine
 from ivr.engine import events as ev
 from ivr.flow.catalog import load_flow_set
 from ivr.sim import SimulatorConfig, start_simulator
 from tests.conftest import ROOT
-from tests.controller.conftest import write_prompt_audio
+from tests.controller.conftest import heard, write_prompt_audio
 
 
 def _start_controller(sim, config, redis_url: str, sounds: Path, log: Path) -> subprocess.Popen:
@@ -37,10 +35,6 @@ async def _wait_registered(sim, app: str = "ivr", timeout: float = 20.0) -> None
         await asyncio.sleep(0.05)
 
 
-def _heard(call, key: str, count: int = 1) -> bool:
-    return sum(p.media_uri.endswith(key) for p in call.prompts) >= count
-
-
 async def test_sigkill_mid_call_and_a_new_controller_resumes_every_call(tmp_path, redis_url):
     sounds = write_prompt_audio(tmp_path / "sounds")
     config = SimulatorConfig(sounds_dirs=[sounds])
@@ -51,14 +45,14 @@ async def test_sigkill_mid_call_and_a_new_controller_resumes_every_call(tmp_path
         await _wait_registered(sim)
         at_menu, mid_number, at_offer = (sim.sim.inbound_call(ani=f"+1555000{i}", exten="100") for i in range(3))
         for call in (at_menu, mid_number, at_offer):
-            await call.wait_until(lambda c: _heard(c, "main.menu"), timeout=20)
+            await call.wait_until(lambda c: heard(c, "main.menu"), timeout=20)
         await mid_number.press("2")
         await at_offer.press("2")
-        await mid_number.wait_until(lambda c: _heard(c, "verify.dob"))
-        await at_offer.wait_until(lambda c: _heard(c, "verify.dob"))
+        await mid_number.wait_until(lambda c: heard(c, "verify.dob"))
+        await at_offer.wait_until(lambda c: heard(c, "verify.dob"))
         await mid_number.press("1980", interval=0.1)
         await at_offer.press("19800531", interval=0.1)
-        await at_offer.wait_until(lambda c: _heard(c, "payment.offer"))
+        await at_offer.wait_until(lambda c: heard(c, "payment.offer"))
         await asyncio.sleep(0.5)
 
         first.send_signal(signal.SIGKILL)
@@ -69,17 +63,17 @@ async def test_sigkill_mid_call_and_a_new_controller_resumes_every_call(tmp_path
         second = _start_controller(sim, config, redis_url, sounds, log)
         try:
             # Each call hears its turn again: resumed where it was, not started over.
-            await at_menu.wait_until(lambda c: _heard(c, "main.menu", 2), timeout=20)
-            await mid_number.wait_until(lambda c: _heard(c, "verify.dob", 2), timeout=20)
-            await at_offer.wait_until(lambda c: _heard(c, "payment.offer", 2), timeout=20)
-            assert not _heard(at_offer, "main.welcome", 2), "resumed, not restarted"
+            await at_menu.wait_until(lambda c: heard(c, "main.menu", 2), timeout=20)
+            await mid_number.wait_until(lambda c: heard(c, "verify.dob", 2), timeout=20)
+            await at_offer.wait_until(lambda c: heard(c, "payment.offer", 2), timeout=20)
+            assert not heard(at_offer, "main.welcome", 2), "resumed, not restarted"
 
             await at_menu.press("0")
             await mid_number.press("19800531", interval=0.1)
             await at_offer.press("1")
             assert (await at_menu.wait_continued()).variables["IVR_QUEUE"] == "customer_service"
-            await mid_number.wait_until(lambda c: _heard(c, "payment.reason"), timeout=10)
-            await at_offer.wait_until(lambda c: _heard(c, "payment.paid"), timeout=10)
+            await mid_number.wait_until(lambda c: heard(c, "payment.reason"), timeout=10)
+            await at_offer.wait_until(lambda c: heard(c, "payment.paid"), timeout=10)
         finally:
             second.terminate()
             try:  # waited off the loop: the simulator must answer the controller's last hang-ups

@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("pocketsphinx")
 
-from tests.controller.conftest import make_rig  # noqa: E402
+from tests.controller.conftest import heard, make_rig  # noqa: E402
 from tests.controller.spoken import (  # noqa: E402
-    Turns, espeak, heard, samples, say_after_prompts, speak_until, story, wait_heard)
+    Turns, espeak, samples, say_after_prompts, speak_until, story, wait_heard)
 from tests.speech.sounds import fsdd_dir, silence, synth, with_noise  # noqa: E402
 
 

@@ -1,0 +1,78 @@
+"""The insurer's embedded stack as `ivr serve` runs it, wired to the ARI simulator, for whole-call tests.
+
+SQLite book (a copy per test), simulated gateway, SMS outbox, routing rules
+from flows/routing.yaml, caller history in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as redis
+
+from ivr.config import Settings
+from ivr.controller.app import serve
+from ivr.embedded import Embedded, open_embedded
+from ivr.flow.catalog import load_flow_set
+from ivr.payments import SimulatedGateway
+from ivr.policyadmin.seed import PERSONAS
+from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
+from ivr.sim import SimulatorConfig, start_simulator
+from tests.conftest import ROOT, shared_dir
+from tests.controller.conftest import write_prompt_audio
+
+DOB = "19800531"
+PHONE = {p.key: p.phone for p in PERSONAS}
+
+
+@dataclass
+class InsurerRig:
+    sim: object
+    embedded: Embedded
+    admin: SqlitePolicyAdmin
+    redis_url: str
+
+    def call(self, persona: str):
+        return self.sim.sim.inbound_call(ani=PHONE[persona], exten="100")
+
+    async def records(self) -> list[dict]:
+        client = redis.from_url(self.redis_url)
+        try:
+            await asyncio.sleep(0.3)  # the recorder writes in the background
+            ids = await client.zrange("ivr:rec:index", 0, -1)
+            return [json.loads(await client.get(f"ivr:rec:{i.decode()}")) for i in ids]
+        finally:
+            await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = "off", observers: tuple = ()):
+    (tmp_path / "book.sqlite").write_bytes(book.read_bytes())
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    api_docs = shared_dir() / "asterisk" / "api-docs"
+    config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
+                             api_docs_dir=api_docs if api_docs.is_dir() else None)
+    sim = await start_simulator(config)
+    settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
+                        redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
+                        sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", speech=speech)
+    release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
+    admin = await SqlitePolicyAdmin.open(settings.book_path)
+    embedded = await open_embedded(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3),
+                                   flows=release.flows)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
+                                     ready=ready, observers=[embedded.recorder, *observers]))
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield InsurerRig(sim, embedded, admin, redis_url)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await embedded.aclose()
+        assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
+        await sim.stop()
