@@ -39,7 +39,8 @@ class RedisCallStore:
         return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
 
     async def save(self, state: CallState) -> None:
-        await self._quietly(self.client.set(self.prefix + state.call_id, state.model_dump_json(), ex=STATE_TTL_SECONDS))
+        rest = state.at_rest()  # card numbers stay in the controller's memory
+        await self._quietly(self.client.set(self.prefix + state.call_id, rest.model_dump_json(), ex=STATE_TTL_SECONDS))
 
     async def load(self, call_id: str) -> CallState | None:
         raw = await self._quietly(self.client.get(self.prefix + call_id))

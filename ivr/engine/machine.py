@@ -351,12 +351,18 @@ def _listen_action(ctx: _Context, node: model.AskNode, mode: str) -> act.Listen:
         if choice.dtmf and mode != "digits":
             keys.setdefault(choice.dtmf, f"global:{name}")
     digits = ask.digits if mode == "digits" else None
+    ctx.state.secret_turn = _keypad_only(ask, mode)
     return act.Listen(
         mode=mode, language=language, grammar=grammar, keys=keys, speech=ask.speech, dtmf=ask.dtmf,
         min_digits=digits.min if digits else 0, max_digits=digits.max if digits else 0,
         terminator=digits.terminator if digits else "", timeouts=_timeouts(flow, ask),
-        sensitive=mode == "digits" and not ask.speech,
+        sensitive=ctx.state.secret_turn,
     )
+
+
+def _keypad_only(ask: model.Ask, mode: str) -> bool:
+    """Digits that may only be keyed (card numbers): never recognised, logged or kept at rest."""
+    return mode == "digits" and not ask.speech
 
 
 def _timeouts(flow: model.Flow, ask: model.Ask) -> act.Timeouts:
@@ -505,6 +511,8 @@ def _accept_digits(ctx: _Context, node: model.AskNode, digits: str) -> None:
     ctx.state.buffer = ""
     if node.ask.save_as:
         ctx.state.vars[node.ask.save_as] = digits
+        if _keypad_only(node.ask, "digits") and node.ask.save_as not in ctx.state.secret_vars:
+            ctx.state.secret_vars.append(node.ask.save_as)
     ctx.state.record("captured", matched="ok", detail=f"{len(digits)} digits")
     _follow(ctx, node, "ok")
 
@@ -610,7 +618,9 @@ def resume(release: FlowSet, state: CallState) -> Step:
     A turn is asked again from its prompt (the caller may have heard half of
     it). A pending read-only backend call is repeated. A call waiting on a
     backend action that writes cannot know whether the write happened, so it
-    goes to a person with the reason, as does anything the engine cannot place.
+    goes to a person with the reason, as does anything the engine cannot place
+    and a call holding keypad-only answers (a card number), which were never
+    saved (`CallState.at_rest`).
     """
     ctx = _Context(release, _working_copy(state))
     pending = ctx.state.pending
@@ -618,6 +628,9 @@ def resume(release: FlowSet, state: CallState) -> Step:
         return Step(ctx.state, [])
     node = ctx.node
     ctx.state.record("resume", detail=pending.kind)
+    if withheld := ctx.state.withheld():
+        _escape(ctx, "controller_restart", f"keypad-only answers are not kept across a restart: {', '.join(withheld)}")
+        return Step(ctx.state, ctx.actions)
     if pending.kind == "backend":
         assert isinstance(node, model.ActionNode)
         if ACTIONS.get(node.action.name) and ACTIONS[node.action.name].writes:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from ivr.engine.events import Hypothesis
 
 MAX_PATH = 200
+WITHHELD = "[withheld]"  # a keypad-only answer (card number) in a state written outside the process
 
 
 class Frame(BaseModel):
@@ -62,6 +63,30 @@ class CallState(BaseModel):
     result: dict[str, Any] = Field(default_factory=dict)
     path: list[Turn] = Field(default_factory=list)
     steps: int = 0
+    secret_vars: list[str] = Field(default_factory=list)  # saved from keypad-only turns
+    secret_turn: bool = False  # the turn now open is keypad-only: its keys so far are in `buffer`
+
+    def at_rest(self) -> "CallState":
+        """The state as it may be written outside the process (Redis), for a restart or the agent's pop.
+
+        Keypad-only answers (card numbers, expiry dates) and the keys of a
+        keypad-only turn still open are withheld: they exist in the running
+        controller's memory only, between the keypad and the gateway.
+        """
+        secret = [name for name in self.secret_vars if self.vars.get(name) not in (None, WITHHELD)]
+        if not secret and not (self.secret_turn and (self.buffer or self.pending)):
+            return self
+        copy = self.model_copy(deep=True)
+        copy.vars.update({name: WITHHELD for name in secret})
+        if copy.secret_turn:
+            copy.buffer = ""
+            if copy.pending is not None:
+                copy.pending.heard = ""
+        return copy
+
+    def withheld(self) -> list[str]:
+        """Variables whose keypad-only values were not kept at rest (a state loaded after a restart)."""
+        return [name for name in self.secret_vars if self.vars.get(name) == WITHHELD]
 
     def record(self, kind: str, **fields: Any) -> None:
         self.path.append(Turn(flow=self.flow, node=self.node, kind=kind, **fields))

@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 import pytest
+import redis.asyncio as redis
 
 from ivr.redis_server import free_port
 from tests.controller.conftest import heard, saved_state
@@ -45,6 +46,36 @@ async def test_failed_debit_caller_hears_the_payment_journey_first_and_pays(rig)
     [record] = await rig.records()
     assert record["route"]["rule"] == "failed_debit_first" and record["intents"] == ["payment"]
     assert record["journeys"][0]["outcome"] == "contained"
+
+
+async def test_a_new_card_pays_and_its_number_is_never_written_to_redis(rig):
+    card = "4111111111111111"
+    client = redis.from_url(rig.redis_url)
+
+    async def kept() -> str:
+        return (await client.get(f"ivr:call:{call.channel_id}") or b"").decode()
+
+    call = rig.call("payment")
+    await until_heard(call, "verify.dob")
+    await call.press(DOB, interval=0.08)
+    await until_heard(call, "payment.offer")
+    await call.press("2")                                   # change card
+    await until_heard(call, "payment.card_number")
+    await call.press(card[:8], interval=0.05)
+    await asyncio.sleep(0.3)
+    assert '"buffer":""' in (await kept()).replace(" ", "") and card[:8] not in await kept()   # half keyed
+    await call.press(card[8:] + "#", interval=0.05)
+    await until_heard(call, "payment.card_expiry")
+    assert card not in await kept() and "[withheld]" in await kept()     # captured, held in memory only
+    await call.press("1230", interval=0.05)
+    await until_heard(call, "payment.paid")
+    await call.hangup()
+    await call.wait_ended(timeout=15)
+    await asyncio.sleep(0.3)
+    assert card not in await kept() and "1230" not in await kept()
+    [person] = await rig.admin.persons_by_phone(PHONE["payment"])
+    assert any(p.card_last4 == "1111" for p in await rig.admin.policies_of(person.id))   # the card was taken
+    await client.aclose()
 
 
 async def test_orphan_policy_holder_goes_to_the_orphan_desk_with_the_rule(rig):

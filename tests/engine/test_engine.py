@@ -343,3 +343,64 @@ def test_flow_loop_guard_escapes_instead_of_spinning(tmp_path):
     result = engine.start(release, "spin", "c", call={})
     assert result.state.status == "transferred"
     assert "flow_loop" in result.state.result["detail"]
+
+
+CARD_FLOW = """\
+flow: card
+start: number
+variables: {card: null, expiry: null}
+defaults: {escape: {transfer: service, reason: trouble}}
+nodes:
+  number:
+    ask: {prompt: t.card, digits: {min: 12, max: 19, terminator: "#", readback: false}, speech: false,
+          save_as: card}
+    next: expiry
+  expiry:
+    ask: {prompt: t.expiry, digits: {min: 4, max: 4, readback: false}, speech: false, save_as: expiry}
+    next: pay
+  pay:
+    action: {name: payment.switch_method, args: {card: card, expiry: expiry}}
+    next: {ok: forget, declined: forget}
+  forget:
+    set: {card: "None", expiry: "None"}
+    next: bye
+  bye:
+    hangup: paid
+"""
+
+
+@pytest.fixture
+def card_release(tmp_path) -> FlowSet:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "flows" / "card.yaml").write_text(CARD_FLOW)
+    (tmp_path / "prompts" / "en.yaml").write_text("t:\n  card: Key your card number.\n  expiry: And the expiry.\n")
+    flow_set, diagnostics = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
+    assert not [d for d in diagnostics if d.severity.value == "error"], diagnostics
+    return flow_set
+
+
+def test_card_numbers_are_withheld_from_the_state_kept_at_rest(card_release):
+    card = "4111111111111111"
+    state = engine.start(card_release, "card", "c1", call={}).state
+    state = engine.step(card_release, state, ev.Dtmf(digits=card[:6])).state
+    assert state.buffer == card[:6] and card[:6] not in state.at_rest().model_dump_json()   # half keyed
+    state = engine.step(card_release, state, ev.Dtmf(digits=card[6:] + "#")).state
+    state = engine.step(card_release, state, ev.Dtmf(digits="1228")).state
+    assert state.vars["card"] == card and state.pending.kind == "backend"      # in memory, for the gateway
+    rest = state.at_rest()
+    assert card not in rest.model_dump_json() and "1228" not in rest.model_dump_json()
+    assert rest.vars["card"] == rest.vars["expiry"] == "[withheld]" and rest.node == state.node
+    result = engine.step(card_release, state, ev.BackendResult(name="payment.switch_method", outcome="ok", data={}))
+    assert result.state.vars["card"] is None and result.state.at_rest() is result.state   # nothing left to hide
+
+
+def test_a_call_resumed_without_its_card_number_goes_to_a_person(card_release):
+    state = engine.start(card_release, "card", "c1", call={}).state
+    state = engine.step(card_release, state, ev.Dtmf(digits="4111111111111111#")).state
+    assert state.node == "expiry" and state.pending.kind == "input"
+    saved = CallState.model_validate_json(state.at_rest().model_dump_json())     # what a restart finds in Redis
+    result = engine.resume(card_release, saved)
+    [transfer] = [a for a in result.actions if isinstance(a, act.Transfer)]
+    assert transfer.queue == "service" and "card" in result.state.path[-2].detail
+    assert not any(isinstance(a, act.CallBackend) for a in result.actions)
