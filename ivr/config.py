@@ -136,8 +136,10 @@ class Settings(BaseSettings):
     sounds_dir: Path = Field(
         default=Path("prompts/audio"),
         description=(
-            "Directory of rendered audio files that the controller serves over "
-            "HTTP for `sound:http://...` playback."
+            "Directory of rendered prompt audio (`ivr prompts build`): served over "
+            "HTTP for `sound:http://...` playback, or linked as Asterisk's "
+            "sounds/ivr for `sound:ivr/...`, where the controller also writes "
+            "per-call prompts under call/."
         ),
     )
     media_base_url: str | None = Field(

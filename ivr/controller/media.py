@@ -5,7 +5,9 @@ URLs served by the controller (Asterisk caches them when told to; on Asterisk
 22 a URL shorter than about 41 characters fails, so ours are long). Without a
 media base URL, prompts are `sound:ivr/<lang>/<key>` names under a sounds
 directory Asterisk reads. Prompts with call data are synthesised per call,
-off the event loop, and served from a small cache by content hash.
+off the event loop: served from a small cache by content hash, or, without a
+media base URL, written under `<sounds>/call/` for Asterisk to read, unless a
+recorded template stands in the sounds directory.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -35,24 +39,54 @@ class MediaResolver:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.synthesize = synthesize
         self._rendered: OrderedDict[str, bytes] = OrderedDict()
+        self._written: OrderedDict[str, Path] = OrderedDict()
         self._cache_size = cache_size
         self._warned = False
+        if not self.base_url:
+            shutil.rmtree(self.sounds_dir / "call", ignore_errors=True)  # a previous controller's per-call audio
 
     async def uri(self, language: str, prompt: PromptRef) -> str:
         """The media URI for one prompt as this caller should hear it."""
-        if prompt.values and self.base_url and self.synthesize:
+        if prompt.values and self.synthesize:
             text = self.prompts.render(language, prompt.key, prompt.values)
             digest = hashlib.sha256(f"{language}\0{text}".encode()).hexdigest()[:32]
-            if digest not in self._rendered:
-                audio = await asyncio.to_thread(self.synthesize, text, language)
-                self._remember(digest, audio)
-            return f"sound:{self.base_url}/call/{digest}.wav"
+            if self.base_url:
+                if digest not in self._rendered:
+                    audio = await asyncio.to_thread(self.synthesize, text, language)
+                    self._remember(digest, audio)
+                return f"sound:{self.base_url}/call/{digest}.wav"
+            if not self._template(language, prompt.key).exists():
+                return await self._written_uri(digest, text, language, prompt.key)
         if prompt.values and not self._warned:
-            log.warning("prompts with call data play their recorded template: set media_base_url and build prompts")
+            log.warning("prompts with call data play their recorded audio without the call's values "
+                        "(first: %s/%s): %s", language, prompt.key,
+                        "no speech synthesiser" if not self.synthesize else "a recording stands in the sounds directory")
             self._warned = True
         if self.base_url:
             return f"sound:{self.base_url}/prompts/{language}/{prompt.key}.wav"
         return f"sound:ivr/{language}/{prompt.key}"
+
+    def _template(self, language: str, key: str) -> Path:
+        return self.sounds_dir / language / f"{key}.wav"
+
+    async def _written_uri(self, digest: str, text: str, language: str, key: str) -> str:
+        """Per-call audio as a file in the sounds directory (`sound:ivr/call/<digest>/<key>`)."""
+        path = self.sounds_dir / "call" / digest / f"{key}.wav"
+        if digest not in self._written:
+            await asyncio.to_thread(self._write, path, text, language)
+            self._written[digest] = path
+        self._written.move_to_end(digest)
+        while len(self._written) > self._cache_size:
+            _, old = self._written.popitem(last=False)
+            shutil.rmtree(old.parent, ignore_errors=True)
+        return f"sound:ivr/call/{digest}/{key}"
+
+    def _write(self, path: Path, text: str, language: str) -> None:
+        audio = self.synthesize(text, language)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(audio)
+        os.replace(tmp, path)  # Asterisk never opens a half-written file
 
     def _remember(self, digest: str, audio: bytes) -> None:
         self._rendered[digest] = audio

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.controller.conftest import saved_state
+import pytest
+
+from tests.conftest import ROOT
+from tests.controller.conftest import heard, make_rig, saved_state
 
 
 async def test_caller_keys_through_menu_to_a_person(rig):
@@ -63,7 +66,6 @@ async def test_transfer_prompt_is_heard_in_full_before_the_queue(rig):
 async def test_prompts_over_http_media_served_by_the_controller(tmp_path, redis_url):
     """Asterisk on another host fetches prompts from the controller: `sound:http://…` URLs."""
     from ivr.redis_server import free_port
-    from tests.controller.conftest import make_rig
 
     port = free_port()
     async with make_rig(tmp_path, redis_url, http_port=port,
@@ -76,3 +78,28 @@ async def test_prompts_over_http_media_served_by_the_controller(tmp_path, redis_
         assert welcome.state == "done" and 0.25 < welcome.duration < 1.0, "fetched and played for its real length"
         await call.press("0")
         assert (await call.wait_continued()).variables["IVR_QUEUE"] == "customer_service"
+
+
+async def test_prompts_with_call_data_are_synthesised_into_the_sounds_directory(tmp_path, redis_url):
+    """Sounds-directory mode, prompts built as `ivr prompts build` leaves them: no audio for templated prompts."""
+    pytest.importorskip("pyttsx3")
+    from ivr.prompts import PLACEHOLDER, load_prompts
+
+    async with make_rig(tmp_path, redis_url) as rig:
+        catalog, _ = load_prompts(ROOT / "prompts")
+        for key, prompt in catalog.texts["en"].items():
+            if PLACEHOLDER.search(prompt.text):
+                (rig.settings.sounds_dir / "en" / f"{key}.wav").unlink()
+        call = rig.call()
+        await call.wait_prompt(2)
+        await call.press("1")
+        await call.wait_until(lambda c: heard(c, "verify.dob"))
+        await call.press("19800531", interval=0.12)
+        await call.wait_until(lambda c: any(p.media_uri.endswith("/policy.premium_due") and p.finished_at
+                                            for p in c.prompts), timeout=30)
+        await call.hangup()
+        [due] = [p for p in call.prompts if p.media_uri.endswith("/policy.premium_due")]
+        assert due.media_uri.startswith("sound:ivr/call/") and due.state == "done"
+        assert due.duration > 2.0, "the whole sentence with the amount and date, not a silent template"
+        assert (rig.settings.sounds_dir / (due.media_uri.removeprefix("sound:ivr/") + ".wav")).is_file()
+        assert [p.media_uri for p in call.prompts[:-1] if p.state == "failed"] == []   # the last: hung up on
