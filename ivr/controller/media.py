@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -72,19 +73,20 @@ class MediaResolver:
     async def _written_uri(self, digest: str, text: str, language: str, key: str) -> str:
         """Per-call audio as a file in the sounds directory (`sound:ivr/call/<digest>/<key>`)."""
         path = self.sounds_dir / "call" / digest / f"{key}.wav"
-        if digest not in self._written:
+        if digest in self._written:
+            self._written.move_to_end(digest)
+        else:
             await asyncio.to_thread(self._write, path, text, language)
             self._written[digest] = path
-        self._written.move_to_end(digest)
-        while len(self._written) > self._cache_size:
-            _, old = self._written.popitem(last=False)
-            shutil.rmtree(old.parent, ignore_errors=True)
+            stale = [self._written.popitem(last=False)[1] for _ in range(len(self._written) - self._cache_size)]
+            if stale:
+                await asyncio.to_thread(_remove_folders, stale)
         return f"sound:ivr/call/{digest}/{key}"
 
     def _write(self, path: Path, text: str, language: str) -> None:
         audio = self.synthesize(text, language)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")  # two calls may write the same text at once
         tmp.write_bytes(audio)
         os.replace(tmp, path)  # Asterisk never opens a half-written file
 
@@ -111,3 +113,8 @@ class MediaResolver:
         if audio is None:
             raise web.HTTPNotFound()
         return web.Response(body=audio, content_type="audio/wav", headers={"Cache-Control": f"max-age={CACHE_SECONDS}"})
+
+
+def _remove_folders(files: list[Path]) -> None:
+    for file in files:
+        shutil.rmtree(file.parent, ignore_errors=True)

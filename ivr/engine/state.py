@@ -74,14 +74,14 @@ class CallState(BaseModel):
         controller's memory only, between the keypad and the gateway.
         """
         secret = [name for name in self.secret_vars if self.vars.get(name) not in (None, WITHHELD)]
-        if not secret and not (self.secret_turn and (self.buffer or self.pending)):
+        if not secret and not (self.secret_turn and self.buffer):
             return self
         copy = self.model_copy(deep=True)
         copy.vars.update({name: WITHHELD for name in secret})
-        if copy.secret_turn:
+        if copy.secret_turn and copy.buffer:
             copy.buffer = ""
             if copy.pending is not None:
-                copy.pending.heard = ""
+                copy.pending.heard = ""  # a read-back holds the keys too
         return copy
 
     def withheld(self) -> list[str]:
