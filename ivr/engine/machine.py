@@ -396,7 +396,7 @@ def _dispatch(ctx: _Context, event: ev.Event) -> None:
 def _answer(ctx: _Context, node: model.AskNode, event: ev.Event) -> None:
     if isinstance(event, ev.NoInput):
         if ctx.state.buffer:
-            _digits_done(ctx, node, confidence=1.0)  # the caller stopped keying
+            _keying_paused(ctx, node)
         else:
             _noinput(ctx, node)
     elif isinstance(event, ev.NoMatch):
@@ -489,6 +489,17 @@ def _spoken_digits(ctx: _Context, node: model.AskNode, event: ev.Speech, confirm
     ctx.state.buffer += digits
     if len(ctx.state.buffer) >= spec.min:
         _digits_done(ctx, node, confidence=event.confidence, force_readback=event.confidence < confirm)
+
+
+def _keying_paused(ctx: _Context, node: model.AskNode) -> None:
+    """The caller stopped keying: that ends the entry, unless the turn waits for its terminator."""
+    spec = node.ask.digits
+    keyed = len(ctx.state.buffer)
+    if spec is not None and spec.terminator_required and keyed < spec.max:
+        ctx.state.buffer = ""
+        _nomatch(ctx, node, heard=f"{keyed} keys and a pause, no {spec.terminator}")
+        return
+    _digits_done(ctx, node, confidence=1.0)
 
 
 def _digits_done(ctx: _Context, node: model.AskNode, confidence: float, force_readback: bool = False) -> None:

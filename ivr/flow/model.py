@@ -136,6 +136,9 @@ class Digits(Strict):
     max: int = Field(32, ge=1, le=32)
     terminator: Literal["#", "*", ""] = "#"
     readback: bool = Field(True, description="Read the digits back and ask the caller to confirm")
+    terminator_required: bool = Field(
+        False, description="Fewer than max keys end only with the terminator: a pause before it is asked again "
+                           "(a date of birth's year is not taken for four ID digits)")
 
 
 class Ask(Strict):

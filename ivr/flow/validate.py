@@ -160,6 +160,9 @@ class _FlowChecker:
         if ask.digits and ask.digits.min > ask.digits.max:
             self.report((*base, "digits"), ERROR, "digits-range",
                         f"turn '{name}' asks for at least {ask.digits.min} digits but at most {ask.digits.max}", key=True)
+        if ask.digits and ask.digits.terminator_required and not ask.digits.terminator:
+            self.report((*base, "digits"), ERROR, "digits-terminator",
+                        f"turn '{name}' requires a terminator but sets none (terminator: \"\")", key=True)
         confirm_below = ask.confirm_below if ask.confirm_below is not None else self.flow.defaults.confirm_below
         reject_below = ask.reject_below if ask.reject_below is not None else self.flow.defaults.reject_below
         if reject_below > confirm_below:

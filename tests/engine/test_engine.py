@@ -404,3 +404,28 @@ def test_a_call_resumed_without_its_card_number_goes_to_a_person(card_release):
     [transfer] = [a for a in result.actions if isinstance(a, act.Transfer)]
     assert transfer.queue == "service" and "card" in result.state.path[-2].detail
     assert not any(isinstance(a, act.CallBackend) for a in result.actions)
+
+
+def test_a_turn_that_requires_its_terminator_asks_again_after_a_pause(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "en.yaml").write_text("t:\n  dob: Date of birth, or ID digits and hash.\n  again: Again.\n")
+    (tmp_path / "flows" / "dob.yaml").write_text(
+        "flow: dob\nstart: dob\nvariables: {answer: null}\ndefaults: {escape: {transfer: service, reason: trouble}}\n"
+        "nodes:\n  dob:\n    ask:\n      prompt: t.dob\n"
+        '      digits: {min: 4, max: 8, terminator: "#", terminator_required: true, readback: false}\n'
+        "      save_as: answer\n      nomatch: [t.again]\n    next: {hangup: done}\n")
+    release, _ = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
+
+    def keyed(*events: ev.Event) -> engine.Step:
+        state = engine.start(release, "dob", "c1", call={}).state
+        for event in events:
+            result = engine.step(release, state, event)
+            state = result.state
+        return result
+
+    paused = keyed(ev.Dtmf(digits="1980"), ev.NoInput())
+    assert paused.state.node == "dob" and paused.state.buffer == "" and paused.state.nomatch == 1
+    assert [p.key for a in paused.actions if isinstance(a, act.Play) for p in a.prompts] == ["t.again"]
+    assert keyed(ev.Dtmf(digits="4567#")).state.vars["answer"] == "4567"
+    assert keyed(ev.Dtmf(digits="19800531")).state.vars["answer"] == "19800531"     # max keys end it too
