@@ -184,7 +184,7 @@ def _run_scripts(release, paths: list[Path]) -> int:
 
 def _graph_parser(commands) -> None:
     p = commands.add_parser("graph", help="draw a flow as SVG, PNG or mermaid")
-    p.add_argument("flow", help="flow name (from --flows) or a flow file")
+    p.add_argument("flow", help="flow name (a file in flows/) or a flow file")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file: .svg, .png, .pdf, .dot or .mmd")
     p.set_defaults(handler=cmd_graph)
 
@@ -291,7 +291,7 @@ def _seed_parser(commands) -> None:
                                         "personas (ivr/policyadmin/seed.py) for demos and tests. Deterministic per "
                                         "--seed and day. Prints what it wrote as JSON.")
     p.add_argument("--db", type=Path, help="SQLite file to write (default: IVR_BOOK_PATH, else data/book.sqlite)")
-    p.add_argument("--families", type=int, default=1500, help="families to generate (default 1500: about 4,000 people)")
+    p.add_argument("--families", type=int, default=1500, help="families to generate (default 1500: about 4,100 people)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(handler=cmd_seed)

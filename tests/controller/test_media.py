@@ -50,7 +50,7 @@ async def test_a_recording_in_the_sounds_directory_wins_and_plain_prompts_play_b
 
 
 async def test_over_http_prompts_with_call_data_are_served_from_memory(tmp_path):
-    media, spoken = resolver(tmp_path / "ivr", base_url="http://10.0.0.5:8090/media/ivr-prompts")
+    media, spoken = resolver(tmp_path / "ivr", base_url="http://10.0.0.5:8090/media")
     uri = await media.uri("en", greeting("Ann"))
-    assert uri.startswith("sound:http://10.0.0.5:8090/media/ivr-prompts/call/") and uri.endswith(".wav")
+    assert uri.startswith("sound:http://10.0.0.5:8090/media/call/") and uri.endswith(".wav")
     assert not (tmp_path / "ivr" / "call").exists() and spoken == ["Thank you, Ann."]
