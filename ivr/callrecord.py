@@ -3,7 +3,8 @@
 The engine's path says everything that happened; this module reads it into
 the few facts people ask about: which journeys the caller entered (their
 intents), how each ended (contained in self-service, transferred, abandoned),
-where the caller hung up, and the transfer's queue and reason.
+where the caller hung up, the transfer's queue and reason, and whether a
+failed premium was recovered (paid now, or a promise to pay by a date).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ivr.engine.state import CallState
 # journey flows and the intent each serves (main_menu's choices)
 JOURNEYS = {"policy_query": "policy", "payment": "payment", "phone_update": "phone", "cancellation": "cancel"}
 PATH_LIMIT = 60
+# payment actions whose `ok` recovers a failed premium, and how
+RECOVERED_BY = {"payment.retry": "paid", "payment.switch_method": "paid", "payment.promise": "promised"}
 
 
 @dataclass
@@ -46,6 +49,7 @@ class CallRecord:
     path: list[str] = field(default_factory=list)
     route: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    payment: str | None = None  # callers in the payment journey: paid | promised | open
 
     @property
     def contained(self) -> bool:
@@ -75,6 +79,7 @@ def summarise(state: CallState, started: float, ended: float, ani_key: str = "")
         route=_routing(state), cancel_reason=_text(state.vars.get("cancel_reason")),
     )
     record.journeys = _journeys(state)
+    record.payment = _payment(state, record.journeys)
     record.intents = list(dict.fromkeys(JOURNEYS[j.journey] for j in record.journeys))
     last = state.path[-1] if state.path else None
     if result.get("outcome") == "caller_hangup":
@@ -107,6 +112,16 @@ def _journeys(state: CallState) -> list[JourneyOutcome]:
         else:
             current.node = where
     return journeys
+
+
+def _payment(state: CallState, journeys: list[JourneyOutcome]) -> str | None:
+    """How the failed premium ended for a caller who entered the payment journey."""
+    if not any(j.journey == "payment" for j in journeys):
+        return None
+    for turn in reversed(state.path):
+        if turn.kind == "backend" and turn.matched == "ok" and turn.detail in RECOVERED_BY:
+            return RECOVERED_BY[turn.detail]
+    return "open"
 
 
 def _compact_path(state: CallState) -> list[str]:

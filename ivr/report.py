@@ -2,8 +2,10 @@
 
 For the calls that ended in a time window: per journey, how many callers
 entered it and how many finished it in self-service (containment), were
-transferred, or hung up midway; why callers were transferred; where they
-hung up (drop-off per node); and which routing rules sent callers where.
+transferred, or hung up midway; how many failed premiums the payment
+journey recovered (paid now or promised by a date; the industry aims above
+90%); why callers were transferred; where they hung up (drop-off per node);
+and which routing rules sent callers where.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ivr.callrecord import CallRecord
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RECOVERY_TARGET = 0.9
 
 
 def parse_when(text: str, now: float) -> float:
@@ -40,7 +43,10 @@ def build(records: list[CallRecord], since: float, until: float) -> dict[str, An
     drop_off: Counter = Counter()
     rules: Counter = Counter()
     outcomes: Counter = Counter()
+    payments: Counter = Counter()
     for record in records:
+        if record.payment:
+            payments[record.payment] += 1
         outcomes["contained" if record.contained else "transferred" if record.status == "transferred"
                  else "abandoned" if record.outcome == "caller_hangup" else "other"] += 1
         for journey in record.journeys:
@@ -63,6 +69,7 @@ def build(records: list[CallRecord], since: float, until: float) -> dict[str, An
                             "abandoned": c["abandoned"], "other": c["other"],
                             "containment": _rate(c["contained"], c["entered"])}
                      for name, c in sorted(journeys.items())},
+        "payment_recovery": _recovery(payments),
         "transfer_reasons": [{"queue": q, "reason": r, "calls": n} for (q, r), n in reasons.most_common()],
         "drop_off": [{"node": node, "calls": n} for node, n in drop_off.most_common()],
         "routing_rules": [{"rule": rule, "to": to, "calls": n} for (rule, to), n in rules.most_common()],
@@ -82,6 +89,12 @@ def render(report: dict[str, Any]) -> str:
     for name, j in report["journeys"].items():
         lines.append(f"{name:<16}{j['entered']:>8}{j['contained']:>11}{j['transferred']:>13}{j['abandoned']:>9}"
                      f"{_pct(j['containment']):>13}")
+    p = report["payment_recovery"]
+    if p["callers"]:
+        callers = f"{p['callers']} caller" + ("s" if p["callers"] != 1 else "")
+        lines += ["", f"failed premiums: {callers}, paid now {p['paid']}, promised {p['promised']}, "
+                      f"not recovered {p['open']}: recovered {_pct(p['recovered'])} "
+                      f"(target over {_pct(p['target'])})"]
     lines += ["", "transfer reasons:"]
     lines += [f"  {t['calls']:>5}  {t['queue']}: {t['reason']}" for t in report["transfer_reasons"]] or ["  (none)"]
     lines += ["", "drop-off (caller hung up at):"]
@@ -89,6 +102,13 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", "routing rules applied:"]
     lines += [f"  {r['calls']:>5}  {r['rule']} → {r['to']}" for r in report["routing_rules"]] or ["  (none)"]
     return "\n".join(lines)
+
+
+def _recovery(payments: Counter) -> dict[str, Any]:
+    """Callers in the payment journey and how their failed premium ended."""
+    callers = sum(payments.values())
+    return {"callers": callers, "paid": payments["paid"], "promised": payments["promised"], "open": payments["open"],
+            "recovered": _rate(payments["paid"] + payments["promised"], callers), "target": RECOVERY_TARGET}
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -106,6 +106,23 @@ async def test_report_counts_containment_reasons_and_drop_off(systems, release):
     assert "policy_query" in text and "67%" in text and "payment.offer" in text
 
 
+def test_report_shows_how_many_failed_premiums_were_recovered(release):
+    calls = [
+        (["2", "19800531", "1", "2"], None),                                # retried now: paid
+        (["2", "19800531", "3", "20261215", "1", "2"], None),               # promise to pay by a date
+        (["2", "19800531", "1", "0"], {"payment.retry": "declined"}),       # declined, then a person
+        (["2", "19800531", "hangup"], None),                                # hung up at the offer
+        (["1", "19800531", "9", "2"], None),                                # policy only: not counted
+    ]
+    records = [summarise(play(release, moves, outcomes=outcomes), 10, 20) for moves, outcomes in calls]
+    assert [r.payment for r in records] == ["paid", "promised", "open", "open", None]
+    built = report.build(records, 0, 30)
+    assert built["payment_recovery"] == {"callers": 4, "paid": 1, "promised": 1, "open": 2, "recovered": 0.5,
+                                         "target": 0.9}
+    assert "failed premiums: 4 callers, paid now 1, promised 1, not recovered 2: recovered 50% (target over 90%)" \
+        in report.render(built)
+
+
 def test_ivr_report_command_reads_redis(redis_url, capsys, release):
     import asyncio
 
