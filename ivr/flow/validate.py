@@ -62,6 +62,7 @@ class _FlowChecker:
             return self.out  # graph checks would only repeat the same mistake
         self.check_reachable()
         self.check_turns()
+        self._check_empty_dtmf(("globals",), self.flow.globals)
         self.check_human_path()
         self.check_loops()
         self.check_actions()
@@ -196,7 +197,17 @@ class _FlowChecker:
                 self.report(("nodes", name, "next"), missing_severity, "missing-outcome",
                             f"node '{name}' does not say where {what} '{outcome}' goes", key=True)
 
+    def _check_empty_dtmf(self, base: tuple, choices: dict[str, model.Choice]) -> None:
+        """`dtmf:` written with no key: in YAML `dtmf: #` is a comment, and the choice silently loses its key."""
+        for choice_name, choice in choices.items():
+            path = (*base, choice_name, "dtmf")
+            if choice.dtmf is None and path in self.loaded.source.keys:
+                self.report(path, ERROR, "dtmf-empty",
+                            f"choice '{choice_name}' has an empty dtmf: in YAML a # starts a comment, "
+                            f"so write the key in quotes (dtmf: \"#\")", key=True)
+
     def _check_dtmf(self, name: str, ask: model.Ask) -> None:
+        self._check_empty_dtmf(("nodes", name, "ask", "choices"), ask.choices or {})
         seen: dict[str, str] = {}
         pairs = list((ask.choices or {}).items())
         if ask.confirm:
