@@ -30,7 +30,11 @@ _EDGE_STYLE = {
     "escape": {"color": "#c62828", "style": "bold", "fontcolor": "#c62828"},
     "global": {"color": "#1565c0", "style": "dotted", "fontcolor": "#1565c0"},
 }
+_ERROR_EDGE = {"color": "#ef6c00", "fontcolor": "#ef6c00", "style": "dashed"}
 _ERROR_OUTCOMES = {"error", "timeout", "declined", "locked", "failed"}
+_LEGEND = (("next", _EDGE_STYLE["next"]), ("branch condition", _EDGE_STYLE["branch"]),
+           ("error outcome", _ERROR_EDGE), ("escape to a person", _EDGE_STYLE["escape"]),
+           ("on any turn (global)", _EDGE_STYLE["global"]))
 
 
 def to_dot(flow: model.Flow) -> graphviz.Digraph:
@@ -55,12 +59,24 @@ def to_dot(flow: model.Flow) -> graphviz.Digraph:
             dot.node(target, _terminal_label(edge.target), shape=shape, fillcolor=fill)
         style = dict(_EDGE_STYLE[edge.kind])
         if edge.kind == "next" and all(label in _ERROR_OUTCOMES for label in labels):
-            style.update({"color": "#ef6c00", "fontcolor": "#ef6c00", "style": "dashed"})
+            style.update(_ERROR_EDGE)
         label = " / ".join(label for label in labels if label != "next")
         dot.edge(edge.source if edge.kind != "global" else "__globals", target, label=label[:40], **style)
     if flow.globals:
         dot.node("__globals", "any turn", shape="plaintext", style="", fontcolor="#1565c0")
+    _legend(dot)
     return dot
+
+
+def _legend(dot: graphviz.Digraph) -> None:
+    """What the arrow styles mean, in a box beside the flow."""
+    with dot.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="arrows", fontsize="9", color="#bbbbbb", style="rounded")
+        for index, (text, style) in enumerate(_LEGEND):
+            start, end = f"__legend{index}", f"__legend{index}_text"
+            legend.node(start, "", shape="point", width="0.05", style="")
+            legend.node(end, text, shape="plaintext", style="", fontsize="9")
+            legend.edge(start, end, **{k: v for k, v in style.items() if k != "fontcolor"})
 
 
 def _merged(all_edges: list[Edge]) -> list[tuple[Edge, list[str]]]:

@@ -50,6 +50,11 @@ def test_svg_draws_every_node_and_escapes_in_their_own_colour(tmp_path, flow):
 
     escape, normal = graph._EDGE_STYLE["escape"]["color"], graph._EDGE_STYLE["next"]["color"]
     assert escape != normal
+    legend = {title: g for title, g in edges.items() if title.startswith("__legend")}
+    edges = {title: g for title, g in edges.items() if title not in legend}
+    legend_text = {_text(g) for title, g in nodes.items() if title.startswith("__legend")}
+    assert {"escape to a person", "error outcome", "on any turn (global)"} <= legend_text
+    assert legend["__legend3->__legend3_text"].find(f"{SVG}path").get("stroke") == graph._EDGE_STYLE["escape"]["color"]
     escapes = {title.split("->")[0] for title, g in edges.items() if _text(g) == "escape"}
     assert escapes == {"offer", "card_number", "card_expiry", "promise_date"}  # the actions handle error and timeout themselves
     for title, g in edges.items():
