@@ -49,7 +49,7 @@ class CallRecord:
     path: list[str] = field(default_factory=list)
     route: dict[str, Any] | None = None
     cancel_reason: str | None = None
-    payment: str | None = None  # callers in the payment journey: paid | promised | open
+    payment: str | None = None  # callers told of a failed premium: paid | promised | open
 
     @property
     def contained(self) -> bool:
@@ -79,7 +79,7 @@ def summarise(state: CallState, started: float, ended: float, ani_key: str = "")
         route=_routing(state), cancel_reason=_text(state.vars.get("cancel_reason")),
     )
     record.journeys = _journeys(state)
-    record.payment = _payment(state, record.journeys)
+    record.payment = _payment(state)
     record.intents = list(dict.fromkeys(JOURNEYS[j.journey] for j in record.journeys))
     last = state.path[-1] if state.path else None
     if result.get("outcome") == "caller_hangup":
@@ -114,14 +114,13 @@ def _journeys(state: CallState) -> list[JourneyOutcome]:
     return journeys
 
 
-def _payment(state: CallState, journeys: list[JourneyOutcome]) -> str | None:
-    """How the failed premium ended for a caller who entered the payment journey."""
-    if not any(j.journey == "payment" for j in journeys):
+def _payment(state: CallState) -> str | None:
+    """How a failed premium ended, for a caller the payment journey found one for (else None)."""
+    succeeded = [t.detail for t in state.path if t.kind == "backend" and t.matched == "ok"]
+    if "payment.failure" not in succeeded:
         return None
-    for turn in reversed(state.path):
-        if turn.kind == "backend" and turn.matched == "ok" and turn.detail in RECOVERED_BY:
-            return RECOVERED_BY[turn.detail]
-    return "open"
+    recovered = [RECOVERED_BY[name] for name in succeeded if name in RECOVERED_BY]
+    return recovered[-1] if recovered else "open"
 
 
 def _compact_path(state: CallState) -> list[str]:

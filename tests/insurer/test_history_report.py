@@ -113,9 +113,10 @@ def test_report_shows_how_many_failed_premiums_were_recovered(release):
         (["2", "19800531", "1", "0"], {"payment.retry": "declined"}),       # declined, then a person
         (["2", "19800531", "hangup"], None),                                # hung up at the offer
         (["1", "19800531", "9", "2"], None),                                # policy only: not counted
+        (["2", "19800531", "2"], {"payment.failure": "declined"}),         # no failed premium: not counted
     ]
     records = [summarise(play(release, moves, outcomes=outcomes), 10, 20) for moves, outcomes in calls]
-    assert [r.payment for r in records] == ["paid", "promised", "open", "open", None]
+    assert [r.payment for r in records] == ["paid", "promised", "open", "open", None, None]
     built = report.build(records, 0, 30)
     assert built["payment_recovery"] == {"callers": 4, "paid": 1, "promised": 1, "open": 2, "recovered": 0.5,
                                          "target": 0.9}
