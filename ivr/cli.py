@@ -312,13 +312,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def _report_parser(commands) -> None:
-    p = commands.add_parser("report", help="containment per journey, failed premiums recovered, transfer reasons, drop-off per node "
-                                                "(from Redis)",
+    p = commands.add_parser("report", help="containment per journey, failed premiums recovered, transfer reasons, "
+                                           "drop-off per node (from Redis)",
                             description="Reads the call records the controller keeps in Redis (35 days) for the calls "
                                         "that ended in the window: per journey how many finished in self-service, were "
-                                        "transferred or hung up; failed premiums recovered (paid or promised); transfer reasons; "
-                                        "where callers hung up; routing rules "
-                                        "applied. Redis: IVR_REDIS_URL.")
+                                        "transferred or hung up; failed premiums recovered (paid or promised); transfer "
+                                        "reasons; where callers hung up; routing rules applied. Redis: IVR_REDIS_URL.")
     p.add_argument("--since", default="24h", help="window start: 30m, 24h, 7d ago, or a date/time (default 24h)")
     p.add_argument("--until", default="now", help="window end: now, a duration ago, or a date/time (default now)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -56,15 +56,25 @@ class Rig:
         return self.sim.sim.inbound_call(ani=ani, exten=exten)
 
 
+async def strict_simulator(sounds: Path):
+    """The ARI simulator over these sounds, refusing requests the Asterisk 22 docs do not list (when present)."""
+    api_docs = shared_dir() / "asterisk" / "api-docs"
+    config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
+                             api_docs_dir=api_docs if api_docs.is_dir() else None)
+    return await start_simulator(config), config
+
+
+async def stop_simulator(sim) -> None:
+    assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
+    await sim.stop()
+
+
 @contextlib.asynccontextmanager
 async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path = ROOT / "flows",
                    observers: list | None = None, prompt_seconds_per_char: float = 0.0, **settings_overrides):
     """Simulator + controller; keys only unless `speech=` says otherwise."""
     sounds = write_prompt_audio(tmp_path / "sounds", prompt_seconds_per_char)
-    api_docs = shared_dir() / "asterisk" / "api-docs"
-    config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
-                             api_docs_dir=api_docs if api_docs.is_dir() else None)
-    sim = await start_simulator(config)
+    sim, config = await strict_simulator(sounds)
     options = {"http_port": 0, "speech": "off", "flows_dir": flows_dir, "prompts_dir": ROOT / "prompts", "sounds_dir": sounds / "ivr",
                **settings_overrides}
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
@@ -75,8 +85,7 @@ async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path
     yield Rig(sim, settings, stop, task)
     stop.set()
     await asyncio.wait_for(task, 10)
-    assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
-    await sim.stop()
+    await stop_simulator(sim)
 
 
 @pytest.fixture

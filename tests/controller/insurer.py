@@ -21,9 +21,8 @@ from ivr.flow.catalog import load_flow_set
 from ivr.payments import SimulatedGateway
 from ivr.policyadmin.seed import PERSONAS
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
-from ivr.sim import SimulatorConfig, start_simulator
-from tests.conftest import ROOT, shared_dir
-from tests.controller.conftest import write_prompt_audio
+from tests.conftest import ROOT
+from tests.controller.conftest import stop_simulator, strict_simulator, write_prompt_audio
 
 DOB = "19800531"
 PHONE = {p.key: p.phone for p in PERSONAS}
@@ -53,10 +52,7 @@ class InsurerRig:
 async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = "off", observers: tuple = ()):
     (tmp_path / "book.sqlite").write_bytes(book.read_bytes())
     sounds = write_prompt_audio(tmp_path / "sounds")
-    api_docs = shared_dir() / "asterisk" / "api-docs"
-    config = SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
-                             api_docs_dir=api_docs if api_docs.is_dir() else None)
-    sim = await start_simulator(config)
+    sim, config = await strict_simulator(sounds)
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                         redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
                         sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", speech=speech)
@@ -74,5 +70,4 @@ async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = 
         stop.set()
         await asyncio.wait_for(task, 10)
         await embedded.aclose()
-        assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
-        await sim.stop()
+        await stop_simulator(sim)

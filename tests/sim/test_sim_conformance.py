@@ -271,12 +271,9 @@ async def test_externalmedia(shared, trace_config, simulator, session):
 
 async def test_http_media(shared, trace_config, simulator, session, tmp_path):
     trace = load_trace(shared / "traces", "http-media")
-    # 4x, not 10x: the downloads take real time, and at 10x a busy machine (the full
-    # suite on 2 cores) delayed a cached prompt past its caller's scripted hang-up.
-    scale = 0.25
-    running = await simulator(trace_config(scale))
+    running = await simulator(trace_config(SCALE))
     root = make_http_prompts(tmp_path / "www")
-    plain, cached = MediaServer(root, scale), MediaServer(root, scale)
+    plain, cached = MediaServer(root, SCALE), MediaServer(root, SCALE)
     ports = {}
     try:
         for name, server in (("plain (python -m http.server)", plain), ("cache-headers", cached)):
