@@ -14,6 +14,7 @@ from typing import Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from ivr.controller.step_audio import StepAudio
 from ivr.engine.state import CallState
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,17 @@ class CallStore(Protocol):
     async def save(self, state: CallState) -> None: ...
     async def load(self, call_id: str) -> CallState | None: ...
     async def forget(self, call_id: str) -> None: ...
+    async def save_audio(self, audio: StepAudio) -> None: ...
+    async def load_audio(self, call_id: str) -> StepAudio | None: ...
 
 
 class RedisCallStore:
-    """Call states as JSON under `ivr:call:<channel id>`."""
+    """Call states as JSON under `ivr:call:<channel id>`, the step's prompts under `ivr:audio:<channel id>`."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "ivr:call:"):
+    def __init__(self, client: redis.Redis, prefix: str = "ivr:call:", audio_prefix: str = "ivr:audio:"):
         self.client = client
         self.prefix = prefix
+        self.audio_prefix = audio_prefix
         self._down = False
 
     @classmethod
@@ -47,7 +51,15 @@ class RedisCallStore:
         return CallState.model_validate_json(raw) if raw else None
 
     async def forget(self, call_id: str) -> None:
-        await self._quietly(self.client.delete(self.prefix + call_id))
+        await self._quietly(self.client.delete(self.prefix + call_id, self.audio_prefix + call_id))
+
+    async def save_audio(self, audio: StepAudio) -> None:
+        await self._quietly(self.client.set(self.audio_prefix + audio.call_id, audio.model_dump_json(),
+                                            ex=STATE_TTL_SECONDS))
+
+    async def load_audio(self, call_id: str) -> StepAudio | None:
+        raw = await self._quietly(self.client.get(self.audio_prefix + call_id))
+        return StepAudio.model_validate_json(raw) if raw else None
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -346,6 +346,19 @@ class AriClient:
         body = {"variables": dict(variables)} if variables else None
         return await self._model(Channel, "POST", "/channels/externalMedia", params, body)
 
+    async def snoop(self, channel_id: str, app: str, *, snoop_id: str, app_args: str = "",
+                    spy: Literal["in"] = "in") -> Channel:
+        """POST /channels/{channelId}/snoop: a channel carrying what the caller says.
+
+        With `spy=in` the snoop hears the caller only, and keeps hearing them
+        while a prompt plays on the caller's channel (a channel playback
+        suspends the caller from any bridge it is in, so its own audio is
+        not heard there). The snoop's StasisStart, with `app_args` split on
+        commas as its args, may arrive before this returns.
+        """
+        params = build_query(spy=spy, app=app, appArgs=app_args or None, snoopId=snoop_id)
+        return await self._model(Channel, "POST", f"/channels/{_segment(channel_id)}/snoop", params)
+
     async def originate(
         self,
         endpoint: str,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from ivr.ari import AriClient, ChannelNotFound, ConnectInfo, EventStream
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
 from ivr.controller.session import Begin, CallSession, Resume, Services
-from ivr.controller.speech import owner_of_media
+from ivr.controller.speech import owner_of_helper
 from ivr.flow.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Controller:
         self.entry_flow = entry_flow
         self.stream = stream
         self.sessions: dict[str, CallSession] = {}
+        self.unclaimed = Unclaimed()
         self._tasks: set[asyncio.Task] = set()
 
     # --- events ----------------------------------------------------------------
@@ -45,14 +47,18 @@ class Controller:
         if isinstance(event, ari.StasisStart):
             if self._is_caller(event.channel):
                 if event.channel.id not in self.sessions:
-                    self._new_call(event.channel)
-            elif (owner := self.sessions.get(owner_of_media(event.channel.id) or "")) is not None:
+                    self._new_call(event.channel, event.args)
+            elif (owner := self.sessions.get(owner_of_helper(event.channel.id) or "")) is not None:
                 owner.helper_event(event)
             return
         channel_id = event.channel_id
-        session = self.sessions.get(channel_id) if channel_id else None
+        if not channel_id:
+            return
+        session = self.sessions.get(channel_id)
         if session is not None:
             session.submit(event)
+        else:
+            self.unclaimed.add(channel_id, event)
 
     async def on_connect(self, info: ConnectInfo) -> None:
         """Reconcile with what Asterisk still holds after a (re)connect."""
@@ -77,16 +83,16 @@ class Controller:
 
     # --- sessions ----------------------------------------------------------------
 
-    def _new_call(self, channel: Channel) -> None:
+    def _new_call(self, channel: Channel, args: list[str]) -> None:
         session = self._open(channel.id, self.catalog.current)
         router = getattr(self, "router", None)  # set by serve(); None: every call starts in entry_flow as is
         if router is None:
-            session.submit(Begin(self.entry_flow, _call_data(channel)))
+            session.submit(Begin(self.entry_flow, _call_data(channel, args)))
             return
 
         async def routed() -> None:
             """The routing rules' decision joins the call data (bounded in time, never raises)."""
-            call = _call_data(channel)
+            call = _call_data(channel, args)
             try:
                 call.update(await router.decide(call))
             except Exception:  # a routing bug must not leave the caller in silence
@@ -95,7 +101,7 @@ class Controller:
         self._spawn(routed())
 
     async def _adopt(self, channel_id: str) -> None:
-        if (owner := owner_of_media(channel_id)) is not None:
+        if (owner := owner_of_helper(channel_id)) is not None:
             await self._drop_stale_media(channel_id, owner)
             return
         try:
@@ -107,7 +113,7 @@ class Controller:
         state = await self.services.store.load(channel_id)
         if state is None:
             log.info("call %s: no saved step, starting it afresh", channel_id)
-            self._new_call(channel)
+            self._new_call(channel, stasis_args(channel))
             return
         if state.status != "running":
             return
@@ -120,9 +126,10 @@ class Controller:
             self._open(channel_id, release).submit(Resume(state))
 
     async def _drop_stale_media(self, channel_id: str, owner: str) -> None:
-        """A media leg that is not the live one of its call (left by a controller that died)."""
+        """A helper leg that is not a live one of its call (left by a controller that died)."""
         session = self.sessions.get(owner)
-        if session is not None and session.listener is not None and session.listener.media_id == channel_id:
+        listener = session.listener if session is not None else None
+        if listener is not None and channel_id in (listener.media_id, listener.snoop_id):
             return
         try:
             await self.services.ari.hangup(channel_id, "normal")
@@ -142,6 +149,7 @@ class Controller:
     def _open(self, channel_id: str, release) -> CallSession:
         session = CallSession(self.services, channel_id, release)
         self.sessions[channel_id] = session
+        session.held = self.unclaimed.take(channel_id)  # events that came before we knew the call
         session.task = self._spawn(self._run_session(session))
         return session
 
@@ -168,11 +176,51 @@ class Controller:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _call_data(channel: Channel) -> dict[str, Any]:
-    dialplan = channel.dialplan
+def _call_data(channel: Channel, args: list[str]) -> dict[str, Any]:
+    """What the flows know of a new call. The dialled number is the Stasis argument
+    (`Stasis(ivr,${IVR_DNIS})`): after the dialplan's Goto the channel's exten is `s`."""
     return {"ani": channel.caller.number, "caller_name": channel.caller.name,
-            "dnis": dialplan.exten if dialplan else "", "channel": channel.name,
+            "dnis": args[0] if args else "", "channel": channel.name,
             "language": channel.language if channel.language in ("en", "zh") else None}
+
+
+def stasis_args(channel: Channel) -> list[str]:
+    """The Stasis arguments of a channel read back with GET (adoption has no StasisStart):
+    its app_data is `<app>,<arg>,...` while it is in Stasis."""
+    dialplan = channel.dialplan
+    if dialplan is None or dialplan.app_name != "Stasis":
+        return []
+    return dialplan.app_data.split(",")[1:]
+
+
+class Unclaimed:
+    """Events of channels we hold no session for yet, kept for a call being adopted.
+
+    After a reconnect Asterisk delivers a call's events (a key the caller
+    pressed) before the controller has loaded the call. Bounded: a few events
+    per channel, for the most recent channels; Local `;2` halves fill it too
+    and simply age out.
+    """
+
+    PER_CHANNEL = 16
+    CHANNELS = 256
+
+    def __init__(self) -> None:
+        self._events: OrderedDict[str, list[Any]] = OrderedDict()
+
+    def add(self, channel_id: str, event: Any) -> None:
+        if isinstance(event, (ari.StasisEnd, ari.ChannelDestroyed)):
+            self._events.pop(channel_id, None)
+            return
+        events = self._events.setdefault(channel_id, [])
+        self._events.move_to_end(channel_id)
+        if len(events) < self.PER_CHANNEL:
+            events.append(event)
+        while len(self._events) > self.CHANNELS:
+            self._events.popitem(last=False)
+
+    def take(self, channel_id: str) -> list[Any]:
+        return self._events.pop(channel_id, [])
 
 
 async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,

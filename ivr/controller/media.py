@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import os
 import shutil
 import threading
+import time
+import wave
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -30,6 +33,7 @@ from ivr.prompts import PromptCatalog
 log = logging.getLogger(__name__)
 Synthesize = Callable[[str, str], bytes]  # (text, language) -> 8 kHz WAV bytes
 CACHE_SECONDS = 86400
+STALE_SECONDS = 3600  # per-call audio left by a controller before us, older than any prompt still queued
 
 
 class MediaResolver:
@@ -43,8 +47,8 @@ class MediaResolver:
         self._written: OrderedDict[str, Path] = OrderedDict()
         self._cache_size = cache_size
         self._warned = False
-        if not self.base_url:
-            shutil.rmtree(self.sounds_dir / "call", ignore_errors=True)  # a previous controller's per-call audio
+        if not self.base_url:  # a previous controller's per-call audio, but not what its calls still play
+            _remove_older_than(self.sounds_dir / "call", STALE_SECONDS)
 
     async def uri(self, language: str, prompt: PromptRef) -> str:
         """The media URI for one prompt as this caller should hear it."""
@@ -96,6 +100,32 @@ class MediaResolver:
         while len(self._rendered) > self._cache_size:
             self._rendered.popitem(last=False)
 
+    def seconds(self, uri: str) -> float | None:
+        """Length of the audio behind a URI this resolver gave, when it is ours to read."""
+        audio = self._local_audio(uri)
+        if audio is None:
+            return None
+        try:
+            with wave.open(io.BytesIO(audio) if isinstance(audio, bytes) else str(audio)) as wav:
+                return wav.getnframes() / wav.getframerate()
+        except (OSError, EOFError, wave.Error):
+            return None
+
+    def servable(self, uri: str) -> bool:
+        """Can Asterisk still fetch this URI's audio (from us, or from its sounds directory)?"""
+        return self._local_audio(uri) is not None
+
+    def _local_audio(self, uri: str) -> bytes | Path | None:
+        name = uri.removeprefix("sound:")
+        if self.base_url and name.startswith(self.base_url + "/"):
+            kind, _, rest = name[len(self.base_url) + 1:].partition("/")
+            if kind == "call":
+                return self._rendered.get(rest.removesuffix(".wav"))
+            path = self.sounds_dir / rest
+        else:
+            path = self.sounds_dir / (name.removeprefix("ivr/") + ".wav")
+        return path if path.is_file() else None
+
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/media/prompts/{language}/{name}", self._static),
                 web.get("/media/call/{name}", self._per_call)]
@@ -113,6 +143,13 @@ class MediaResolver:
         if audio is None:
             raise web.HTTPNotFound()
         return web.Response(body=audio, content_type="audio/wav", headers={"Cache-Control": f"max-age={CACHE_SECONDS}"})
+
+
+def _remove_older_than(folder: Path, seconds: float) -> None:
+    cutoff = time.time() - seconds
+    for sub in folder.glob("*") if folder.is_dir() else []:
+        if sub.stat().st_mtime < cutoff:
+            shutil.rmtree(sub, ignore_errors=True)
 
 
 def _remove_folders(files: list[Path]) -> None:

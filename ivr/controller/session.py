@@ -13,17 +13,23 @@ engine decides; this class only carries its actions out on the channel:
   that accepts speech, from the start when the prompts allow barge-in (the
   caller's voice stops them), else from when they end. A key or any other
   event that moves the call on cancels the turn.
-- CallBackend: runs beside the prompt with its timeout.
+- CallBackend: runs beside the prompt with its timeout; after 1.5 s of silence
+  while it runs, a filler prompt ("One moment, please."), then another after
+  each further 1.5 s, so the caller never sits in dead air.
 - Transfer / Hangup: wait for the prompts before them, then act.
 
-The state is saved after every engine step, so another controller can resume
-the call from its last step.
+The state is saved after every engine step, and the step's prompts are
+written down (`step_audio`) before they are posted, so another controller can
+resume the call from its last step without the caller missing a word.
+Events that reach the controller before it knows a call (`held`) are handled
+right after the call is begun or resumed: a key pressed during a takeover counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,6 +40,7 @@ from ivr.ari import event_types as ari
 from ivr.backend.base import Backend, call_with_timeout
 from ivr.controller.media import MediaResolver
 from ivr.controller.speech import CallListener, SpeechOut, SpeechService
+from ivr.controller.step_audio import Live, StepAudio, recover, sent_prompt
 from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.state import CallState
@@ -42,6 +49,8 @@ from ivr.speech.turn import BargeIn, TurnEnded
 from ivr.store import CallStore
 
 log = logging.getLogger(__name__)
+FILLER_AFTER = 1.5  # seconds of silence during a backend wait before a filler prompt
+FILLER_KEYS = ("wait_filler", "still_waiting")  # the first filler, then every later one
 
 
 @dataclass
@@ -67,6 +76,19 @@ class _Timer:
 @dataclass
 class _BackendReply:
     event: ev.BackendResult
+
+
+@dataclass
+class _Filler:
+    generation: int
+
+
+@dataclass
+class _Planned:
+    """A Play whose prompts have their playback ids and URIs, written down before posting."""
+
+    barge_in: bool
+    items: list[tuple[str, str]]  # (playback id, media URI)
 
 
 @dataclass
@@ -100,6 +122,9 @@ class CallSession:
         self.generation = 0
         self.timer: asyncio.TimerHandle | None = None
         self.backend_task: asyncio.Task | None = None
+        self.fillers = 0  # filler prompts played during the current backend wait
+        self.filler_generation = 0
+        self.held: list[Any] = []  # events that came before the call was known
         self.done = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -118,22 +143,54 @@ class CallSession:
     async def _resume(self, item: Resume) -> None:
         self._notify("resume", item.state.node)
         await self._open_listener()
-        await self._apply(engine.resume(self.release, item.state))
+        result = engine.resume(self.release, item.state)
+        audio = await self.services.store.load_audio(self.channel_id)
+        if audio is not None and audio.played == item.state.played:
+            result = await self._recover(audio, result)
+        await self._apply(result)
+
+    async def _recover(self, audio: StepAudio, result: engine.Step) -> engine.Step:
+        """Carry on with the prompts of the step a controller before us had sent.
+
+        Asterisk may still be playing them: keep what it plays, stop and play
+        again what the caller has not heard in full, or, when that cannot be
+        played again, stop it and let the engine's resume ask afresh.
+        """
+        live = [await self._playback_state(p.playback_id) for p in audio.prompts]
+        if any(isinstance(a, (act.Transfer, act.Hangup)) for a in result.actions):
+            await self._stop_ids([p.playback_id for p, state in reversed(list(zip(audio.prompts, live))) if state])
+            return result
+        media, servable = self.services.media, []
+        for prompt in audio.prompts:  # also renders per-call audio again, for Asterisk to fetch from us
+            servable.append(prompt.replayable and media.servable(await media.uri(prompt.language, prompt.prompt())))
+        plan = recover(audio, live, time.time(), servable)
+        await self._stop_ids(plan.stop)
+        if plan.ask_again:
+            return result
+        self.playing = [(p.playback_id, p.barge_in) for p in plan.keep]
+        rest = [a for a in result.actions if not isinstance(a, act.Play)]
+        log.info("call %s: taken over mid-step: %d prompt(s) still playing, %d played again",
+                 self.channel_id, len(plan.keep), len(plan.replay))
+        return engine.Step(result.state, [p.as_play() for p in plan.replay] + rest)
+
+    async def _playback_state(self, playback_id: str) -> Live:
+        try:
+            state = (await self.services.ari.get_playback(playback_id)).state
+        except NotFound:
+            return None
+        return state if state in ("playing", "queued") else None
 
     def submit(self, item: Any) -> None:
         self.queue.put_nowait(item)
 
     async def run(self) -> None:
-        """Handle events until the call has left us."""
+        """Handle events until the call has left us; `held` events right after the first item."""
         try:
             while not self.done.is_set():
-                item = await self.queue.get()
-                try:
-                    await self._handle(item)
-                except ChannelNotFound:
-                    await self._caller_gone("channel gone")
-                except AriError as exc:
-                    log.warning("call %s: ARI request failed: %s", self.channel_id, exc)
+                await self._handle_safely(await self.queue.get())
+                held, self.held = self.held, []
+                for event in held:
+                    await self._handle_safely(event)
         finally:
             self._cancel_timer()
             if self.backend_task and not self.backend_task.done():
@@ -141,6 +198,16 @@ class CallSession:
             await self._close_listener()
 
     # --- events --------------------------------------------------------------
+
+    async def _handle_safely(self, item: Any) -> None:
+        if self.done.is_set():
+            return
+        try:
+            await self._handle(item)
+        except ChannelNotFound:
+            await self._caller_gone("channel gone")
+        except AriError as exc:
+            log.warning("call %s: ARI request failed: %s", self.channel_id, exc)
 
     async def _handle(self, item: Any) -> None:
         if isinstance(item, Begin):
@@ -153,6 +220,8 @@ class CallSession:
                 await self._step(ev.NoInput())
         elif isinstance(item, _BackendReply):
             await self._step(item.event)
+        elif isinstance(item, _Filler):
+            await self._filler(item)
         elif isinstance(item, SpeechOut):
             await self._speech(item)
         elif isinstance(item, ari.RecordingFinished):
@@ -194,6 +263,8 @@ class CallSession:
         self.playing = [p for p in self.playing if p[0] != playback_id]
         if self.playing:
             return
+        if self._waiting_for_backend():
+            self._arm_filler()
         if self.deferred:
             pending, self.deferred = self.deferred, []
             await self._execute(pending)
@@ -224,6 +295,7 @@ class CallSession:
         if self.listener is not None:
             await self.listener.cancel_turn()  # whatever moved the call on, the turn is over
         self.turn_started = False
+        self.filler_generation += 1
         await self._apply(engine.step(self.release, self.state, event))
 
     async def _apply(self, result: engine.Step) -> None:
@@ -236,16 +308,21 @@ class CallSession:
         await self._execute(result.actions)
 
     async def _execute(self, actions: list[act.Action]) -> None:
+        audio: StepAudio | None = None
         for index, action in enumerate(actions):
             if isinstance(action, (act.Transfer, act.Hangup)) and self.playing:
                 self.deferred = list(actions[index:])
                 return
             if isinstance(action, act.Play):
-                await self._play(action)
+                audio = audio or self._step_audio()
+                await self._play(action, audio)
             elif isinstance(action, act.Listen):
                 await self._start_listening(action)
             elif isinstance(action, act.CallBackend):
                 self.backend_task = asyncio.create_task(self._call_backend(action))
+                self.fillers = 0
+                if not self.playing:
+                    self._arm_filler()
             elif isinstance(action, act.Transfer):
                 await self._transfer(action)
             elif isinstance(action, act.Hangup):
@@ -253,19 +330,51 @@ class CallSession:
 
     # --- actions -------------------------------------------------------------
 
-    async def _play(self, action: act.Play) -> None:
+    async def _play(self, action: act.Play, audio: StepAudio | None = None) -> None:
+        """Post the prompts in order; each is written down in `audio` (and saved) just before."""
         self.listen = None
         self.turn_started = False
         self._cancel_timer()
+        media = self.services.media
         for prompt in action.prompts:
-            uri = await self.services.media.uri(action.language, prompt)
+            uri = await media.uri(action.language, prompt)
             playback_id = f"ivr-{uuid.uuid4().hex}"
-            self.playing.append((playback_id, action.barge_in))
-            try:
-                await self.services.ari.play(self.channel_id, uri, playback_id=playback_id, lang=action.language)
-            except NotFound:
-                await self._prompt_ended(playback_id)
-                raise
+            if audio is not None:
+                audio.prompts.append(sent_prompt(playback_id, prompt, action, media.seconds(uri)))
+                await self.services.store.save_audio(audio)
+            await self._post(playback_id, uri, action.language, action.barge_in)
+
+    async def _post(self, playback_id: str, uri: str, language: str, barge_in: bool) -> None:
+        self.playing.append((playback_id, barge_in))
+        try:
+            await self.services.ari.play(self.channel_id, uri, playback_id=playback_id, lang=language)
+        except NotFound:
+            await self._prompt_ended(playback_id)
+            raise
+
+    # --- filler prompts during backend waits -----------------------------------
+
+    def _waiting_for_backend(self) -> bool:
+        pending = self.state.pending if self.state is not None else None
+        return pending is not None and pending.kind == "backend" and self.state.status == "running"
+
+    def _arm_filler(self) -> None:
+        self.filler_generation += 1
+        asyncio.get_running_loop().call_later(FILLER_AFTER, self.submit, _Filler(self.filler_generation))
+
+    async def _filler(self, item: _Filler) -> None:
+        """Still waiting on the backend after a silence: tell the caller so (not part of the step)."""
+        if item.generation != self.filler_generation or self.playing or not self._waiting_for_backend():
+            return
+        assert self.state is not None
+        key = FILLER_KEYS[min(self.fillers, len(FILLER_KEYS) - 1)]
+        if not self.release.prompts.has(self.state.language, key):
+            log.warning("call %s: no filler prompt %s/%s: the caller waits in silence", self.channel_id,
+                        self.state.language, key)
+            return
+        self.fillers += 1
+        uri = await self.services.media.uri(self.state.language, act.PromptRef(key=key))
+        await self._post(f"ivr-{uuid.uuid4().hex}", uri, self.state.language, True)
 
     async def _start_listening(self, action: act.Listen) -> None:
         self.listen = action
@@ -349,13 +458,23 @@ class CallSession:
         self.done.set()
 
     async def _stop_prompts(self) -> None:
-        """Stop queued prompts first, then the one playing (Asterisk would start the next)."""
-        for playback_id, _ in reversed(self.playing):
+        """Stop queued prompts first, then the one playing (Asterisk would start the next).
+        What the caller cut short is theirs: a controller taking over does not play it again."""
+        playing, self.playing = self.playing, []
+        await self._stop_ids([playback_id for playback_id, _ in reversed(playing)])
+        if playing:
+            await self.services.store.save_audio(self._step_audio())
+
+    def _step_audio(self) -> StepAudio:
+        return StepAudio(call_id=self.channel_id, played=self.state.played if self.state else 0,
+                         sent_at=time.time(), prompts=[])
+
+    async def _stop_ids(self, playback_ids: list[str]) -> None:
+        for playback_id in playback_ids:
             try:
                 await self.services.ari.stop_playback(playback_id)
             except NotFound:
                 pass
-        self.playing = []
 
     # --- timers --------------------------------------------------------------
 

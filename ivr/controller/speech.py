@@ -1,11 +1,15 @@
 """The caller's voice into the speech pipeline: one listener per call, two ways to listen.
 
-`StreamListener` (the default) takes the call's audio live: a mixing bridge
-joins the caller with an externalMedia channel that sends RTP (slin16,
-big-endian) to a UDP socket of ours; each payload is converted to 8 kHz
-frames and fed to the call's `SpeechTurn` in a worker process. Speech can
-start while a prompt plays (barge-in), and early endpointing ends the turn
-as soon as a complete answer is followed by a short silence.
+`StreamListener` (the default) takes the call's audio live, whatever plays.
+Asterisk suspends a channel from its bridge while a prompt plays on it
+(bridge_channel.c), so a caller bridged with externalMedia is not heard
+during prompts. Instead the caller stays in no bridge: a snoop channel of
+the caller (`spy=in`, the caller's voice only) is bridged with an
+externalMedia channel that sends RTP (slin16, big-endian) to a UDP socket
+of ours; each payload is converted to 8 kHz frames and fed to the call's
+`SpeechTurn` in a worker process. Speech can start while a prompt plays
+(barge-in), and early endpointing ends the turn as soon as a complete
+answer is followed by a short silence.
 
 `RecordListener` is the fallback and the benchmark's baseline: once the
 prompts end, `POST /channels/{id}/record` with `maxSilenceSeconds` records
@@ -14,8 +18,10 @@ file is then recognised. No barge-in by voice.
 
 Both report through `deliver(SpeechOut(generation, output))` into the
 call's queue; the session ignores outputs of a turn it has moved past.
-The bridge id is derived from the call id, so a controller that adopts a
-call after a restart finds the call's bridge and replaces the dead media leg.
+Helper channel ids carry the call id (`<call>-snoop-<hex>`,
+`<call>-media-<hex>`) and the bridge id is derived from it, so a controller
+that adopts a call after a restart recognises the old legs, hangs them up
+and builds new ones in the call's bridge.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from ivr.speech.worker import SpeechWorkers
 log = logging.getLogger(__name__)
 
 SpeechMode = Literal["stream", "record", "off"]
-MEDIA_MARK = "-media-"
+HELPER_MARKS = ("-media-", "-snoop-")  # externalMedia leg, snoop of the caller
 HELPER_STASIS_TIMEOUT = 2.0
 NEVER = 24 * 3600.0  # the session's own timer decides no-input, not stream time
 
@@ -50,15 +56,18 @@ class SpeechOut:
     output: TurnOutput
 
 
-def media_channel_id(call_id: str) -> str:
-    """A fresh id for the call's externalMedia leg (ids are not reused: Asterisk may still hold the old one)."""
-    return f"{call_id}{MEDIA_MARK}{uuid.uuid4().hex[:8]}"
+def helper_channel_id(call_id: str, mark: str) -> str:
+    """A fresh id for one of the call's helper legs (ids are not reused: Asterisk may still hold the old one)."""
+    return f"{call_id}{mark}{uuid.uuid4().hex[:8]}"
 
 
-def owner_of_media(channel_id: str) -> str | None:
-    """The call a helper media channel belongs to (None for other channels)."""
-    owner, mark, _ = channel_id.rpartition(MEDIA_MARK)
-    return owner if mark else None
+def owner_of_helper(channel_id: str) -> str | None:
+    """The call a helper channel (media leg or snoop) belongs to; None for other channels."""
+    for mark in HELPER_MARKS:
+        owner, found, _ = channel_id.rpartition(mark)
+        if found and owner:
+            return owner
+    return None
 
 
 def bridge_id_for(call_id: str) -> str:
@@ -78,6 +87,7 @@ class CallListener(Protocol):
     barge_in: bool  # can speech be heard while a prompt plays?
     generation: int  # of the current turn; outputs of older turns are stale
     media_id: str | None  # our externalMedia leg, if any
+    snoop_id: str | None  # our snoop of the caller, if any
 
     async def open(self) -> None: ...
     async def start_turn(self, listen: Listen) -> int: ...
@@ -163,31 +173,46 @@ class StreamListener(_Turns):
         self.ari = ari
         self.app = app
         self.receiver: RtpReceiver | None = None
-        self.media_started = asyncio.Event()
+        self.started: dict[str, asyncio.Event] = {}  # helper leg id -> its StasisStart arrived
         self.audio: asyncio.Queue[bytes] = asyncio.Queue()
         self.converter = RtpToFrames()
         self.feeder: asyncio.Task | None = None
         self.media_id: str | None = None
+        self.snoop_id: str | None = None
         self.closed = False
 
     async def open(self) -> None:
-        """Bridge the caller with a fresh externalMedia leg streaming to our socket."""
+        """Bridge a snoop of the caller with a fresh externalMedia leg streaming to our socket."""
         self.receiver, port = await open_receiver(self.service.rtp_host, self._on_payload)
         bridge = bridge_id_for(self.call_id)
-        try:
-            await self.ari.create_bridge("mixing", bridge_id=bridge, name="ivr-speech")
-        except AriError as exc:
-            if exc.status != 409:  # 409: the call's bridge survives from before a restart
-                raise
-        media_id = self.media_id = media_channel_id(self.call_id)
+        await self._fresh_bridge(bridge)
+        snoop_id = self.snoop_id = helper_channel_id(self.call_id, "-snoop-")
+        media_id = self.media_id = helper_channel_id(self.call_id, "-media-")
+        self.started = {snoop_id: asyncio.Event(), media_id: asyncio.Event()}
+        await self.ari.snoop(self.call_id, self.app, snoop_id=snoop_id, app_args=f"snoop-of,{self.call_id}")
         await self.ari.external_media(self.app, f"{self.service.rtp_host}:{port}", "slin16", channel_id=media_id)
-        await asyncio.wait_for(self.media_started.wait(), HELPER_STASIS_TIMEOUT)  # else 422 on addChannel
-        await self.ari.add_channel(bridge, [self.call_id, media_id])
+        for started in self.started.values():  # else 422 on addChannel
+            await asyncio.wait_for(started.wait(), HELPER_STASIS_TIMEOUT)
+        await self.ari.add_channel(bridge, [snoop_id, media_id])
         self.feeder = asyncio.create_task(self._feed_loop())
 
+    async def _fresh_bridge(self, bridge: str) -> None:
+        """The call's bridge, emptied of legs a controller before us left in it (after a restart)."""
+        try:
+            await self.ari.create_bridge("mixing", bridge_id=bridge, name="ivr-speech")
+            return
+        except AriError as exc:
+            if exc.status != 409:
+                raise
+        for member in (await self.ari.get_bridge(bridge)).channels:
+            if owner_of_helper(member) == self.call_id:
+                await _hang_up_quietly(self.ari, member)
+            else:  # the caller, bridged by an older release: it would be deaf during prompts
+                await self.ari.remove_channel(bridge, member)
+
     def on_event(self, event: Any) -> None:
-        if type(event).__name__ == "StasisStart" and event.channel.id == self.media_id:
-            self.media_started.set()
+        if type(event).__name__ == "StasisStart" and event.channel.id in self.started:
+            self.started[event.channel.id].set()
 
     async def start_turn(self, listen: Listen) -> int:
         _drain(self.audio)
@@ -221,8 +246,9 @@ class StreamListener(_Turns):
             self.feeder.cancel()
         if self.receiver is not None:
             self.receiver.close()
-        if self.media_id is not None:
-            await _hang_up_quietly(self.ari, self.media_id)
+        for helper in (self.snoop_id, self.media_id):
+            if helper is not None:
+                await _hang_up_quietly(self.ari, helper)
         try:
             await self.ari.destroy_bridge(bridge_id_for(self.call_id))
         except (NotFound, AriError):
@@ -243,6 +269,7 @@ class RecordListener(_Turns):
         self.recording: str | None = None
         self.fetch: asyncio.Task | None = None
         self.media_id = None
+        self.snoop_id = None
 
     async def open(self) -> None:
         return None

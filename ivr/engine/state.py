@@ -63,6 +63,7 @@ class CallState(BaseModel):
     result: dict[str, Any] = Field(default_factory=dict)
     path: list[Turn] = Field(default_factory=list)
     steps: int = 0
+    played: int = 0  # prompts asked for so far: a controller compares it with what it wrote down it sent
     secret_vars: list[str] = Field(default_factory=list)  # saved from keypad-only turns
     secret_turn: bool = False  # the turn now open is keypad-only: its keys so far are in `buffer`
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
-from ivr.controller.media import MediaResolver
+from ivr.controller.media import STALE_SECONDS, MediaResolver
 from ivr.engine.actions import PromptRef
 from ivr.prompts import load_prompts
 from tests.conftest import ROOT
@@ -27,9 +30,14 @@ def greeting(name: str) -> PromptRef:
 
 async def test_prompts_with_call_data_are_written_once_and_the_oldest_removed(tmp_path):
     sounds = tmp_path / "ivr"
-    (sounds / "call" / "left-by-a-dead-controller").mkdir(parents=True)
+    old, young = sounds / "call" / "left-hours-ago", sounds / "call" / "still-queued-in-asterisk"
+    old.mkdir(parents=True)
+    young.mkdir()
+    os.utime(old, (time.time() - 2 * STALE_SECONDS,) * 2)
     media, spoken = resolver(sounds, cache_size=2)
-    assert not (sounds / "call").exists(), "a starting controller clears old per-call audio"
+    assert not old.exists(), "a starting controller clears old per-call audio"
+    assert young.exists(), "but not what a call it takes over may still be playing"
+    shutil.rmtree(young)
     ann = await media.uri("en", greeting("Ann"))
     assert ann.startswith("sound:ivr/call/") and ann.endswith("/verify.verified")
     assert (sounds / (ann.removeprefix("sound:ivr/") + ".wav")).read_bytes() == b"RIFFThank you, Ann."
@@ -54,3 +62,25 @@ async def test_over_http_prompts_with_call_data_are_served_from_memory(tmp_path)
     uri = await media.uri("en", greeting("Ann"))
     assert uri.startswith("sound:http://10.0.0.5:8090/media/call/") and uri.endswith(".wav")
     assert not (tmp_path / "ivr" / "call").exists() and spoken == ["Thank you, Ann."]
+
+
+async def test_lengths_and_availability_of_what_a_call_was_played(tmp_path):
+    """A controller taking over judges by a prompt's length whether the caller heard it all."""
+    import io
+    import wave
+
+    sounds = tmp_path / "ivr"
+    (sounds / "en").mkdir(parents=True)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(8000)
+        wav.writeframes(b"\0\0" * 12000)
+    (sounds / "en" / "main.menu.wav").write_bytes(buffer.getvalue())
+    media, _ = resolver(sounds)
+    assert media.seconds("sound:ivr/en/main.menu") == 1.5
+    assert media.servable("sound:ivr/en/main.menu") and not media.servable("sound:ivr/en/main.welcome")
+    remote, _ = resolver(sounds, base_url="http://10.0.0.5:8090/media")
+    assert remote.seconds("sound:http://10.0.0.5:8090/media/prompts/en/main.menu.wav") == 1.5
+    uri = await remote.uri("en", greeting("Ann"))
+    assert remote.servable(uri) and remote.seconds(uri) is None  # served from memory; not a WAV in this test
+    assert not remote.servable("sound:http://10.0.0.5:8090/media/call/0123.wav")
