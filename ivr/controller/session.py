@@ -45,12 +45,13 @@ from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.state import CallState
 from ivr.flow.catalog import FlowSet
+from ivr.prompts import STILL_WAITING, WAIT_FILLER
 from ivr.speech.turn import BargeIn, TurnEnded
 from ivr.store import CallStore
 
 log = logging.getLogger(__name__)
 FILLER_AFTER = 1.5  # seconds of silence during a backend wait before a filler prompt
-FILLER_KEYS = ("wait_filler", "still_waiting")  # the first filler, then every later one
+FILLER_KEYS = (WAIT_FILLER, STILL_WAITING)  # the first filler, then every later one
 
 
 @dataclass

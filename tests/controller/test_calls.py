@@ -103,3 +103,21 @@ async def test_prompts_with_call_data_are_synthesised_into_the_sounds_directory(
         assert due.duration > 2.0, "the whole sentence with the amount and date, not a silent template"
         assert (rig.settings.sounds_dir / (due.media_uri.removeprefix("sound:ivr/") + ".wav")).is_file()
         assert [p.media_uri for p in call.prompts[:-1] if p.state == "failed"] == []   # the last: hung up on
+
+
+async def test_a_slow_backend_fills_the_silence_and_the_answer_follows(tmp_path, redis_url):
+    """3.5 s to identify the caller: a filler after 1.5 s of silence, another 1.5 s after it, never dead air."""
+    from ivr.backend.base import SampleBackend
+
+    async with make_rig(tmp_path, redis_url, backend=SampleBackend(delay=3.5)) as rig:
+        call = rig.call()
+        await call.wait_prompt(2)
+        await call.press("1")
+        await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=15)
+        keys = [p.media_uri.rpartition("/")[2] for p in call.prompts]
+        fillers = keys[keys.index("main.menu") + 1 : keys.index("verify.dob")]
+        assert fillers[:2] == ["common.wait_filler", "common.still_waiting"], keys
+        menu_end = call.prompts[keys.index("main.menu")].finished_at
+        first = call.prompts[keys.index("common.wait_filler")]
+        assert 1.4 <= first.started_at - menu_end <= 1.8
+        assert first.state == "done" and not first.stopped
