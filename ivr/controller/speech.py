@@ -30,6 +30,7 @@ import asyncio
 import logging
 import math
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Protocol
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 SpeechMode = Literal["stream", "record", "off"]
 HELPER_MARKS = ("-media-", "-snoop-")  # externalMedia leg, snoop of the caller
 HELPER_STASIS_TIMEOUT = 2.0
+PRE_ROLL_PACKETS = 15  # 300 ms of 20 ms packets
 NEVER = 24 * 3600.0  # the session's own timer decides no-input, not stream time
 
 
@@ -175,6 +177,7 @@ class StreamListener(_Turns):
         self.receiver: RtpReceiver | None = None
         self.started: dict[str, asyncio.Event] = {}  # helper leg id -> its StasisStart arrived
         self.audio: asyncio.Queue[bytes] = asyncio.Queue()
+        self.recent: deque[bytes] = deque(maxlen=PRE_ROLL_PACKETS)  # heard between turns
         self.converter = RtpToFrames()
         self.feeder: asyncio.Task | None = None
         self.media_id: str | None = None
@@ -215,13 +218,20 @@ class StreamListener(_Turns):
             self.started[event.channel.id].set()
 
     async def start_turn(self, listen: Listen) -> int:
+        """A turn hears from a moment before it starts: a word begun as a prompt that may not be
+        interrupted ends is not cut (the snoop carries the caller only, never the prompt)."""
         _drain(self.audio)
+        for payload in self.recent:
+            self.audio.put_nowait(payload)
+        self.recent.clear()
         self.converter = RtpToFrames()
         return await self._start(listen)
 
     def _on_payload(self, payload: bytes) -> None:
         if self.active:
             self.audio.put_nowait(payload)
+        else:
+            self.recent.append(payload)
 
     async def _feed_loop(self) -> None:
         """Feeds the worker in arrival order; a backlog goes over in one message."""

@@ -64,6 +64,24 @@ async def strict_simulator(sounds: Path):
     return await start_simulator(config), config
 
 
+async def leaked_helpers(sim, config, grace: float = 3.0) -> list[str]:
+    """Helper legs (snoop, externalMedia) of calls that ended or went to a queue, as `GET /channels` lists them."""
+    import aiohttp
+
+    from ivr.controller.speech import owner_of_helper
+
+    gone = {c.channel_id for c in sim.sim.calls.values() if c.ended.is_set() or c.continued is not None}
+    auth = aiohttp.BasicAuth(config.username, config.password)
+    deadline = asyncio.get_running_loop().time() + grace
+    async with aiohttp.ClientSession(auth=auth) as http:
+        while True:
+            async with http.get(f"{sim.base_url}/ari/channels") as response:
+                leaked = [ch["id"] for ch in await response.json() if owner_of_helper(ch["id"]) in gone]
+            if not leaked or asyncio.get_running_loop().time() > deadline:
+                return leaked
+            await asyncio.sleep(0.1)
+
+
 async def stop_simulator(sim) -> None:
     assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
     await sim.stop()
@@ -83,6 +101,7 @@ async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path
     task = asyncio.create_task(serve(settings, backend=backend, stop=stop, ready=ready, observers=observers))
     await asyncio.wait_for(ready.wait(), 10)
     yield Rig(sim, settings, stop, task)
+    assert await leaked_helpers(sim, config) == [], "snoop or media legs left behind by calls that ended"
     stop.set()
     await asyncio.wait_for(task, 10)
     await stop_simulator(sim)
