@@ -19,16 +19,19 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from ivr.prompts import LANGUAGES
 
 CONFIG_ENV_VAR = "IVR_CONFIG"
 
@@ -164,6 +167,15 @@ class Settings(BaseSettings):
         default="main_menu",
         description="Flow a new call starts in.",
     )
+    dnis_languages: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Dialled numbers whose callers start in a language, e.g. a Chinese service line: "
+            "IVR_DNIS_LANGUAGES=\"18005550188=zh,18005550199=en\" (in a config file, a table or mapping). "
+            "Numbers compare by their digits. A caller the caller number identifies starts in the "
+            "language of their record instead (ivr/engine/language.py, start_language)."
+        ),
+    )
     routing_file: Path | None = Field(
         default=None,
         description=(
@@ -266,6 +278,28 @@ class Settings(BaseSettings):
     def _strip_media_base_url(cls, value: str | None) -> str | None:
         """Media URLs are built as base + '/' + name: drop a trailing slash."""
         return value.rstrip("/") if value else value
+
+    @field_validator("dnis_languages", mode="before")
+    @classmethod
+    def _parse_dnis_languages(cls, value: Any) -> Any:
+        """Accept `number=lang,number=lang` (environment) as well as a mapping (config file)."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.strip() for item in value.split(",") if item.strip()]
+        if any("=" not in pair for pair in pairs):
+            raise ValueError("dnis_languages: write number=language pairs separated by commas, e.g. 18005550188=zh")
+        return {number.strip(): language.strip() for number, language in (pair.split("=", 1) for pair in pairs)}
+
+    @field_validator("dnis_languages")
+    @classmethod
+    def _known_dnis_languages(cls, value: dict[str, str]) -> dict[str, str]:
+        """A language with no prompts, or a number with no digits, would never apply: refuse it at start-up."""
+        for number, language in value.items():
+            if not any(ch.isdigit() for ch in number):
+                raise ValueError(f"dnis_languages: '{number}' is not a phone number")
+            if language not in LANGUAGES:
+                raise ValueError(f"dnis_languages: '{language}' for {number} is not one of {', '.join(LANGUAGES)}")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

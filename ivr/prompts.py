@@ -24,9 +24,23 @@ FORMATS = ("text", "money", "date", "digits", "masked", "number")
 PLACEHOLDER = re.compile(r"\{([^{}:]+)(?::([a-z]+))?\}")
 
 # Prompts the engine itself plays, with the values it supplies.
+TRANSFER_NOTICE = "common.transfer_notice"  # before a transfer that has no prompt of its own: never dead air
 ENGINE_PROMPTS: dict[str, set[str]] = {
     "common.did_you_say": {"heard"},
     "common.readback_digits": {"digits"},
+    TRANSFER_NOTICE: set(),
+}
+
+# Prompts the controller plays on its own, named by no flow: while a backend action keeps the caller waiting.
+WAIT_FILLER = "common.wait_filler"
+STILL_WAITING = "common.still_waiting"
+
+# Prompts any call may hear whatever its flows say, and who plays them: every language a flow
+# speaks needs them (the validator warns when one is missing), though no flow names them.
+SYSTEM_PROMPTS: dict[str, str] = {
+    TRANSFER_NOTICE: "the engine plays it before a transfer that has no prompt, which would otherwise start in silence",
+    WAIT_FILLER: "the controller plays it when a backend action takes over 1.5 s",
+    STILL_WAITING: "the controller plays it while a backend action keeps the caller waiting longer",
 }
 
 

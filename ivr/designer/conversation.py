@@ -28,6 +28,7 @@ class Heard:
     kind: str  # prompt | listen | backend | transfer | hangup
     text: str
     key: str = ""
+    language: str = ""  # of a prompt: the language it was spoken in
 
 
 @dataclass
@@ -76,7 +77,8 @@ class Conversation:
     def _describe(self, action: act.Action) -> list[Heard]:
         if isinstance(action, act.Play):
             prompts = self.release.prompts
-            return [Heard("prompt", prompts.render(action.language, p.key, p.values), p.key) for p in action.prompts]
+            return [Heard("prompt", prompts.render(action.language, p.key, p.values), p.key, action.language)
+                    for p in action.prompts]
         if isinstance(action, act.Listen):
             return [Heard("listen", action.mode)]
         if isinstance(action, act.Transfer):

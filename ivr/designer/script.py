@@ -15,13 +15,18 @@ does turn by turn, and what must have happened:
     expect:
       outcome: {transfer: payments, reason: asked_for_agent}
       visits: [verify.check, offer, retry, declined, offer]
+
+A backend answer may be a list, one per call of the action (the last one
+repeats): `caller.identify: [declined, {outcome: ok, data: {...}}]` for a
+caller number not on file, then a policy number found. An expected prompt
+may name the language it must be heard in: `verify.dob@zh`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -87,7 +92,7 @@ class Script(_Strict):
     flow: str
     language: Literal["en", "zh"] | None = None
     call: dict[str, Any] = Field(default_factory=lambda: {"ani": "+15550100"})
-    backend: dict[str, str | Reply] = Field(default_factory=dict)
+    backend: dict[str, str | Reply | list[str | Reply]] = Field(default_factory=dict)
     steps: list[CallerStep | Literal["silence", "noise", "hangup"]] = Field(default_factory=list)
     expect: Expect = Expect()
 
@@ -137,8 +142,13 @@ def run_script(release: FlowSet, script: Script, file: str = "") -> ScriptResult
 
 
 def _responder(script: Script):
+    calls: dict[str, int] = {}
+
     def answer(call: act.CallBackend) -> tuple[str, dict[str, Any]]:
         reply = script.backend.get(call.name)
+        if isinstance(reply, list):
+            reply = reply[min(calls.get(call.name, 0), len(reply) - 1)] if reply else None
+        calls[call.name] = calls.get(call.name, 0) + 1
         outcome, data = sample_result(call.name)
         if isinstance(reply, str):
             return reply, data
@@ -162,8 +172,8 @@ def _check_expectations(expect: Expect, conversation: Conversation, result: Scri
     missing = _first_missing(expect.visits, visited)
     if missing:
         result.failures.append(f"expected to visit '{missing}' (in order); path was: {' → '.join(_dedupe(visited))}")
-    heard = [h.key for h in conversation.transcript if h.kind == "prompt"]
-    missing = _first_missing(expect.prompts, heard)
+    heard = [f"{h.key}@{h.language}" for h in conversation.transcript if h.kind == "prompt"]
+    missing = _first_missing(expect.prompts, heard, _same_prompt)
     if missing:
         result.failures.append(f"expected to hear prompt '{missing}' (in order); heard: {', '.join(heard)}")
     for name, value in expect.vars.items():
@@ -187,10 +197,12 @@ def _visits(conversation: Conversation) -> list[str]:
     return [f"{turn.flow}.{turn.node}" for turn in state.path] if state else []
 
 
-def _first_missing(expected: list[str], actual: list[str]) -> str | None:
+def _first_missing(expected: list[str], actual: list[str],
+                   same: Callable[[str, str], bool] | None = None) -> str | None:
+    same = same or _same_place
     position = 0
     for item in expected:
-        while position < len(actual) and not _same_place(item, actual[position]):
+        while position < len(actual) and not same(item, actual[position]):
             position += 1
         if position == len(actual):
             return item
@@ -200,6 +212,13 @@ def _first_missing(expected: list[str], actual: list[str]) -> str | None:
 
 def _same_place(expected: str, actual: str) -> bool:
     return actual == expected or actual.endswith(f".{expected}") or actual.split(".", 1)[-1] == expected
+
+
+def _same_prompt(expected: str, heard: str) -> bool:
+    """`key` matches the key heard in any language, `key@zh` only in that language."""
+    key, _, language = expected.partition("@")
+    heard_key, _, heard_language = heard.partition("@")
+    return _same_place(key, heard_key) and language in ("", heard_language)
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -21,11 +21,13 @@ from ivr.backend.catalog import ACTIONS
 from ivr.digits import parse_digits
 from ivr.engine import actions as act
 from ivr.engine import events as ev
+from ivr.engine.language import start_language
 from ivr.engine.matching import YES_NO_KEYS, match, yes_no_grammar
 from ivr.engine.state import CallState, Frame, Pending
 from ivr.flow import model
 from ivr.flow.catalog import FlowSet
 from ivr.flow.structure import escape_of
+from ivr.prompts import TRANSFER_NOTICE
 
 MAX_HOPS = 500  # nodes run in one step before the engine decides the flow is looping
 LANGUAGE_VARIABLE = "language"
@@ -60,10 +62,16 @@ class _Context:
 
 def start(release: FlowSet, flow_name: str, call_id: str, call: dict[str, Any] | None = None,
           variables: dict[str, Any] | None = None, language: str | None = None) -> Step:
-    """Begin a call at the start node of `flow_name`."""
+    """Begin a call at the start node of `flow_name`.
+
+    Without an explicit `language` the call speaks what the call data says
+    (`start_language`: the caller's record, then the line's language), so a
+    policyholder the caller number identified hears their language from the
+    first prompt.
+    """
     flow = release.flow(flow_name)
     call = dict(call or {})
-    language = language or call.get("language") or flow.languages[0]
+    language = language or start_language(call) or flow.languages[0]
     if language not in flow.languages:
         language = flow.languages[0]
     state = CallState(
@@ -177,8 +185,9 @@ def _assign(ctx: _Context, node: model.SetNode) -> model.Target | None:
             _escape(ctx, "flow_error", str(exc))
             return None
         ctx.state.vars[name] = value
-        if name == LANGUAGE_VARIABLE and value in ctx.flow.languages:
+        if name == LANGUAGE_VARIABLE and value in ctx.flow.languages and value != ctx.state.language:
             ctx.state.language = value
+            ctx.state.record("language", matched=value)
     return node.next
 
 
@@ -212,8 +221,9 @@ def _return(ctx: _Context, value: str) -> model.Target | None:
 
 
 def _transfer(ctx: _Context, target: model.TransferTarget, detail: str) -> None:
-    if target.prompt:
-        ctx.emit(_play(ctx, target.prompt, barge_in=False))
+    prompts = target.prompt or _transfer_notice(ctx)
+    if prompts:
+        ctx.emit(_play(ctx, prompts, barge_in=False))
     state = ctx.state
     state.status = "transferred"
     state.pending = None
@@ -221,6 +231,16 @@ def _transfer(ctx: _Context, target: model.TransferTarget, detail: str) -> None:
     state.record("transfer", matched=target.transfer, detail=f"{target.reason}{': ' + detail if detail else ''}")
     ctx.emit(act.Transfer(queue=target.transfer, reason=target.reason, priority=target.priority,
                           detail=detail, flow=state.flow, node=state.node))
+
+
+def _transfer_notice(ctx: _Context) -> list[str]:
+    """What a transfer with no prompt of its own says first (escapes to a person, routed transfers).
+
+    Without it the caller hears nothing from their last turn until the queue's
+    music. Played only where the release has the text (the validator warns
+    when a flow's language lacks it), so a set of flows without it still runs.
+    """
+    return [TRANSFER_NOTICE] if ctx.release.prompts.has(ctx.state.language, TRANSFER_NOTICE) else []
 
 
 def _hangup(ctx: _Context, outcome: str, prompts: list[str] | None) -> None:
@@ -366,11 +386,7 @@ def _keypad_only(ask: model.Ask, mode: str) -> bool:
 
 
 def _timeouts(flow: model.Flow, ask: model.Ask) -> act.Timeouts:
-    base = flow.defaults.timeouts
-    own = ask.timeouts or model.Timeouts()
-    pick = lambda field: getattr(own, field) if getattr(own, field) is not None else getattr(base, field)  # noqa: E731
-    return act.Timeouts(noinput=pick("noinput") or 5.0, end_silence=pick("end_silence") or 0.8,
-                        max_speech=pick("max_speech") or 15.0, interdigit=pick("interdigit") or 3.0)
+    return act.Timeouts(**model.turn_timeouts(flow, ask))
 
 
 def _dispatch(ctx: _Context, event: ev.Event) -> None:

@@ -64,6 +64,12 @@ class Timeouts(Strict):
     interdigit: Seconds | None = Field(None, description="Wait between keys in a digits turn")
 
 
+# What a turn waits when neither it nor its flow's defaults say. Short on purpose: after a silent
+# noinput or a pause in keying the caller hears nothing until the next prompt, and no silence may
+# last over 3 s (the validator's dead-air check, ivr/flow/validate.py).
+DEFAULT_TIMEOUTS = Timeouts(noinput=2.0, end_silence=0.8, max_speech=15, interdigit=2.5)
+
+
 class TransferTarget(Strict):
     """Hand the caller to a person: a queue, why, and how urgent."""
 
@@ -285,7 +291,7 @@ class Defaults(Strict):
     escape: Target | None = Field(None, description="Where callers go when a turn runs out of retries")
     noinput: Prompts | None = None
     nomatch: Prompts | None = None
-    timeouts: Timeouts = Timeouts(noinput=5, end_silence=0.8, max_speech=15, interdigit=3)
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
     confirm_below: float = Field(0.6, ge=0, le=1)
     reject_below: float = Field(0.25, ge=0, le=1)
     barge_in: bool = True
@@ -310,6 +316,17 @@ def phrases_for(choice: Choice, language: str, languages: list[str]) -> list[str
     if isinstance(choice.say, dict):
         return list(choice.say.get(language, []))
     return list(choice.say) if language == languages[0] else []
+
+
+def turn_timeouts(flow: Flow, ask: Ask) -> dict[str, float]:
+    """A turn's timing, field by field: its own, else the flow's defaults, else DEFAULT_TIMEOUTS.
+
+    One reading for everything that runs a turn, so a field a flow leaves out never falls back to
+    a number of its own somewhere else (the validator checks each value where it is written).
+    """
+    layers = [ask.timeouts or Timeouts(), flow.defaults.timeouts, DEFAULT_TIMEOUTS]
+    return {name: next(v for layer in layers if (v := getattr(layer, name)) is not None)
+            for name in Timeouts.model_fields}
 
 
 def ask_mode(ask: Ask) -> str | None:

@@ -3,7 +3,8 @@
 Structure is checked by the models; this module checks meaning across nodes,
 flows, prompts and backend actions: every target exists, every node is
 reachable, every turn can reach a human, no loop traps a caller, every prompt
-exists in every language, every variable is defined, every action is known.
+exists in every language, every variable is defined, every action is known,
+and no wait leaves the caller in silence for more than 3 seconds.
 """
 
 from __future__ import annotations
@@ -19,10 +20,18 @@ from ivr.diagnostics import Diagnostic, Severity
 from ivr.flow import model
 from ivr.flow.loader import LoadedFlow
 from ivr.flow.structure import Edge, edges, escape_of, is_terminal
-from ivr.prompts import ENGINE_PROMPTS, PromptCatalog
+from ivr.prompts import ENGINE_PROMPTS, SYSTEM_PROMPTS, PromptCatalog
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 BUILTIN_VARIABLES = {"call"}  # filled by the controller: ani, language, channel, started
+
+# Dead air: the longest a caller may hear nothing, and how long after a timeout fires the next
+# prompt is heard (measured on Asterisk: a 5 s noinput gave 5.4-5.5 s between reprompts). A turn
+# speaks again after `noinput` of silence, or `interdigit` after the caller's last key, so either
+# may be at most DEAD_AIR_LIMIT - REPROMPT_DELAY.
+DEAD_AIR_LIMIT = 3.0
+REPROMPT_DELAY = 0.5
+SILENT_WAITS = ("noinput", "interdigit")
 
 
 def validate(flows: dict[str, LoadedFlow], prompts: PromptCatalog, actions: dict[str, ActionInfo]) -> list[Diagnostic]:
@@ -32,6 +41,7 @@ def validate(flows: dict[str, LoadedFlow], prompts: PromptCatalog, actions: dict
         checker = _FlowChecker(loaded, flows, prompts, actions)
         found.extend(checker.run())
     found.extend(_recursion(flows))
+    found.extend(_system_prompts(flows, prompts))
     return sorted(found, key=lambda d: (d.file, d.line, d.column, d.code))
 
 
@@ -140,9 +150,24 @@ class _FlowChecker:
     # --- turns -----------------------------------------------------------
 
     def check_turns(self) -> None:
+        self._check_silence(("defaults", "timeouts"), self.flow.defaults.timeouts, "the flow's turns")
         for name, node in self.flow.nodes.items():
             if isinstance(node, model.AskNode):
                 self._check_ask(name, node)
+                if node.ask.timeouts:
+                    self._check_silence(("nodes", name, "ask", "timeouts"), node.ask.timeouts, f"turn '{name}'")
+
+    def _check_silence(self, base: tuple, timeouts: model.Timeouts, whose: str) -> None:
+        """A wait after which the caller hears the next prompt must not leave them in dead air."""
+        longest = DEAD_AIR_LIMIT - REPROMPT_DELAY
+        for field in SILENT_WAITS:
+            wait = getattr(timeouts, field)
+            if wait is not None and wait > longest:
+                what = "of silence" if field == "noinput" else "after the caller's last key"
+                self.report((*base, field), ERROR, "dead-air",
+                            f"{field} {wait:g}s: {whose} would leave callers {wait + REPROMPT_DELAY:g}s {what} "
+                            f"before the next prompt (at most {DEAD_AIR_LIMIT:g}s); wait {longest:g}s or less "
+                            f"and give slow callers another reprompt instead")
 
     def _check_ask(self, name: str, node: model.AskNode) -> None:
         ask = node.ask
@@ -366,6 +391,23 @@ class _FlowChecker:
             builtin = ENGINE_PROMPTS.get(key, set())
             for expression in sorted(self.prompts.expressions(key) - builtin):
                 yield path, expression, f" (used by prompt '{key}')"
+
+
+def _system_prompts(flows: dict[str, LoadedFlow], prompts: PromptCatalog) -> list[Diagnostic]:
+    """Prompts no flow names but any call may hear (SYSTEM_PROMPTS): each language a flow speaks needs them.
+
+    One warning per language, at the first flow speaking it. A warning, not an
+    error: without them calls still run, only with silence where they belong.
+    """
+    found = []
+    for language in sorted({lang for loaded in flows.values() for lang in loaded.flow.languages}):
+        missing = [f"{key} ({use})" for key, use in SYSTEM_PROMPTS.items() if not prompts.has(language, key)]
+        if missing:
+            first = next(loaded for loaded in flows.values() if language in loaded.flow.languages)
+            found.append(first.at(("languages",), WARNING, "system-prompt",
+                                  f"prompts/{language}.yaml has no text for {'; '.join(missing)}: "
+                                  f"calls hear these though no flow names them"))
+    return found
 
 
 def _quote(choice_name: str) -> str:

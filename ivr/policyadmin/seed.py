@@ -63,6 +63,7 @@ class Persona:
     claim: bool = False
     dob: str = "1980-05-31"
     id_number: str = "S1234567"
+    language: str = "en"  # what the policyholder speaks: the call follows it once they are identified
 
 
 PERSONAS = (
@@ -76,6 +77,7 @@ PERSONAS = (
             failure="insufficient_funds", account="sim-insufficient_funds-0"),
     Persona("gateway_timeout", "+15550108", "Henry", "Walker", "40012352", "term_life", 2.0,
             failure="bank_rejected", account="sim-timeout-0"),
+    Persona("chinese", "+15550109", "Mei", "Wang", "40012353", "term_life", 3.0, language="zh"),
 )
 PERSONA_AGENT = ("A-0000", "Olive Grant", "+15559000")
 PERSONA_AGENT_LEFT = ("A-0001", "Victor Hale", "+15559001")
@@ -177,7 +179,7 @@ class _Generator:
             self.used_phones.add(persona.phone)
             self.used_numbers.add(persona.policy)
             self.rows["persons"].append((person_id, f"F-9{index:04d}", persona.first_name, persona.last_name,
-                                         persona.dob, persona.id_number, persona.phone, "en"))
+                                         persona.dob, persona.id_number, persona.phone, persona.language))
             start = self.today - dt.timedelta(days=int(persona.years * 365))
             agent = PERSONA_AGENT_LEFT[0] if persona.agent_left else PERSONA_AGENT[0]
             self._policy(persona.policy, person_id, person_id, persona.product, start, "in_force", agent,

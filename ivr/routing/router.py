@@ -9,6 +9,9 @@ carries them and the agent's screen can show them):
   flow once the caller says what they want
 - `routing`: every decision with its rule and reason, for people:
   {"start": {...}, "intents": {intent: {...}}, "prefer_agent": {...}}
+- `caller_language`: the language on the record of the policyholder the
+  caller number identified (None when it identified nobody), so the call
+  speaks it from the first prompt (`ivr.engine.language.start_language`)
 
 Deciding never holds a call up for long and never fails it: facts and rules
 get `budget` seconds, after which the call starts unrouted (logged). The rule
@@ -49,6 +52,7 @@ def decide_with(rules: RuleSet, facts: dict[str, Any]) -> dict[str, Any]:
         "route_start": start["to"] if start else None,
         "route_for": {intent: d["to"] for intent, d in intents.items()},
         "routing": {"start": start, "intents": intents, "prefer_agent": agent},
+        "caller_language": (facts.get("caller") or {}).get("language"),
     }
 
 

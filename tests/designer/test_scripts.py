@@ -49,6 +49,29 @@ def test_a_wrong_expectation_fails_with_the_path_taken(release):
     assert any("payment.offer" in f and "main_menu.menu" in f for f in result.failures)
 
 
+def test_a_prompt_heard_in_another_language_than_expected_fails(release):
+    script = load_script(ROOT / "flows" / "scripts" / "chinese_policyholder_found_by_policy_number.yaml")
+    script.expect.prompts = ["verify.dob@en"]
+    result = run_script(release, script)
+    assert result.failures == [f"expected to hear prompt 'verify.dob@en' (in order); heard: "
+                               f"{', '.join(f'{h.key}@{h.language}' for h in result.conversation.transcript if h.kind == 'prompt')}"]
+    assert "verify.dob@zh" in result.failures[0]
+
+
+def test_a_list_of_backend_answers_is_given_one_per_call_the_last_repeating(release):
+    script = Script.model_validate({
+        "script": "s", "flow": "main_menu",
+        "backend": {"caller.identify": ["declined", "ok"], "caller.verify": ["declined"]},
+        "steps": [{"at": "menu", "keys": "1"}, {"at": "ask_policy", "keys": "40012345"}, {"at": "ask_policy", "keys": "1"},
+                  {"at": "ask_dob", "keys": "19800101"}, {"at": "ask_dob", "keys": "19800102"}],
+    })
+    result = run_script(release, script)
+    assert result.ok, result.failures
+    answers = [h.text for h in result.conversation.transcript if h.kind == "backend"]
+    assert answers == ["caller.identify → declined", "caller.identify → ok",
+                       "caller.verify → declined", "caller.verify → declined"]
+
+
 def test_a_step_at_the_wrong_turn_stops_the_script(release):
     script = Script.model_validate({"script": "s", "flow": "main_menu",
                                     "steps": [{"at": "offer", "keys": "1"}]})

@@ -89,6 +89,25 @@ def test_noinput_escalates_then_escapes_to_a_person_with_reason(release):
     assert (transfer.queue, transfer.reason, transfer.priority) == ("service", "ivr_trouble", 4)
     assert transfer.detail.startswith("noinput") and "menu" in transfer.detail
     assert call.state.status == "transferred"
+    assert call.prompts() == ["common.transfer_notice"], "the escape says it is putting the caller through"
+    assert call.of(act.Play)[0].barge_in is False and call.actions[-1] == transfer
+
+
+def test_a_transfer_without_a_prompt_announces_itself_in_the_call_language(release):
+    by_agent, by_branch, in_chinese = Call(release), Call(release), Call(release, language="zh")
+    by_agent.keys("0")
+    by_branch.keys("2")
+    in_chinese.keys("0")
+    for call in (by_agent, by_branch, in_chinese):
+        assert call.prompts() == ["common.transfer_notice"] and isinstance(call.actions[-1], act.Transfer)
+    assert in_chinese.of(act.Play)[0].language == "zh"
+    assert release.prompts.render("zh", "common.transfer_notice", {}) == "正在为您转接。"
+
+
+def test_turns_wait_briefly_unless_the_flow_says_otherwise(release):
+    listen = Call(release).of(act.Listen)[0]
+    assert (listen.timeouts.noinput, listen.timeouts.interdigit) == (2.0, 2.5)
+    assert (listen.timeouts.end_silence, listen.timeouts.max_speech) == (0.8, 15.0)
 
 
 def test_noinput_and_nomatch_are_counted_separately(release):
@@ -403,6 +422,7 @@ def test_a_call_resumed_without_its_card_number_goes_to_a_person(card_release):
     result = engine.resume(card_release, saved)
     [transfer] = [a for a in result.actions if isinstance(a, act.Transfer)]
     assert transfer.queue == "service" and "card" in result.state.path[-2].detail
+    assert result.actions == [transfer], "prompts without the transfer notice: nothing to announce it with"
     assert not any(isinstance(a, act.CallBackend) for a in result.actions)
 
 

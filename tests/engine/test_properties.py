@@ -12,6 +12,7 @@ from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.state import CallState
 from ivr.flow.catalog import load_flow_set
+from ivr.flow.validate import DEAD_AIR_LIMIT, REPROMPT_DELAY
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")
@@ -44,14 +45,20 @@ def _check(release, flow: str, sequence: list[ev.Event]) -> None:
 
 
 def _assert_not_silent(result: engine.Step) -> None:
-    """A running call always waits for something: the caller or a backend."""
+    """A running call always waits for something: the caller or a backend. No transfer starts
+    unannounced, and no turn waits long enough in silence to leave the caller in dead air."""
     state = result.state
     if state.status == "running":
         assert state.pending is not None, f"call left in silence at {state.flow}.{state.node}"
     else:
         assert state.pending is None
-    if any(isinstance(a, act.Transfer) for a in result.actions):
-        assert state.status == "transferred" and state.result["queue"]
+    for index, action in enumerate(result.actions):
+        if isinstance(action, act.Transfer):
+            assert state.status == "transferred" and state.result["queue"]
+            assert index and isinstance(result.actions[index - 1], act.Play), f"silent transfer at {state.flow}.{state.node}"
+        if isinstance(action, act.Listen):
+            longest = max(action.timeouts.noinput, action.timeouts.interdigit) + REPROMPT_DELAY
+            assert longest <= DEAD_AIR_LIMIT, f"{longest}s of dead air at {state.flow}.{state.node}"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -163,3 +163,18 @@ async def test_slow_facts_start_the_call_unrouted(systems, flows):
         return {}
     router = Router(RULES, slow, flows=flows, budget=0.1)
     assert await router.decide({"ani": "+15550101"}) == {}
+
+
+async def test_the_caller_number_tells_the_language_the_call_starts_in(systems, flows):
+    """The record's language joins the call data at call start, whatever the rules decide."""
+    from ivr.engine.language import start_language
+
+    router = Router(RULES, lambda call: gather(call, systems, systems.history), flows=flows)
+    chinese = {"ani": persona("chinese").phone, "dnis": "100", "language": "en"}
+    chinese.update(await router.decide(chinese))
+    assert chinese["caller_language"] == "zh" and chinese["route_start"] is None
+    assert start_language(chinese, {"100": "en"}) == "zh"
+    stranger = {"ani": "+15557770002", "dnis": "18005550188", "language": "en"}
+    stranger.update(await router.decide(stranger))
+    assert stranger["caller_language"] is None
+    assert start_language(stranger, {"18005550188": "zh"}) == "zh"
