@@ -281,13 +281,15 @@ def _caller_hung_up(ctx: _Context) -> None:
 # --- prompts, expressions -------------------------------------------------
 
 
-def _play(ctx: _Context, keys: list[str], barge_in: bool | None, values: dict[str, Any] | None = None) -> act.Play:
+def _play(ctx: _Context, keys: list[str], barge_in: bool | None, values: dict[str, Any] | None = None,
+          echo: bool = False) -> act.Play:
     if barge_in is None:
         barge_in = ctx.flow.defaults.barge_in
-    refs = [act.PromptRef(key=key, values=values if values is not None else _placeholder_values(ctx, key))
+    refs = [act.PromptRef(key=key, values=values if values is not None else _placeholder_values(ctx, key), echo=echo)
             for key in keys]
     for key in keys:
         ctx.state.record("prompt", matched=key)
+    ctx.state.played += len(keys)
     return act.Play(prompts=refs, language=ctx.state.language, barge_in=barge_in)
 
 
@@ -528,7 +530,7 @@ def _digits_done(ctx: _Context, node: model.AskNode, confidence: float, force_re
         return
     if spec.readback or force_readback:
         ctx.state.pending = Pending(kind="readback", heard=digits)
-        ctx.emit(_play(ctx, ["common.readback_digits"], barge_in=True, values={"digits": digits}))
+        ctx.emit(_play(ctx, ["common.readback_digits"], barge_in=True, values={"digits": digits}, echo=True))
         ctx.emit(_listen_action(ctx, node, "confirm"))
         return
     _accept_digits(ctx, node, digits)
@@ -567,7 +569,7 @@ def _follow(ctx: _Context, node: model.AskNode, outcome: str) -> None:
 def _ask_confirmation(ctx: _Context, node: model.AskNode, heard: ev.Hypothesis, outcome: str,
                       rest: list[ev.Hypothesis]) -> None:
     ctx.state.pending = Pending(kind="confirm", choice=outcome, heard=heard.text, alternatives=rest)
-    ctx.emit(_play(ctx, ["common.did_you_say"], barge_in=True, values={"heard": heard.text}))
+    ctx.emit(_play(ctx, ["common.did_you_say"], barge_in=True, values={"heard": heard.text}, echo=True))
     ctx.emit(_listen_action(ctx, node, "confirm"))
 
 
@@ -666,5 +668,7 @@ def resume(release: FlowSet, state: CallState) -> Step:
             _call_backend(ctx, node)
         return Step(ctx.state, ctx.actions)
     assert isinstance(node, model.AskNode)
+    keyed = ctx.state.buffer if pending.kind == "input" else ""
     _enter_ask(ctx, node)
+    ctx.state.buffer = keyed  # the keys of a number begun before the restart still count
     return Step(ctx.state, ctx.actions)
