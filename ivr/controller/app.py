@@ -15,7 +15,7 @@ import asyncio
 import logging
 import signal
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Mapping
 
 from aiohttp import web
 
@@ -24,17 +24,22 @@ from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
 from ivr.controller.session import Begin, CallSession, Resume, Services
 from ivr.controller.speech import owner_of_helper
+from ivr.engine.actions import PromptRef
+from ivr.engine.language import start_language
 from ivr.flow.catalog import Catalog
+from ivr.prompts import TRANSFER_NOTICE
 
 log = logging.getLogger(__name__)
 HANDOFF_QUEUE = "customer_service"
 
 
 class Controller:
-    def __init__(self, services: Services, catalog: Catalog, entry_flow: str, stream: EventStream | None = None):
+    def __init__(self, services: Services, catalog: Catalog, entry_flow: str, stream: EventStream | None = None,
+                 dnis_languages: Mapping[str, str] | None = None):
         self.services = services
         self.catalog = catalog
         self.entry_flow = entry_flow
+        self.dnis_languages = dict(dnis_languages or {})  # dialled number -> language of its callers
         self.stream = stream
         self.sessions: dict[str, CallSession] = {}
         self.unclaimed = Unclaimed()
@@ -87,7 +92,7 @@ class Controller:
         session = self._open(channel.id, self.catalog.current)
         router = getattr(self, "router", None)  # set by serve(); None: every call starts in entry_flow as is
         if router is None:
-            session.submit(Begin(self.entry_flow, _call_data(channel, args)))
+            session.submit(self._begin(_call_data(channel, args)))
             return
 
         async def routed() -> None:
@@ -97,8 +102,13 @@ class Controller:
                 call.update(await router.decide(call))
             except Exception:  # a routing bug must not leave the caller in silence
                 log.exception("call %s: routing failed, starting unrouted", channel.id)
-            session.submit(Begin(self.entry_flow, call))
+            session.submit(self._begin(call))
         self._spawn(routed())
+
+    def _begin(self, call: dict[str, Any]) -> Begin:
+        """The call starts in its caller's language, else its dialled number's, else the channel's."""
+        call["language"] = start_language(call, self.dnis_languages)
+        return Begin(self.entry_flow, call)
 
     async def _adopt(self, channel_id: str) -> None:
         if (owner := owner_of_helper(channel_id)) is not None:
@@ -119,7 +129,8 @@ class Controller:
             return
         release = self.catalog.get(state.release)
         if release is None:
-            await self._hand_off(channel_id, f"flows changed since the call began (release {state.release})")
+            await self._hand_off(channel_id, f"flows changed since the call began (release {state.release})",
+                                 state.language)
             return
         log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
         if channel_id not in self.sessions:
@@ -136,14 +147,17 @@ class Controller:
         except ChannelNotFound:
             pass
 
-    async def _hand_off(self, channel_id: str, detail: str) -> None:
-        """A call we cannot safely resume goes to a person, never into silence."""
+    async def _hand_off(self, channel_id: str, detail: str, language: str = "en") -> None:
+        """A call we cannot safely resume goes to a person, never into silence: it hears the
+        transfer notice first (Asterisk ends a prompt before continuing into the dialplan)."""
         log.warning("call %s handed to %s: %s", channel_id, HANDOFF_QUEUE, detail)
         ari_client = self.services.ari
         for name, value in (("IVR_QUEUE", HANDOFF_QUEUE), ("IVR_PRIORITY", "7"),
                             ("IVR_REASON", "controller_restart"), ("__IVR_CALL_ID", channel_id)):
             await ari_client.set_variable(channel_id, name, value)
         await ari_client.subscribe(self.services.app, f"channel:{channel_id}")
+        notice = await self.services.media.uri(language, PromptRef(key=TRANSFER_NOTICE))
+        await ari_client.play(channel_id, notice, playback_id=f"ivr-handoff-{channel_id}", lang=language)
         await ari_client.continue_in_dialplan(channel_id, self.services.transfer_context, "queue", 1)
 
     def _open(self, channel_id: str, release) -> CallSession:
@@ -244,7 +258,7 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
         services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,
                             app=settings.ari_app, transfer_context=settings.transfer_context,
                             observers=list(observers or []), speech=speech)
-        controller = Controller(services, catalog, settings.entry_flow)
+        controller = Controller(services, catalog, settings.entry_flow, dnis_languages=settings.dnis_languages)
         controller.router = router
         on_event = page.desk.wrap(controller.on_event) if page else controller.on_event  # the desk sees events first
         stream = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)

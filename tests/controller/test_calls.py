@@ -121,3 +121,13 @@ async def test_a_slow_backend_fills_the_silence_and_the_answer_follows(tmp_path,
         first = call.prompts[keys.index("common.wait_filler")]
         assert 1.4 <= first.started_at - menu_end <= 1.8
         assert first.state == "done" and not first.stopped
+
+
+async def test_a_line_mapped_to_chinese_starts_its_callers_in_chinese(tmp_path, redis_url):
+    """The dialled number is the Stasis argument; IVR_DNIS_LANGUAGES maps it to the line's language."""
+    async with make_rig(tmp_path, redis_url, dnis_languages={"+1 800 555 0188": "zh"}) as rig:
+        chinese, english = rig.call(exten="18005550188"), rig.call(ani="+15550111", exten="18005550100")
+        await chinese.wait_prompt(1)
+        await english.wait_prompt(1)
+        assert chinese.prompts[0].media_uri == "sound:ivr/zh/main.welcome"
+        assert english.prompts[0].media_uri == "sound:ivr/en/main.welcome"
