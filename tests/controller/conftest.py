@@ -66,17 +66,14 @@ async def strict_simulator(sounds: Path):
 
 async def leaked_helpers(sim, config, grace: float = 3.0) -> list[str]:
     """Helper legs (snoop, externalMedia) of calls that ended or went to a queue, as `GET /channels` lists them."""
-    import aiohttp
-
+    from ivr.ari import AriClient
     from ivr.controller.speech import owner_of_helper
 
     gone = {c.channel_id for c in sim.sim.calls.values() if c.ended.is_set() or c.continued is not None}
-    auth = aiohttp.BasicAuth(config.username, config.password)
     deadline = asyncio.get_running_loop().time() + grace
-    async with aiohttp.ClientSession(auth=auth) as http:
+    async with AriClient(sim.base_url, config.username, config.password) as ari:
         while True:
-            async with http.get(f"{sim.base_url}/ari/channels") as response:
-                leaked = [ch["id"] for ch in await response.json() if owner_of_helper(ch["id"]) in gone]
+            leaked = [ch.id for ch in await ari.list_channels() if owner_of_helper(ch.id) in gone]
             if not leaked or asyncio.get_running_loop().time() > deadline:
                 return leaked
             await asyncio.sleep(0.1)
