@@ -222,8 +222,24 @@ def _serve_parser(commands) -> None:
                                         "file named by IVR_CONFIG) and runs one session per call. SIGHUP reloads flows. "
                                         "Backend: the SQLite book at IVR_BOOK_PATH (seeded when missing), or the core "
                                         "system at IVR_CORE_URL; routing rules from <flows>/routing.yaml; caller history "
-                                        "in Redis. IVR_BACKEND=sample answers with the canned sample data instead.")
+                                        "in Redis. IVR_BACKEND=sample answers with the canned sample data instead. "
+                                        "Before connecting it checks that every prompt has audio, building what is "
+                                        "missing (as `ivr prompts build`), and refuses to start when some cannot be "
+                                        "played. Logs one line per caller turn and per call end at INFO.",
+                            formatter_class=_SettingsHelpFormatter)
+    p.add_argument("--log-format", choices=["text", "json"],
+                   help="log lines as text or as JSON lines for log shippers (default: IVR_LOG_FORMAT, else text)")
     p.set_defaults(handler=cmd_serve)
+
+
+class _SettingsHelpFormatter(argparse.HelpFormatter):
+    """`ivr serve --help` ends with every setting, generated from the settings model when help is asked for
+    (importing the settings at parser build would slow every command down)."""
+
+    def format_help(self) -> str:
+        from ivr.settingshelp import settings_help
+
+        return super().format_help() + "\n" + settings_help(width=self._width)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -232,13 +248,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from ivr import logsetup
     from ivr.config import Settings
-    from ivr.controller.app import serve
+    from ivr.controller.promptaudio import PromptAudioError, ensure_prompt_audio
     from ivr.redis_server import private_redis
 
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(**({"log_format": args.log_format} if getattr(args, "log_format", None) else {}))
+    logsetup.configure(settings.log_level, settings.log_format)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack to stderr
+    try:  # before Asterisk can send us a call: a prompt without audio is a silent caller
+        ensure_prompt_audio(settings.prompts_dir, settings.sounds_dir, settings.media_base_url)
+    except PromptAudioError as exc:
+        logging.getLogger("ivr").error("not starting: %s", exc)
+        return 1
     if settings.redis_url:
         asyncio.run(_serve_embedded(settings))
         return 0
@@ -251,16 +273,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve_embedded(settings) -> None:
     """The controller with the insurer backend, routing rules and caller history (IVR_BACKEND=sample: canned answers)."""
     from ivr.controller.app import serve
+    from ivr.controller.calllog import CallLog
     from ivr.embedded import open_embedded
     from ivr.flow.catalog import load_flow_set
 
     if settings.backend == "sample":
-        await serve(settings)
+        await serve(settings, observers=[CallLog()])
         return
     release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
     embedded = await open_embedded(settings, flows=release.flows)
     try:
-        await serve(settings, backend=embedded.backend, router=embedded.router, observers=[embedded.recorder])
+        await serve(settings, backend=embedded.backend, router=embedded.router,
+                    observers=[embedded.recorder, CallLog()])
     finally:
         await embedded.aclose()
 

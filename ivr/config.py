@@ -36,6 +36,7 @@ from ivr.prompts import LANGUAGES
 CONFIG_ENV_VAR = "IVR_CONFIG"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
 
 
 class ConfigError(ValueError):
@@ -259,7 +260,17 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = Field(
         default="INFO",
-        description="Python logging level name for the controller.",
+        description=(
+            "Python logging level name for the controller. INFO has one line per caller turn and one per "
+            "call end (ivr.controller.calllog); DEBUG adds call starts and barge-ins."
+        ),
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        description=(
+            "How log lines are written to standard error: `text` for people, `json` (one JSON object a "
+            "line, the call lines' fields as keys) for log shippers. `ivr serve --log-format` overrides it."
+        ),
     )
 
     @field_validator("ari_url")
@@ -306,6 +317,12 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: Any) -> Any:
         """Accept `debug` as well as `DEBUG` from environments."""
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: Any) -> Any:
+        """Accept `JSON` as well as `json` from environments."""
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def ari_password_value(self) -> str:

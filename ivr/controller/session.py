@@ -232,6 +232,8 @@ class CallSession:
             await self._key(item.digit)
         elif isinstance(item, ari.PlaybackFinished):
             await self._prompt_ended(item.playback.id)
+        elif isinstance(item, ari.PlaybackStarted):
+            self._notify("prompt_started", item.playback.id)
         elif isinstance(item, (ari.ChannelHangupRequest, ari.StasisEnd, ari.ChannelDestroyed)):
             await self._caller_gone(item.type)
 
@@ -241,6 +243,7 @@ class CallSession:
         if self.playing and not self.playing[0][1]:
             return  # this prompt may not be interrupted: the key is discarded
         self.heard_input = True
+        self._notify("key", digit)
         await self._stop_prompts()
         self._cancel_timer()
         await self._step(ev.Dtmf(digits=digit))  # cancels the speech turn too
