@@ -8,6 +8,7 @@ traces were recorded with.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -51,14 +52,39 @@ def parse_conf(path: Path) -> list[Section]:
     return sections
 
 
+def expanded(sections: list[Section], name: str) -> list[tuple[str, str]]:
+    """The items of section `name` as Asterisk's config parser builds them.
+
+    `[queue](a,b)` copies the items of template `a` (itself expanded first,
+    so `[a](!,base)` starts with base's), then of `b`, then the section's own,
+    in that order. The last section of that name wins, as in the tests above.
+    """
+    templates = {s.name: s for s in sections if s.template}
+    target = [s for s in sections if s.name == name][-1]
+    items: list[tuple[str, str]] = []
+    for parent in target.parents:
+        items.extend(expanded([*templates.values()], parent))
+    return items + target.items
+
+
+def effective(items: list[tuple[str, str]]) -> dict[str, str]:
+    """Single-valued keys as app_queue takes them: the first occurrence.
+
+    That is how a static queue reads `strategy` (`ast_variable_retrieve`, and
+    `queue_set_param` ignores later ones); other keys would take the last, so
+    the configuration repeats none (test_no_queue_repeats_a_key_of_its_template).
+    """
+    values: dict[str, str] = {}
+    for key, value in items:
+        values.setdefault(key, value)
+    return values
+
+
 def resolved(sections: list[Section], name: str) -> dict[str, list[str]]:
-    """Items of the (last) non-template section `name`, template items first."""
-    by_name = {s.name: s for s in sections if s.template}
-    target = [s for s in sections if s.name == name and not s.template][-1]
+    """Every value of each key of section `name`, template items first."""
     values: dict[str, list[str]] = {}
-    for section in [by_name[p] for p in target.parents] + [target]:
-        for key, value in section.items:
-            values.setdefault(key, []).append(value)
+    for key, value in expanded(sections, name):
+        values.setdefault(key, []).append(value)
     return values
 
 
@@ -134,6 +160,53 @@ def test_queues_are_all_defined_with_interface_vars() -> None:
             assert interface.startswith("PJSIP/") and interface[len("PJSIP/"):] in pjsip, member
 
 
+STRATEGIES = {"save_specialists": "ringall", "orphan_desk": "ringall", "payments": "rrmemory",
+              "policy_service": "rrmemory", "complaints": "rrmemory", "customer_service": "rrmemory"}
+MULTI_VALUED = {"member"}
+
+
+def repeated_template_keys(sections: list[Section]) -> dict[str, set[str]]:
+    """Per section, the single-valued keys it sets again after a template set them."""
+    found: dict[str, set[str]] = {}
+    for section in sections:
+        inherited = {key for parent in section.parents for key, _ in expanded(sections, parent)}
+        repeated = {key for key, _ in section.items} & inherited - MULTI_VALUED
+        if repeated:
+            found[section.name] = repeated
+    return found
+
+
+def test_each_queue_has_the_strategy_it_was_written_for() -> None:
+    sections = parse_conf(CONF / "queues.conf")
+    assert {q: effective(expanded(sections, q)).get("strategy") for q in QUEUES} == STRATEGIES
+
+
+def test_no_queue_repeats_a_key_of_its_template() -> None:
+    """An override of a template key is ignored for `strategy` and at best fragile for the others."""
+    assert repeated_template_keys(parse_conf(CONF / "queues.conf")) == {}
+
+
+def test_queue_checks_catch_an_override_asterisk_ignores(tmp_path: Path) -> None:
+    """The shape the deployer hit: ringall after a template's rrmemory stays rrmemory."""
+    (tmp_path / "queues.conf").write_text("[base](!)\nstrategy = rrmemory\nsetinterfacevar = yes\n"
+                                          "[q](base)\nstrategy = ringall\nmember => PJSIP/a,0,A\n")
+    sections = parse_conf(tmp_path / "queues.conf")
+    assert effective(expanded(sections, "q"))["strategy"] == "rrmemory"
+    assert repeated_template_keys(sections) == {"q": {"strategy"}}
+
+
+def test_routed_queues_refuse_callers_nobody_can_answer_and_the_orphan_desk_keeps_them() -> None:
+    sections = parse_conf(CONF / "queues.conf")
+    globals_ = dict(next(s for s in parse_conf(CONF / "extensions.conf") if s.name == "globals").items)
+    for queue in QUEUES:
+        values = effective(expanded(sections, queue))
+        if queue == globals_["IVR_ORPHAN_QUEUE"]:
+            assert (values["joinempty"], values["leavewhenempty"]) == ("yes", "no")
+        else:
+            assert "unavailable" in values["joinempty"] and "invalid" in values["joinempty"], queue
+        assert values["musicclass"] == "default" and values["announce-position"] == "no", queue
+
+
 def test_queue_options_are_known(asterisk_truth: Path) -> None:
     """Keys are those the recorded Asterisk 22 accepted, or standard queues.conf options."""
     reference = {k for s in parse_conf(asterisk_truth / "traces" / "conf" / "queues.conf") for k, _ in s.items}
@@ -173,6 +246,39 @@ def test_modules_require_what_the_controller_uses() -> None:
     items = [(k, v) for s in parse_conf(CONF / "modules.conf") for k, v in s.items]
     required = {v for k, v in items if k == "require"}
     noload = {v for k, v in items if k == "noload"}
-    assert {"res_ari.so", "res_ari_events.so", "app_stasis.so", "app_queue.so", "chan_rtp.so",
-            "res_http_media_cache.so", "func_talkdetect.so", "chan_pjsip.so"} <= required
+    assert {"res_ari.so", "res_ari_events.so", "app_stasis.so", "res_stasis_snoop.so", "app_queue.so",
+            "res_musiconhold.so", "chan_rtp.so", "res_http_media_cache.so", "func_talkdetect.so"} <= required
     assert not required & noload
+
+
+def test_sip_is_loaded_but_not_required_for_a_first_try() -> None:
+    """A host without SIP (or with a pjsip.conf still full of placeholders) must still start."""
+    items = [(k, v) for s in parse_conf(CONF / "modules.conf") for k, v in s.items]
+    sip = {"res_pjsip.so", "chan_pjsip.so"}
+    assert sip <= {v for k, v in items if k == "load"}
+    assert not sip & {v for k, v in items if k in ("require", "preload-require", "noload")}
+
+
+async def test_a_refused_queue_falls_back_keeping_what_the_controller_chose() -> None:
+    """The project's dialplan in the simulator: with no controller, Stasis() fails and the caller is
+    sent to customer_service; that queue lets nobody in (the simulator's stand-in for JOINEMPTY is a
+    queue it does not know: Queue() returns at once, QUEUESTATUS=UNKNOWN), so the caller waits at the
+    orphan desk, and IVR_QUEUE / IVR_REASON still say what was chosen and why."""
+    from ivr.sim import SimulatorConfig, load_asterisk_conf, start_simulator
+
+    config = load_asterisk_conf(SimulatorConfig(), CONF)
+    del config.queues["customer_service"]
+    running = await start_simulator(config)
+    try:
+        call = running.sim.inbound_call(ani="+15550100", exten="8001", context="from-trunk")
+        for _ in range(200):  # joining a queue notifies no waiter of the simulated call: look again
+            if call.queue is not None and call.queue.queue == "orphan_desk":
+                break
+            await asyncio.sleep(0.02)
+        assert call.queue is not None and call.queue.queue == "orphan_desk"
+        assert (call.variable("IVR_QUEUE"), call.variable("IVR_REASON")) == ("customer_service", "ivr_unavailable")
+        assert (call.variable("IVR_QUEUE_FALLBACK"), call.variable("IVR_QUEUE_STATUS")) == ("orphan_desk", "UNKNOWN")
+        await call.hangup()
+        await call.wait_ended()
+    finally:
+        await running.stop()
