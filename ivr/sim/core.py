@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import events as ev
+from . import snoop
 from .audio_in import AudioIn
 from .clock import Clock
 from .config import SimulatorConfig
@@ -30,7 +31,7 @@ from .playback import Playback, split_media
 from .recording import LiveRecording, RecordingOptions, RecordingStore
 from .simcall import ContinueRecord, SimCall
 from .sounds import SoundLibrary
-from .stasis import EventBus
+from .stasis import EventBus, app_entry
 from .talkdetect import TalkDetector
 
 log = logging.getLogger(__name__)
@@ -296,8 +297,7 @@ class Simulator:
             return
         if target.app:
             one.location.app_name = "Stasis"
-            one.location.app_data = ",".join([target.app] + ([target.app_args] if target.app_args else []))
-            args = [a for a in target.app_args.split(",")] if target.app_args else []
+            one.location.app_data, args = app_entry(target.app, target.app_args)
             self.enter_stasis(one, target.app, args)
             one.pbx_task = one.spawn(self._after_stasis(one), "stasis")  # type: ignore[attr-defined]
         else:
@@ -647,6 +647,9 @@ class Simulator:
             ch.location.app_name, ch.location.app_data = ch.outgoing_app
         self._abort_media(ch)
         self._leave_bridge(ch, quiet=True)
+        self._end_snoops(ch, cause)
+        if ch.spied is not None:
+            ch.spied.snoops.remove(ch)
         ch.destroyed = True
         self.emit(ev.destroyed(self.ts(), ch, cause))
         self.bus.forget_channel(ch.id)
@@ -698,6 +701,40 @@ class Simulator:
         self.emit(ev.dial(self.ts(), ch, "ANSWER", dialstring))
         ch.location.app_name, ch.location.app_data = "Stasis", app
         self.enter_stasis(ch, app, [])
+
+    # -- snoop -------------------------------------------------------------------
+    def snoop_channel(self, channel_id: str, *, app: str, app_args: str = "", spy: str | None = None,
+                      whisper: str | None = None, snoop_id: str | None = None) -> Channel:
+        """``POST /channels/{id}/snoop``: returns the snoop channel (Up); its StasisStart follows at once."""
+        snoop.check_request(app, spy, whisper)
+        if app not in self.bus.apps:
+            raise AriError(501, f"Snoop into the unregistered application '{app}' is not simulated: "
+                                "no recorded trace shows it")
+        spied = self.channel(channel_id)
+        ch = self.new_channel(name=snoop.snoop_name(spied.id, self.ids.snoop_suffix()), state="Up",
+                              kind="snoop", location=DialplanLocation("default", "s", 1, "", ""),
+                              channel_id=snoop_id or None)
+        ch.audio_in = spied.audio_in       # spy=in: what the spied channel hears from its far end
+        ch.answered.set()
+        ch.spied = spied
+        spied.snoops.append(ch)
+        ch.spawn(self._snoop_enter(ch, app, app_args), "snoop-enter")
+        return ch
+
+    async def _snoop_enter(self, ch: Channel, app: str, app_args: str) -> None:
+        await asyncio.sleep(0)   # after the response's snapshot (no application yet), as recorded
+        ch.location.app_name = "Stasis"
+        ch.location.app_data, args = app_entry(app, app_args)
+        self.enter_stasis(ch, app, args)
+
+    def _end_snoops(self, spied: Channel, cause: int) -> None:
+        """The spied channel goes: its snoops leave bridge and Stasis without a ChannelHangupRequest."""
+        for ch in list(spied.snoops):
+            self._leave_bridge(ch)
+            self._abort_media(ch)
+            if ch.stasis_app is not None:
+                self._leave_stasis(ch, for_dialplan=False)
+            self._destroy(ch, cause)
 
     # -- bridges -----------------------------------------------------------------
     def create_bridge(self, bridge_type: str = "mixing", bridge_id: str | None = None,

@@ -1,7 +1,8 @@
 """Identifier factories that look like Asterisk's.
 
-Channel unique ids are ``<epoch>.<sequence>``, Local channel names carry an
-eight-digit hex counter (``Local/x@ctx-0000002a;1``), bridges get UUIDs.
+Channel unique ids are ``<epoch>.<sequence>``, Local, Snoop and Announcer
+channel names carry an eight-digit hex counter (``Local/x@ctx-0000002a;1``),
+bridges get UUIDs.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class IdFactory:
         self._seq = itertools.count(0)
         self._local = itertools.count(0)
         self._trunk = itertools.count(1)
+        self._snoop = itertools.count(0)
+        self._announcer = itertools.count(0)
 
     def unique_id(self) -> str:
         return f"{int(self._clock.wall())}.{next(self._seq)}"
@@ -27,6 +30,14 @@ class IdFactory:
 
     def trunk_suffix(self) -> str:
         return f"{next(self._trunk):08x}"
+
+    def snoop_suffix(self) -> str:
+        """``Snoop/<spied id>-00000000``: one counter for all snoops, from 0."""
+        return f"{next(self._snoop):08x}"
+
+    def announcer_suffix(self) -> str:
+        """``Announcer/ARI-00000002;2``: one counter for all bridge playbacks."""
+        return f"{next(self._announcer):08x}"
 
     @staticmethod
     def bridge_id() -> str:

@@ -107,6 +107,9 @@ class Channel:
         self.queue_state: Any = None
         self.soft_hungup = False
         self.inherited: dict[str, str] = {}
+        self.snoops: list[Channel] = []          # snoop channels spying on this one
+        self.spied: Channel | None = None        # for a snoop channel: the channel it spies on
+        self.channel_playback: Any = None        # the channel playback playing now (suspends it from its bridge)
 
     # -- variables ----------------------------------------------------------
     def set_var(self, name: str, value: str) -> None:
@@ -146,6 +149,14 @@ class Channel:
 
 @dataclass
 class Bridge:
+    """A bridge; ``channels`` in the order they joined (BRIDGEPEER lists them so).
+
+    The snapshot lists channel ids sorted, as every recorded snapshot does
+    (``snoop-externalmedia-during-play``: the snoop joined first and is listed
+    second).  While a bridge playback's announcer is in a mixing bridge it is
+    a member too, and three members make Asterisk switch ``simple_bridge`` to
+    ``softmix`` (console of ``bridge-play-with-externalmedia``).
+    """
     id: str
     creationtime: str
     bridge_type: str = "mixing"
@@ -155,9 +166,15 @@ class Bridge:
     name: str = ""
     video_mode: str = "talker"
     channels: list[str] = field(default_factory=list)
+    announcer: Channel | None = None
+
+    def member_ids(self) -> list[str]:
+        return self.channels + ([self.announcer.id] if self.announcer is not None else [])
 
     def snapshot(self) -> dict[str, Any]:
-        return {"id": self.id, "technology": self.technology, "bridge_type": self.bridge_type,
+        members = self.member_ids()
+        technology = "softmix" if self.bridge_type == "mixing" and len(members) > 2 else self.technology
+        return {"id": self.id, "technology": technology, "bridge_type": self.bridge_type,
                 "bridge_class": self.bridge_class, "creator": self.creator, "name": self.name,
-                "channels": list(self.channels), "creationtime": self.creationtime,
+                "channels": sorted(members), "creationtime": self.creationtime,
                 "video_mode": self.video_mode}

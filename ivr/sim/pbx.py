@@ -185,7 +185,14 @@ class Pbx:
                 log.warning("Playback: file %s does not exist", name)
                 status = "FAILED"
                 break
-            await self._stream(ch, name, samples)
+            try:
+                await self._stream(ch, name, samples)
+            except asyncio.CancelledError:
+                # DELETE of a channel in Playback(): it still says SUCCESS before its hang-up
+                # requests (snoop-externalmedia-during-play, the caller's ;2 half)
+                if ch.soft_hungup and not ch.destroyed:
+                    self.sim.set_variable(ch, "PLAYBACKSTATUS", status)
+                raise
         self.sim.set_variable(ch, "PLAYBACKSTATUS", status)
         return None
 

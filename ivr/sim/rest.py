@@ -207,6 +207,15 @@ async def channel_var_set(request: web.Request) -> web.Response:
     return no_content()
 
 
+async def channel_snoop(request: web.Request) -> web.Response:
+    p = await params(request)
+    ch = sim_of(request).snoop_channel(
+        request.match_info["channelId"], app=p.get("app", ""), app_args=p.get("appArgs", ""),
+        spy=p.get("spy"), whisper=p.get("whisper"),
+        snoop_id=request.match_info.get("snoopId") or p.get("snoopId"))
+    return json_ok(ch.snapshot())
+
+
 async def external_media(request: web.Request) -> web.Response:
     p = await params(request)
     ch = await sim_of(request).create_external_media(
@@ -399,6 +408,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/ari/channels/{channelId}/play", channel_play)
     r.add_post("/ari/channels/{channelId}/play/{playbackId}", channel_play)
     r.add_post("/ari/channels/{channelId}/record", channel_record)
+    r.add_post("/ari/channels/{channelId}/snoop", channel_snoop)
+    r.add_post("/ari/channels/{channelId}/snoop/{snoopId}", channel_snoop)
     r.add_post("/ari/channels/{channelId}/continue", channel_continue)
     r.add_post("/ari/channels/{channelId}/dtmf", channel_dtmf)
     r.add_post("/ari/channels/{channelId}/moh", channel_moh_start)

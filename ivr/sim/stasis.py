@@ -106,6 +106,11 @@ class StasisApp:
 EventTap = Callable[[str, Event], None]
 
 
+def app_entry(app: str, app_args: str) -> tuple[str, list[str]]:
+    """``app=ivr&appArgs=a,b`` (originate, snoop): ``app_data`` ``ivr,a,b``, StasisStart ``args`` ["a", "b"]."""
+    return ",".join([app] + ([app_args] if app_args else [])), (app_args.split(",") if app_args else [])
+
+
 class EventBus:
     """Routes events to applications, in emission order."""
 

@@ -1,11 +1,17 @@
 """Audio made at test time: tones shaped like the prompts and callers in the traces.
 
 Durations and voiced spans match what the traces show of the real files
-(hello-world 1.404 s, caller1 voiced 0.02-1.44 s of 1.736 s, ...).
+(hello-world 1.404 s, caller1 voiced 0.02-1.44 s of 1.736 s, ...); the
+talking caller of scenario set 3 is synthesised speech as long and as loud
+as the recording's.
 """
 from __future__ import annotations
 
 import math
+import random
+import shutil
+import subprocess
+import tempfile
 import wave
 from array import array
 from pathlib import Path
@@ -80,4 +86,78 @@ def make_http_prompts(root: Path) -> Path:
     (tenant / "prompt.sln").write_bytes(base.tobytes())
     (tenant / "prompt.sln16").write_bytes(wide.tobytes())
     (tenant / "prompt.ulaw").write_bytes(ulaw(base))
+    return root
+
+
+# -- scenario set 3: a caller who talks all the time, the recorded prompt ---------
+SPEECH_SECONDS = 31.8           # the recording's tr/speech (flite), looped by caller-sim "talk"
+SPEECH_RMS = 1460.0             # the caller's RMS in the recorded RTP before any prompt
+SENTENCE_PAUSE = 0.35
+CALLER_LINES = (
+    "Hello, I am calling about my life insurance policy.",
+    "I would like to know when my next premium is due.",
+    "My policy number should be on the letter you sent me last month.",
+    "I changed my bank account in the spring, so the payment may have failed.",
+    "Could you tell me whether the cover is still in force?",
+    "I also want to add my daughter as a beneficiary.",
+    "Please send the forms by post, I do not use email very often.",
+    "My address has not changed since I took out the policy.",
+)
+
+
+def spoken(text: str) -> array | None:
+    """``text`` said by flite (else espeak-ng) at 8 kHz, or None when neither is installed."""
+    from ivr.sim.audio import load_wav_8k
+    for command in (["flite", "-voice", "slt", "-t", text, "-o"], ["espeak-ng", "-w"]):
+        if shutil.which(command[0]) is None:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "say.wav"
+            args = command + [str(out)] + ([text] if command[0] == "espeak-ng" else [])
+            subprocess.run(args, check=True, capture_output=True)
+            return load_wav_8k(out)
+    return None
+
+
+def voiced(seconds: float, seed: int = 5) -> array:
+    """A synthetic voiced signal when no synthesiser is installed: a gliding 110-150 Hz
+    glottal buzz with harmonics falling at 12 dB/octave, in syllables, so little of
+    its energy lies at 950-1050 Hz (caller speech: ratio ~0.01 in the traces)."""
+    rng = random.Random(seed)
+    out = array("h")
+    phase = 0.0
+    while len(out) < seconds * RATE:
+        syllable = int(rng.uniform(0.12, 0.3) * RATE)
+        f0 = rng.uniform(110, 150)
+        for i in range(syllable):
+            phase += 2 * math.pi * (f0 + 20 * math.sin(math.pi * i / syllable)) / RATE
+            envelope = math.sin(math.pi * i / syllable)
+            out.append(int(4000 * envelope * sum(math.sin(k * phase) / k ** 2 for k in range(1, 6))))
+        out.extend(array("h", bytes(2 * int(rng.uniform(0.03, 0.12) * RATE))))
+    return out[: int(seconds * RATE)]
+
+
+def caller_speech(seconds: float = SPEECH_SECONDS, rms: float = SPEECH_RMS) -> array:
+    """Speech with short pauses between sentences, ``seconds`` long, scaled to ``rms``."""
+    pause = array("h", bytes(2 * int(SENTENCE_PAUSE * RATE)))
+    out = array("h")
+    lines = iter(CALLER_LINES * 4)
+    while len(out) < seconds * RATE:
+        said = spoken(next(lines))
+        if said is None:
+            out = voiced(seconds)
+            break
+        out.extend(_scaled(said, rms) + pause)     # every sentence as loud: phases compare alike
+    return _scaled(out[: int(seconds * RATE)], rms)
+
+
+def _scaled(samples: array, rms: float) -> array:
+    level = math.sqrt(sum(s * s for s in samples) / len(samples)) or 1.0
+    return array("h", (max(-32768, min(32767, int(s * rms / level))) for s in samples))
+
+
+def make_set3_sounds(root: Path, tone1k: Path) -> Path:
+    """``tr/speech`` (made now) and ``tr/tone1k`` (the recorded prompt, linked, not copied)."""
+    write_wav(root / "tr" / "speech.wav", caller_speech())
+    (root / "tr" / "tone1k.wav").symlink_to(tone1k)
     return root

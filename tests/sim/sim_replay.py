@@ -43,6 +43,7 @@ def anchor_key(event: dict[str, Any]) -> str:
     """What identifies an event across two runs (without ids or counters)."""
     chan = event.get("channel") or event.get("peer") or {}
     base = HOSTPORT.sub("<host>", re.sub(r"-(?:[0-9a-f]{8}|0x[0-9a-f]+)(;[12])?$", r"\1", chan.get("name", "")))
+    base = CHANNEL_ID.sub("<id>", base)      # Snoop/<spied id>
     playback, recording = event.get("playback") or {}, event.get("recording") or {}
     detail = (event.get("digit") or event.get("variable") or event.get("dialstatus")
               or f"{playback.get('id', '')}{playback.get('state', '')}{recording.get('name', '')}{recording.get('state', '')}")
@@ -96,6 +97,7 @@ class Replayer:
         self.result = ReplayResult()
         self.t0 = 0.0
         self._trace_keys = keyed(trace.events)
+        self._trace_event = dict(zip(self._trace_keys, trace.events))
         self._seen: dict[str, int] = {}
         self._arrived: dict[tuple[str, int], asyncio.Event] = {}
         self._arrival_t: dict[tuple[str, int], float] = {}
@@ -124,7 +126,10 @@ class Replayer:
         return text
 
     def _created_here(self, recorded: str) -> bool:
-        return any(isinstance(r.get("body"), dict) and r["body"].get("id") == recorded for r in self.trace.rest)
+        """An id some response or event of the recording introduced: the replay will learn it."""
+        return any(isinstance(r.get("body"), dict) and r["body"].get("id") == recorded for r in self.trace.rest) \
+            or any(isinstance(e.get(k), dict) and e[k].get("id") == recorded
+                   for e in self.trace.events for k in ("channel", "peer", "caller"))
 
     def _media(self, value: str) -> str:
         return URL_HOST.sub(lambda m: f"http://127.0.0.1:{self.ports.get(m.group(1), m.group(1))}", value)
@@ -182,8 +187,20 @@ class Replayer:
                 self.result.events.append(event)
                 key = anchor_key(event)
                 self._seen[key] = self._seen.get(key, 0) + 1
-                self._arrival_t[(key, self._seen[key])] = self.sim.clock.now()
-                self._arrival((key, self._seen[key])).set()
+                anchor = (key, self._seen[key])
+                self._learn_channels(anchor, event)
+                self._arrival_t[anchor] = self.sim.clock.now()
+                self._arrival(anchor).set()
+
+    def _learn_channels(self, anchor: tuple[str, int], event: dict[str, Any]) -> None:
+        """Ids no response told (a Local ;2 half) are learnt from the matching recorded event."""
+        recorded = self._trace_event.get(anchor)
+        if recorded is None:
+            return
+        for key in ("channel", "peer", "caller"):
+            mine, theirs = recorded.get(key), event.get(key)
+            if isinstance(mine, dict) and isinstance(theirs, dict):
+                self._learn(mine["id"], theirs["id"])
 
     def _arrival(self, anchor: tuple[str, int]) -> asyncio.Event:
         return self._arrived.setdefault(anchor, asyncio.Event())

@@ -31,6 +31,8 @@ STAT_VARIABLES = {"MEMBERCALLS", "MEMBERLASTCALL", "QUEUETALKTIME", "QUEUECOMPLE
 CHANNEL_ID = re.compile(r"\b\d{9,11}\.\d+\b")
 BRIDGE_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 HOSTPORT = re.compile(r"127\.0\.0\.1:\d+")
+SNOOP_NAME = re.compile(r"Snoop/(.+)-([0-9a-f]{8})")
+ANNOUNCER_NAME = re.compile(r"(Announcer/[^,;]+)-([0-9a-f]{8});([12])")
 
 
 @dataclass
@@ -80,6 +82,10 @@ class Canon:
         self.tokens[name] = token
 
     def _name_token(self, name: str) -> str:
+        match = SNOOP_NAME.fullmatch(name)
+        if match:   # Snoop/<spied id>-<counter>: name it after the spied channel's token
+            spied = self.tokens.get(match.group(1), match.group(1))
+            return f"Snoop/{spied}#{self._ordinal('Snoop', match.group(2))}"
         match = re.fullmatch(r"(Local/[^;]+)-([0-9a-f]{8});([12])", name)
         if match:
             return f"{match.group(1)}#{self._ordinal(match.group(1), match.group(2))};{match.group(3)}"
@@ -100,7 +106,9 @@ class Canon:
             if key in value:
                 value = value.replace(key, self.tokens[key])
         value = HOSTPORT.sub("<host>", value)
-        return value
+        # a bridge playback's announcer is never an event's channel, only named in BRIDGEPEER
+        return ANNOUNCER_NAME.sub(lambda m: f"{m.group(1)}#{self._ordinal(m.group(1), m.group(2))};{m.group(3)}",
+                                  value)
 
 
 def _channels(event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,103 +10,15 @@ per test, never silently ignored.
 """
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
-import struct
-import sys
-from array import array
-from pathlib import Path
-from typing import Any, Callable
-
-import aiohttp
 import pytest
 
-from ivr.sim import ApiSpec, RunningSimulator, SimulatorConfig
+from ivr.sim import RunningSimulator
 from sim_audio import make_http_prompts
+from sim_conformance import SCALE, assert_same, assert_timing, playback_spans, run_rtp_scenario, run_scenario
 from sim_media_server import MediaServer
-from sim_replay import Replayer, ReplayResult
-from sim_traces import Alignment, Trace, compare_streams, load_trace, shared_asterisk
-
-SCALE = 0.25
-
-
-@functools.lru_cache(maxsize=1)
-def event_spec() -> ApiSpec:
-    return ApiSpec.load(shared_asterisk() / "api-docs")
-
-
-async def run_scenario(name: str, shared: Path, trace_config: Callable[..., SimulatorConfig],
-                       simulator: Any, session: aiohttp.ClientSession, *, scale: float = SCALE,
-                       prepare: Callable[[RunningSimulator], None] | None = None,
-                       **replay_kwargs: Any) -> tuple[Trace, ReplayResult, Alignment, RunningSimulator]:
-    trace = load_trace(shared / "traces", name)
-    running = await simulator(trace_config(scale))
-    if prepare is not None:
-        prepare(running)
-    result = await Replayer(running, trace, **replay_kwargs).run(session)
-    alignment = compare_streams(trace.events, result.events)
-    return trace, result, alignment, running
-
-
-def assert_same(alignment: Alignment, result: ReplayResult) -> None:
-    """Same events, field by field, and the same HTTP answers as the recording."""
-    assert not alignment.missing and not alignment.extra, alignment.report()
-    assert not result.status_mismatches(), result.status_mismatches()
-    invalid = [p for e in result.events for p in event_spec().check_event(e)]
-    assert not invalid, f"events not valid against events.json: {invalid[:10]}"
-
-
-def assert_timing(alignment: Alignment, result: ReplayResult, tolerance: float = 0.1,
-                  require: bool = True) -> None:
-    """Time between consecutive events of one channel (or playback, recording) is as recorded.
-
-    Within tolerance s + 3%.  Gaps rather than absolute times, per timeline,
-    and only gaps the simulator alone decides: at 4x speed every HTTP round
-    trip of the replay costs ~4 ms of simulated time, so a gap during which
-    the replay sent a request measures the test harness, not the simulator.
-    """
-    timelines: dict[str, list[tuple[Any, Any]]] = {}
-    for exp, act in sorted(alignment.matched, key=lambda m: m[0].t):
-        timelines.setdefault(_timeline(exp.body), []).append((exp, act))
-    off = []
-    checked = 0
-    timelines.pop("unchecked", None)
-    for pairs in timelines.values():
-        for (e0, a0), (e1, a1) in zip(pairs, pairs[1:]):
-            if any(a0.t - 0.002 <= sent <= a1.t for sent in result.sent_at):
-                continue
-            checked += 1
-            expected, actual = e1.t - e0.t, a1.t - a0.t
-            if abs(actual - expected) > tolerance + 0.03 * expected:
-                off.append((e1.body["type"], e1.body.get("variable", ""), round(expected, 3), round(actual, 3)))
-    assert checked or not require, "no gap could be checked"
-    assert not off, f"gaps before these events differ (type, variable, recorded, simulated): {off[:10]}"
-
-
-def _timeline(body: dict[str, Any]) -> str:
-    if "playback" in body and "http" in body["playback"]["media_uri"]:
-        return "unchecked"   # includes a real download: real time, not scaled (checked in test_http_media)
-    for key in ("channel", "peer"):
-        if isinstance(body.get(key), dict):
-            return body[key]["name"]
-    if "playback" in body:
-        return "playback:" + body["playback"]["id"]
-    if "recording" in body:
-        return "recording:" + body["recording"]["name"]
-    return body["type"]
-
-
-def playback_spans(events: list[dict[str, Any]], time_key: str) -> dict[str, tuple[float, float, str]]:
-    started: dict[str, float] = {}
-    spans = {}
-    for e in events:
-        if e["type"] == "PlaybackStarted":
-            started[e["playback"]["id"]] = e[time_key]
-        elif e["type"] == "PlaybackFinished":
-            pid = e["playback"]["id"]
-            spans[pid] = (started.get(pid, e[time_key]), e[time_key], e["playback"]["state"])
-    return spans
+from sim_replay import Replayer
+from sim_rtp import recorded_summary
+from sim_traces import compare_streams, load_trace
 
 
 async def test_dtmf(shared, trace_config, simulator, session):
@@ -220,51 +132,27 @@ async def test_talk_detect(name, shared, trace_config, simulator, session):
             assert actual.fuzzy["duration"] == pytest.approx(expected.fuzzy["duration"], abs=120)
 
 
-class RtpSink(asyncio.DatagramProtocol):
-    """Receives what externalMedia sends; times in simulated seconds."""
-
-    def __init__(self, clock: Any) -> None:
-        self.clock = clock
-        self.packets: list[tuple[float, tuple[str, int], bytes]] = []
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.packets.append((self.clock.now(), addr, data))
-
-
 async def test_externalmedia(shared, trace_config, simulator, session):
-    trace = load_trace(shared / "traces", "externalmedia")
-    running = await simulator(trace_config(SCALE))
-    loop = asyncio.get_running_loop()
-    transport, sink = await loop.create_datagram_endpoint(lambda: RtpSink(running.sim.clock),
-                                                          local_addr=("127.0.0.1", 0))
-    try:
-        replayer = Replayer(running, trace, udp_port=transport.get_extra_info("sockname")[1])
-        result = await replayer.run(session)
-    finally:
-        transport.close()
-    alignment = compare_streams(trace.events, result.events)
-    assert_same(alignment, result)
-    assert_timing(alignment, result)
-    recorded = json.loads((shared / "traces" / "externalmedia-rtp.jsonl").read_text().splitlines()[0])["summary"]
-    packets = [(t - replayer.t0, addr, data) for t, addr, data in sink.packets]
-    headers = [struct.unpack("!BBHII", data[:12]) for _, _, data in packets]
-    assert {addr[0] for _, addr, _ in packets} == {"127.0.0.1"}
-    assert 10000 <= packets[0][1][1] < 20000
-    assert {h[1] & 0x7F for h in headers} == set(recorded["payload_types"]) == {118}
-    assert {len(d) - 12 for _, _, d in packets} == set(recorded["payload_sizes"]) == {640}
-    assert {b[3] - a[3] for a, b in zip(headers, headers[1:])} == set(recorded["ts_step"]) == {320}
-    assert {(b[2] - a[2]) & 0xFFFF for a, b in zip(headers, headers[1:])} == {1}
-    assert len({h[4] for h in headers}) == 1
-    assert packets[0][0] == pytest.approx(recorded["first_t"], abs=0.15)
+    replay = await run_rtp_scenario("externalmedia", shared, trace_config(SCALE), simulator, session)
+    assert_same(replay.alignment, replay.result)
+    assert_timing(replay.alignment, replay.result)
+    recorded = recorded_summary(shared / "traces" / "externalmedia-rtp.jsonl")
+    packets = replay.packets
+    assert {p.addr[0] for p in packets} == {"127.0.0.1"}
+    assert 10000 <= packets[0].addr[1] < 20000
+    assert {p.payload_type for p in packets} == set(recorded["payload_types"]) == {118}
+    assert {len(p.payload) for p in packets} == set(recorded["payload_sizes"]) == {640}
+    assert {b.ts - a.ts for a, b in zip(packets, packets[1:])} == set(recorded["ts_step"]) == {320}
+    assert {(b.seq - a.seq) & 0xFFFF for a, b in zip(packets, packets[1:])} == {1}
+    assert len({p.ssrc for p in packets}) == 1
+    assert packets[0].t == pytest.approx(recorded["first_t"], abs=0.15)
     assert len(packets) == pytest.approx(recorded["packets"], abs=12)
     voiced = []
-    for t, _, data in packets:
-        samples = array("h", data[12:])
-        if sys.byteorder == "little":
-            samples.byteswap()                    # big-endian on the wire
-        if sum(abs(s) for s in samples) / len(samples) > 1000:
-            assert max(abs(s) for s in samples) <= 8100   # the caller's tone, not byte-swapped noise
-            voiced.append(t)
+    for packet in packets:
+        samples = packet.samples()                # big-endian on the wire
+        if abs(samples).mean() > 1000:
+            assert abs(samples).max() <= 8100     # the caller's tone, not byte-swapped noise
+            voiced.append(packet.t)
     assert voiced[0] == pytest.approx(recorded["voiced_span_t"][0], abs=0.15)
     assert voiced[-1] == pytest.approx(recorded["voiced_span_t"][1], abs=0.15)
 

@@ -24,6 +24,12 @@ def test_valid_requests_pass(spec):
                        "transport": "udp", "direction": "both"}) == []
     assert spec.check("POST", "/applications/ivr/subscription", {"eventSource": "channel:1.2"}) == []
     assert spec.check("GET", "/events", {"app": "ivr", "subscribeAll": "true", "api_key": "u:p"}) == []
+    snoop = {"spy": "in", "app": "ivr", "appArgs": "snoop-of,1796168554.10"}
+    assert spec.check("POST", "/channels/1796168554.10/snoop", {**snoop, "snoopId": "1796168554.10-snoop-5e1f"}) == []
+    assert spec.check("POST", "/channels/1796168554.10/snoop/1796168554.10-snoop-5e1f",
+                      {**snoop, "whisper": "none"}) == []
+    assert spec.check("POST", "/bridges/b-1/play", {"media": "sound:a,sound:b", "playbackId": "p", "lang": "en"}) == []
+    assert spec.check("POST", "/bridges/b-1/play/p", {"media": "sound:a"}) == []
 
 
 @pytest.mark.parametrize("method,path,query,problem", [
@@ -35,6 +41,10 @@ def test_valid_requests_pass(spec):
     ("POST", "/channels/1.2/speak", {}, "no resource"),
     ("PUT", "/channels/1.2/answer", {}, "PUT not allowed"),
     ("POST", "/channels/externalMedia", {"app": "ivr", "format": "slin16", "encapsulation": "sip"}, "must be one of"),
+    ("POST", "/channels/1.2/snoop", {"spy": "in"}, "missing required parameter 'app'"),
+    ("POST", "/channels/1.2/snoop", {"spy": "inbound", "app": "ivr"}, "must be one of"),
+    ("POST", "/channels/1.2/snoop/s-1", {"app": "ivr", "snoopId": "s-1"}, "unknown parameter 'snoopId'"),
+    ("POST", "/bridges/b-1/play", {"playbackId": "p"}, "missing required parameter 'media'"),
 ])
 def test_invalid_requests_are_named(spec, method, path, query, problem):
     problems = spec.check(method, path, query)

@@ -1,0 +1,102 @@
+"""Replays of scenario set 3: where the caller's audio goes while prompts play.
+
+Recorded on Asterisk 22.11 with a caller who talks all the time (caller-sim
+``talk`` loops 31.8 s of speech) and a 3.5 s 1 kHz prompt (``tone1k.wav``,
+read from the shared traces at test time).  Each replay compares the event
+stream field by field, then the RTP the app's media server received, phase
+by phase, with the recording's ``-rtp.jsonl`` summary: packet presence and
+rate, and what the packets carry (RMS; share of energy at 950-1050 Hz:
+caller speech ~0.01, prompt 0.6-1.0).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from ivr.sim import SimulatorConfig
+from sim_audio import make_set3_sounds
+from sim_conformance import SCALE, RtpReplay, assert_same, assert_timing, run_rtp_scenario
+from sim_rtp import Packet, gaps, recorded_summary, stats
+
+SPEECH_RATIO = 0.1           # caller speech: 0.006-0.017 per recorded phase
+PROMPT_RATIO = 0.6           # prompt heard: 0.6-1.0 per recorded 100 ms window
+RATE_TOLERANCE = 1.5         # packets/s
+RMS_TOLERANCE = 0.35         # of the recorded phase RMS (the speech differs, its level does not)
+EDGE = 0.03                  # s inside phase boundaries: one 20 ms frame plus event delivery
+
+
+@pytest.fixture(scope="session")
+def set3_sounds(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tone = shared / "traces" / "tone1k.wav"
+    if not tone.is_file():
+        pytest.skip("traces/tone1k.wav (the recorded prompt) not available")
+    return make_set3_sounds(tmp_path_factory.mktemp("set3-sounds"), tone)
+
+
+@pytest.fixture
+def set3_config(shared: Path, set3_sounds: Path,
+                trace_config: Callable[..., SimulatorConfig]) -> Callable[[], SimulatorConfig]:
+    """The recording instance's dialplan (scenarios3-extensions.conf) and sounds."""
+    def make() -> SimulatorConfig:
+        return trace_config(SCALE, dialplan_files=[shared / "traces" / "conf" / "scenarios3-extensions.conf"],
+                            sounds_dirs=[set3_sounds])
+    return make
+
+
+def replay_time(replay: RtpReplay, t: float) -> float:
+    """A recorded moment on the replay's clock, by the nearest recorded event at or before it."""
+    pairs = sorted(((e.t, a.t) for e, a in replay.alignment.matched), key=lambda p: p[0])
+    before = [p for p in pairs if p[0] <= t + 1e-6]
+    recorded, actual = before[-1] if before else pairs[0]
+    return t + (actual - recorded)
+
+
+def assert_periods(replay: RtpReplay, recorded: dict[str, Any], prompt_phases: frozenset[str] = frozenset()) -> None:
+    """Each recorded RTP phase: same packet presence and rate, same kind of content."""
+    for name, want in recorded["periods"].items():
+        t_from, t_to = replay_time(replay, want["t_from"]), replay_time(replay, want["t_to"])
+        got = stats(replay.packets, t_from + EDGE, t_to - EDGE)
+        where = f"{name} [{t_from:.3f}, {t_to:.3f}]: {got}"
+        if want["packets"] == 0:
+            assert got.packets == 0, where
+            continue
+        assert got.packets_per_s == pytest.approx(want["packets_per_s"], abs=RATE_TOLERANCE), where
+        assert got.rms_be == pytest.approx(want["rms_be"], rel=RMS_TOLERANCE), where
+        if name in prompt_phases:
+            assert got.tone1k_energy_ratio >= PROMPT_RATIO, where
+        else:
+            assert got.tone1k_energy_ratio < SPEECH_RATIO, where
+
+
+def assert_one_stream(packets: list[Packet], recorded: dict[str, Any]) -> None:
+    assert {p.payload_type for p in packets} == set(recorded["payload_types"]) == {118}
+    assert {len(p.payload) for p in packets} == set(recorded["payload_sizes"]) == {640}
+    assert len({p.ssrc for p in packets}) == 1
+    assert {(b.seq - a.seq) & 0xFFFF for a, b in zip(packets, packets[1:])} == {1}     # no seq gap ever
+
+
+async def test_snoop_externalmedia_during_play(shared, set3_config, simulator, session):
+    name = "snoop-externalmedia-during-play"
+    replay = await run_rtp_scenario(name, shared, set3_config(), simulator, session)
+    assert_same(replay.alignment, replay.result)
+    assert_timing(replay.alignment, replay.result)
+    events = replay.result.events
+    start = next(e for e in events if e["type"] == "StasisStart" and e["channel"]["name"].startswith("Snoop/"))
+    caller = next(e for e in events if e["type"] == "StasisStart")["channel"]["id"]
+    assert start["args"] == ["snoop-of", caller]
+    assert start["channel"]["name"] == f"Snoop/{caller}-00000000"
+    assert start["channel"]["dialplan"] == {"context": "default", "exten": "s", "priority": 1,
+                                            "app_name": "Stasis", "app_data": f"ivr,snoop-of,{caller}"}
+    snoop_events = [e["type"] for e in events if e.get("channel", {}).get("id") == start["channel"]["id"]]
+    assert "ChannelCreated" not in snoop_events and "ChannelHangupRequest" not in snoop_events
+    assert snoop_events[-3:] == ["ChannelVarset", "ChannelLeftBridge", "StasisEnd"]
+    assert "ChannelDestroyed" not in snoop_events
+    created = next(r for r in replay.result.responses if r.record["path"].endswith("/snoop"))
+    assert created.status == 200 and created.body["state"] == "Up"
+    assert created.body["dialplan"]["app_name"] == ""         # the response precedes the StasisStart
+    recorded = recorded_summary(shared / "traces" / f"{name}-rtp.jsonl")
+    assert_one_stream(replay.packets, recorded)
+    assert not gaps(replay.packets)                          # the caller's voice never paused
+    assert_periods(replay, recorded)
