@@ -392,6 +392,7 @@ class Simulator:
             return
         pb.state = "playing"
         pb.started_at = self.clock.now()
+        ch.channel_playback = pb      # suspended from its bridge until PlaybackFinished (see external_media)
         self.emit(ev.playback_event("PlaybackStarted", self.ts(), pb.to_json(), ch.id))
         call = self.calls.get(ch.id)
         if call is not None:
@@ -439,6 +440,9 @@ class Simulator:
         pb.state = state
         pb.finished_at = self.clock.now()
         self.playbacks.pop(pb.id, None)
+        ch = self.channels.get(pb.channel_id)
+        if ch is not None and ch.channel_playback is pb:
+            ch.channel_playback = None
         self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json(), pb.channel_id))
         call = self.calls.get(pb.channel_id)
         if call is not None:

@@ -5,6 +5,13 @@ Observed (``externalmedia`` traces): packets from 127.0.0.1, payload type
 timestamp step 320, real-time pacing, carrying the caller's audio while
 the caller sends frames.  The local port is in 10000-20000 and reported in
 UNICASTRTP_LOCAL_ADDRESS / UNICASTRTP_LOCAL_PORT.
+
+A bridge member with a channel playback playing is suspended from the
+bridge (``externalmedia-during-channel-play``): its audio reaches nobody and
+nothing reaches it; with no other source the RTP stops completely.  When
+packets resume, seq continues without a gap, the marker bit is set and the
+timestamp has jumped by the paused time (56320 = 3.52 s): the media clock
+runs on while nothing is sent.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ class ExternalMedia:
         self.packets_received = 0
         self._seq = random.randrange(1 << 16)
         self._ts = 0
+        self._last_sent: float | None = None      # media time of the last packet
         self._ssrc = random.randrange(1 << 32)
 
     async def open(self) -> None:
@@ -77,12 +85,16 @@ class ExternalMedia:
         while True:
             frame = self._mix(t)
             if frame is not None:
-                self._send(frame)
+                self._send(frame, t)
             t += audio.FRAME_SECONDS
             await clock.sleep_until(t)
 
+    def _heard(self) -> list["Channel"]:
+        """Sources whose audio reaches the bridge now (not gone, not suspended by a channel playback)."""
+        return [s for s in self.sources if not s.destroyed and s.channel_playback is None]
+
     def _mix(self, t: float) -> array | None:
-        frames = [s.audio_in.frame(t) for s in self.sources if s.audio_in is not None and not s.destroyed]
+        frames = [s.audio_in.frame(t) for s in self._heard() if s.audio_in is not None]
         present = [f for f in frames if f is not None]
         if not present:
             return None
@@ -90,16 +102,21 @@ class ExternalMedia:
             return present[0]
         return array("h", (max(-32768, min(32767, sum(v))) for v in zip(*present)))
 
-    def _send(self, frame: array) -> None:
+    def _send(self, frame: array, t: float) -> None:
         if self.transport is None:
             return
         if self.fmt == "slin16":
             payload = audio.pcm_to_bytes(audio.upsample_to_16k(frame), big_endian=True)
-            self._ts += 2 * len(frame)
+            step = 2 * len(frame)
         else:
             payload = audio.ulaw_encode(frame)
-            self._ts += len(frame)
-        header = struct.pack("!BBHII", 0x80, PAYLOAD_TYPES[self.fmt], self._seq, self._ts & 0xFFFFFFFF, self._ssrc)
+            step = len(frame)
+        frames = 1 if self._last_sent is None else max(1, round((t - self._last_sent) / audio.FRAME_SECONDS))
+        self._last_sent = t
+        self._ts += step * frames
+        marker = 0x80 if frames > 1 else 0
+        header = struct.pack("!BBHII", 0x80, marker | PAYLOAD_TYPES[self.fmt], self._seq, self._ts & 0xFFFFFFFF,
+                             self._ssrc)
         self._seq = (self._seq + 1) & 0xFFFF
         self.transport.sendto(header + payload, self.remote)
         self.packets_sent += 1
@@ -110,7 +127,7 @@ class ExternalMedia:
             return
         self.packets_received += 1
         payload = data[12:]
-        for src in self.sources:
+        for src in self._heard():
             call = self.sim.calls.get(src.id)
             if call is not None:
                 call.received_rtp.extend(payload)

@@ -10,15 +10,17 @@ caller speech ~0.01, prompt 0.6-1.0).
 """
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from ivr.sim import SimulatorConfig
-from sim_audio import make_set3_sounds
+from sim_audio import caller_speech, make_set3_sounds
+from sim_client import Ari
 from sim_conformance import SCALE, RtpReplay, assert_same, assert_timing, run_rtp_scenario
-from sim_rtp import Packet, gaps, recorded_summary, stats
+from sim_rtp import Packet, RtpSink, gaps, recorded_summary, stats
 
 SPEECH_RATIO = 0.1           # caller speech: 0.006-0.017 per recorded phase
 PROMPT_RATIO = 0.6           # prompt heard: 0.6-1.0 per recorded 100 ms window
@@ -100,3 +102,74 @@ async def test_snoop_externalmedia_during_play(shared, set3_config, simulator, s
     assert_one_stream(replay.packets, recorded)
     assert not gaps(replay.packets)                          # the caller's voice never paused
     assert_periods(replay, recorded)
+
+
+def playback_marks(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(PlaybackStarted, PlaybackFinished) receipt times, in order."""
+    starts = [e["_t"] for e in events if e["type"] == "PlaybackStarted"]
+    ends = [e["_t"] for e in events if e["type"] == "PlaybackFinished"]
+    return list(zip(starts, ends))
+
+
+def assert_paused_during(packets: list[Packet], marks: list[tuple[float, float]], recorded: dict[str, Any]) -> None:
+    """One pause per playback; resumed within a frame of PlaybackFinished, marker set, ts jumped by the pause."""
+    paused = gaps(packets)
+    assert len(paused) == len(marks) == 2, [(a.t, b.t) for a, b in paused]
+    recorded_jumps = sorted(set(recorded["ts_steps"]) - {320}, reverse=True)      # [56320, 24640]
+    for (before, after), (started, finished), jump in zip(paused, marks, recorded_jumps):
+        assert before.t <= started + 0.005 and after.t > finished - 0.005, (before.t, after.t, started, finished)
+        assert after.t - finished < 0.03                       # recorded: 11 and 8 ms
+        assert after.marker and not before.marker
+        assert after.ts - before.ts == pytest.approx((after.t - before.t) * 16000, abs=2 * 320)
+        assert after.ts - before.ts == pytest.approx(jump, abs=3 * 320)
+    assert sum(p.marker for p in packets) == 2
+
+
+async def test_externalmedia_during_channel_play(shared, set3_config, simulator, session):
+    name = "externalmedia-during-channel-play"
+    replay = await run_rtp_scenario(name, shared, set3_config(), simulator, session)
+    assert_same(replay.alignment, replay.result)
+    assert_timing(replay.alignment, replay.result)
+    bridge_events = [e["type"] for e in replay.result.events if "bridge" in e]
+    assert bridge_events == ["ChannelEnteredBridge"] * 2 + ["ChannelLeftBridge"] * 2 + ["BridgeDestroyed"]
+    recorded = recorded_summary(shared / "traces" / f"{name}-rtp.jsonl")
+    assert_one_stream(replay.packets, recorded)
+    assert_paused_during(replay.packets, playback_marks(replay.result.events), recorded)
+    assert_periods(replay, recorded)
+
+
+async def test_old_arrangement_hears_nothing_of_the_caller_during_a_prompt(set3_config, simulator, session):
+    """Caller and externalMedia in one mixing bridge, prompt played on the caller: the media
+    server receives no RTP at all until the prompt ends, and what it sends the caller is lost
+    (what hid a barge-in bug while the simulator kept streaming the caller)."""
+    running = await simulator(set3_config())
+    ari = Ari(running, session)
+    events = await ari.events()
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(lambda: RtpSink(running.sim.clock),
+                                                          local_addr=("127.0.0.1", 0))
+    try:
+        call = running.sim.inbound_call(ani="+15550101", exten="100")
+        cid = (await events.next("StasisStart"))["channel"]["id"]
+        _, bridge = await ari.call("POST", "/bridges", type="mixing")
+        _, em = await ari.call("POST", "/channels/externalMedia", app="ivr", format="slin16",
+                               external_host=f"127.0.0.1:{transport.get_extra_info('sockname')[1]}")
+        await events.next("StasisStart", lambda e: e["channel"]["id"] == em["id"])
+        await ari.call("POST", f"/bridges/{bridge['id']}/addChannel", channel=f"{cid},{em['id']}")
+        await call.say(caller_speech(6.0), wait=False)
+        await call.silence(1.0)
+        await ari.call("POST", f"/channels/{cid}/play", media="sound:tr/tone1k", playbackId="prompt")
+        started = await events.next("PlaybackStarted")
+        await call.silence(1.0)
+        media_port = int(em["channelvars"]["UNICASTRTP_LOCAL_PORT"])
+        transport.sendto(b"\x80\x76" + bytes(10) + bytes(640), ("127.0.0.1", media_port))   # towards the caller
+        finished = await events.next("PlaybackFinished", timeout=5)
+        await call.silence(1.0)
+    finally:
+        transport.close()
+    packets = sink.parsed(0.0)
+    assert not [p for p in packets if started["_t"] + EDGE < p.t < finished["_t"] - EDGE]
+    assert stats(packets, started["_t"] - 1.0, started["_t"] - EDGE).packets_per_s == pytest.approx(50, abs=2)
+    assert stats(packets, finished["_t"] + EDGE, finished["_t"] + 0.9).packets_per_s == pytest.approx(50, abs=2)
+    assert call.received_rtp == bytearray()
+    assert [e["type"] for e in events.events if "bridge" in e] == ["ChannelEnteredBridge"] * 2
