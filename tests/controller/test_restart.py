@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ivr import engine
+from ivr.controller.speech import owner_of_helper
 from ivr.engine import events as ev
 from ivr.flow.catalog import load_flow_set
 from ivr.sim import SimulatorConfig, start_simulator
@@ -86,7 +87,10 @@ async def test_sigkill_mid_call_and_a_new_controller_resumes_every_call(tmp_path
             assert all(_heard_whole(mid_prompt, key) for key in step), mid_prompt.prompts
             await mid_prompt.press("1")
             await mid_prompt.wait_until(lambda c: heard(c, "payment.paid"), timeout=10)
-            assert not [ch for ch in sim.sim.channels.values() if ch.name.startswith(("Snoop/", "UnicastRTP/"))]
+            live = sorted([mid_number.channel_id, mid_prompt.channel_id] * 2)
+            helpers = {ch.id: ch.name for ch in sim.sim.channels.values() if not ch.destroyed
+                       and ch.name.startswith(("Snoop/", "UnicastRTP/"))}
+            assert sorted(map(owner_of_helper, helpers)) == live, f"a snoop and a media leg per live call: {helpers}"
         finally:
             second.terminate()
             try:  # waited off the loop: the simulator must answer the controller's last hang-ups
