@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from array import array
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import events as ev
-from . import snoop
+from . import announcer, snoop
 from .audio_in import AudioIn
 from .clock import Clock
 from .config import SimulatorConfig
@@ -380,7 +381,7 @@ class Simulator:
         uris = split_media(media or "")
         if not uris:
             raise AriError(400, "media is required")
-        pb = Playback(playback_id or str(uuid.uuid4()), uris, ch.id, lang or ch.language)
+        pb = Playback(playback_id or str(uuid.uuid4()), uris, f"channel:{ch.id}", lang or ch.language)
         self.playbacks[pb.id] = pb
         assert ch.control is not None
         ch.control.submit("play", lambda: self._run_playback(ch, pb))
@@ -388,23 +389,33 @@ class Simulator:
 
     async def _run_playback(self, ch: Channel, pb: Playback) -> None:
         if pb.finalized:   # cancelled while queued: announce it now, without a start
-            self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json(), ch.id))
+            self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
             return
+        ch.channel_playback = pb      # suspended from its bridge until PlaybackFinished (see external_media)
+        self._playback_started(pb, [self.calls.get(ch.id)])
+        await self._play_media(pb, lambda samples: self._media_towards_far_end(ch))
+
+    def _playback_started(self, pb: Playback, heard_by: list[SimCall | None]) -> None:
         pb.state = "playing"
         pb.started_at = self.clock.now()
-        ch.channel_playback = pb      # suspended from its bridge until PlaybackFinished (see external_media)
-        self.emit(ev.playback_event("PlaybackStarted", self.ts(), pb.to_json(), ch.id))
-        call = self.calls.get(ch.id)
-        if call is not None:
+        pb.heard_by = [call for call in heard_by if call is not None]
+        self.emit(ev.playback_event("PlaybackStarted", self.ts(), pb.to_json()))
+        for call in pb.heard_by:
             call._on_prompt_started(pb)
+
+    async def _play_media(self, pb: Playback, sound: Callable[[array | None], None]) -> None:
+        """Each media URI in turn (PlaybackContinuing between them) until the last ends or a stop.
+
+        ``sound`` gets each URI's samples as it starts (None: a tone, until stopped).
+        """
         for index, uri in enumerate(pb.media):
             if index:
                 pb.index = index
-                self.emit(ev.playback_event("PlaybackContinuing", self.ts(), pb.to_json(), ch.id))
+                self.emit(ev.playback_event("PlaybackContinuing", self.ts(), pb.to_json()))
             try:
                 samples = await self.media.load(uri, pb.language)
             except MediaError as exc:
-                log.warning("%s: Playback failed for %s: %s", ch.id, uri, exc)
+                log.warning("%s: Playback failed for %s: %s", pb.target_uri, uri, exc)
                 if index + 1 == len(pb.media):
                     self.finish_playback(pb, "failed")
                     return
@@ -413,7 +424,7 @@ class Simulator:
                 return
             if pb.stop.is_set():
                 break
-            self._media_towards_far_end(ch)
+            sound(samples)
             duration = None if samples is None else len(samples) / 8000
             if await self._wait_stop(pb, duration):
                 pb.stopped = True
@@ -443,10 +454,12 @@ class Simulator:
         ch = self.channels.get(pb.channel_id)
         if ch is not None and ch.channel_playback is pb:
             ch.channel_playback = None
-        self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json(), pb.channel_id))
-        call = self.calls.get(pb.channel_id)
-        if call is not None:
+        self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
+        for call in pb.heard_by:
             call._on_prompt_finished(pb)
+        bridge = self.bridges.get(pb.bridge_id)
+        if bridge is not None and bridge.announcer is not None:
+            self._announcer_leaves(bridge)
 
     def stop_playback(self, playback_id: str) -> None:
         pb = self.playbacks.pop(playback_id, None)
@@ -456,11 +469,47 @@ class Simulator:
         if pb.state == "queued":
             pb.finalized = True        # PlaybackFinished(done) when the queue reaches it
             pb.state = "done"
-            call = self.calls.get(pb.channel_id)
-            if call is not None:
-                call._on_prompt_finished(pb)
         else:
             pb.stop.set()
+
+    # -- bridge playback (see announcer.py) -------------------------------------------
+    def bridge_play(self, bridge_id: str, media: str, playback_id: str | None, lang: str | None,
+                    announcer_format: str | None = None, offset_ms: int = 0) -> Playback:
+        """``POST /bridges/{id}/play``: answered ``queued``; an announcer joins the bridge to play it."""
+        bridge = self.bridge(bridge_id)
+        uris = split_media(media or "")
+        if not uris:
+            raise AriError(400, "media is required")
+        busy = bridge.announcer is not None or any(p.bridge_id == bridge.id for p in self.playbacks.values())
+        announcer.check_request(bridge, busy, announcer_format, offset_ms)
+        pb = Playback(playback_id or str(uuid.uuid4()), uris, f"bridge:{bridge.id}", lang or self.config.language)
+        self.playbacks[pb.id] = pb
+        self.ids.unique_id()       # the announcer's ;1 half takes an id too
+        ann = announcer.new_channel(self.ids.unique_id(), self.ids.announcer_suffix(), self.ts(),
+                                    self.config.language)
+        ann.spawn(self._run_bridge_playback(bridge, ann, pb), "bridge-play")
+        return pb
+
+    async def _run_bridge_playback(self, bridge: Bridge, ann: Channel, pb: Playback) -> None:
+        await asyncio.sleep(0)     # after the response, as for a channel playback
+        if pb.finalized:
+            self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
+            return
+        bridge.announcer, ann.bridge_id = ann, bridge.id
+        self._update_bridge_peers(bridge)
+        self._update_media_paths(bridge)
+        self._playback_started(pb, [self.calls.get(c) for c in bridge.channels])
+        assert ann.audio_in is not None
+        audio_in = ann.audio_in
+        await self._play_media(pb, lambda samples: announcer.speak(audio_in, samples, self.clock.now()))
+
+    def _announcer_leaves(self, bridge: Bridge) -> None:
+        ann = bridge.announcer
+        assert ann is not None
+        bridge.announcer, ann.bridge_id = None, None
+        self._update_bridge_peers(bridge)
+        self._update_media_paths(bridge)
+        ann.cancel_tasks()
 
     def cmd_dtmf(self, channel_id: str, dtmf: str, before: int, between: int,
                  duration: int, after: int) -> None:
@@ -780,17 +829,25 @@ class Simulator:
         self._update_bridge_peers(bridge)
         self._update_media_paths(bridge)
 
+    def _members(self, bridge: Bridge) -> list[Channel]:
+        """A bridge playback's announcer first (BRIDGEPEER lists it first), then the channels as they joined."""
+        joined = [self.channels[c] for c in bridge.channels if c in self.channels]
+        return ([bridge.announcer] if bridge.announcer is not None else []) + joined
+
     def _update_bridge_peers(self, bridge: Bridge) -> None:
-        members = [self.channels[c] for c in bridge.channels if c in self.channels]
-        if len(members) != 2:
+        """BRIDGEPEER on each member: the others' names, comma-separated, set only when it changes."""
+        members = self._members(bridge)
+        if len(members) < 2:
             return
-        a, b = members
-        for ch, peer in ((a, b), (b, a)):
-            if ch.get_var("BRIDGEPEER") != peer.name:
-                self.set_variable(ch, "BRIDGEPEER", peer.name)
+        for ch in members:
+            if ch is bridge.announcer:
+                continue
+            peers = ",".join(m.name for m in members if m is not ch)
+            if ch.get_var("BRIDGEPEER") != peers:
+                self.set_variable(ch, "BRIDGEPEER", peers)
 
     def _update_media_paths(self, bridge: Bridge) -> None:
-        members = [self.channels[c] for c in bridge.channels if c in self.channels]
+        members = self._members(bridge)
         for ch in members:
             if ch.external_media is not None:
                 sources = [m for m in members if m is not ch and m.audio_in is not None]
@@ -816,12 +873,16 @@ class Simulator:
         if not quiet:
             self.set_variable(ch, "BRIDGEPEER", "")
             self.emit(ev.bridge_channel_event("ChannelLeftBridge", self.ts(), bridge, ch))
+        self._update_bridge_peers(bridge)
         self._update_media_paths(bridge)
         if ch.external_media is not None:
             ch.external_media.set_sources([])
 
     def destroy_bridge(self, bridge_id: str) -> None:
         bridge = self.bridge(bridge_id)
+        if bridge.announcer is not None:
+            raise AriError(501, "Destroying a bridge while a bridge playback plays is not simulated: no recorded "
+                                "trace shows it (stop the playback first: DELETE /playbacks/{id})")
         for cid in list(bridge.channels):
             ch = self.channels.get(cid)
             if ch is not None:

@@ -104,10 +104,12 @@ def bridge_event(kind: str, ts: str, bridge: Bridge) -> tuple[Event, Refs]:
     return body, Refs(bridges=(bridge.id,))
 
 
-def playback_event(kind: str, ts: str, playback: dict[str, Any], channel_id: str) -> tuple[Event, Refs]:
+def playback_event(kind: str, ts: str, playback: dict[str, Any]) -> tuple[Event, Refs]:
+    """For the applications subscribed to the playback's target (``channel:`` or ``bridge:``)."""
     body = _base(kind, ts)
     body["playback"] = playback
-    return body, Refs(channels=(channel_id,))
+    scheme, _, ident = playback["target_uri"].partition(":")
+    return body, (Refs(bridges=(ident,)) if scheme == "bridge" else Refs(channels=(ident,)))
 
 
 def recording_event(kind: str, ts: str, recording: dict[str, Any], channel_id: str) -> tuple[Event, Refs]:

@@ -311,6 +311,15 @@ async def bridge_destroy(request: web.Request) -> web.Response:
     return no_content()
 
 
+async def bridge_play(request: web.Request) -> web.Response:
+    p = await params(request)
+    pb = sim_of(request).bridge_play(
+        request.match_info["bridgeId"], p.get("media", ""),
+        request.match_info.get("playbackId") or p.get("playbackId"), p.get("lang"),
+        announcer_format=p.get("announcer_format"), offset_ms=as_int(p, "offsetms", 0) or 0)
+    return json_ok(pb.to_json(), status=201)
+
+
 async def bridge_add(request: web.Request) -> web.Response:
     p = await params(request)
     channels = [c for c in str(p.get("channel", "")).split(",") if c]
@@ -436,6 +445,8 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/ari/bridges/{bridgeId}", bridge_destroy)
     r.add_post("/ari/bridges/{bridgeId}/addChannel", bridge_add)
     r.add_post("/ari/bridges/{bridgeId}/removeChannel", bridge_remove)
+    r.add_post("/ari/bridges/{bridgeId}/play", bridge_play)
+    r.add_post("/ari/bridges/{bridgeId}/play/{playbackId}", bridge_play)
     r.add_get("/ari/applications", applications_list)
     r.add_get("/ari/applications/{app}", application_get)
     r.add_post("/ari/applications/{app}/subscription", application_subscribe)

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from ivr.sim import RunningSimulator, SimulatorConfig, parse_queues_conf, start_simulator
-from sim_audio import make_trace_sounds
+from sim_audio import KHZ_PROMPT_SECONDS, make_trace_sounds, tone, write_wav
 from sim_traces import shared_asterisk
 
 
@@ -47,6 +47,15 @@ def trace_config(shared: Path, trace_sounds: Path, tmp_path: Path) -> Callable[.
             setattr(config, key, value)
         return config
     return make
+
+
+@pytest.fixture
+def prompt_config(tmp_path: Path, api_docs: Path) -> SimulatorConfig:
+    """A strict simulator at 5x with one prompt, ``sound:prompt`` (1 kHz, KHZ_PROMPT_SECONDS)."""
+    sounds = tmp_path / "sounds"
+    write_wav(sounds / "prompt.wav", tone(KHZ_PROMPT_SECONDS, [(0.0, KHZ_PROMPT_SECONDS)], freq=1000))
+    return SimulatorConfig(sounds_dirs=[sounds], recordings_dir=tmp_path / "rec", api_docs_dir=api_docs,
+                           strict=True, time_scale=0.2)
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ def make_trace_sounds(root: Path) -> Path:
 
 
 PROMPT_SECONDS = 3.575875
+KHZ_PROMPT_SECONDS = 1.5        # sound:prompt of the prompt_config fixture
 
 
 def make_http_prompts(root: Path) -> Path:

@@ -14,13 +14,14 @@ import asyncio
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 
-from ivr.sim import SimulatorConfig
+from ivr.sim import SimulatorConfig, announcer
 from sim_audio import caller_speech, make_set3_sounds
 from sim_client import Ari
 from sim_conformance import SCALE, RtpReplay, assert_same, assert_timing, run_rtp_scenario
-from sim_rtp import Packet, RtpSink, gaps, recorded_summary, stats
+from sim_rtp import Packet, RtpSink, gaps, recorded_summary, stats, windows
 
 SPEECH_RATIO = 0.1           # caller speech: 0.006-0.017 per recorded phase
 PROMPT_RATIO = 0.6           # prompt heard: 0.6-1.0 per recorded 100 ms window
@@ -45,6 +46,15 @@ def set3_config(shared: Path, set3_sounds: Path,
         return trace_config(SCALE, dialplan_files=[shared / "traces" / "conf" / "scenarios3-extensions.conf"],
                             sounds_dirs=[set3_sounds])
     return make
+
+
+async def replayed(name: str, shared: Path, set3_config: Callable[[], SimulatorConfig], simulator: Any,
+                   session: Any) -> RtpReplay:
+    """The scenario replayed: its events and HTTP answers as recorded, field by field and in time."""
+    replay = await run_rtp_scenario(name, shared, set3_config(), simulator, session)
+    assert_same(replay.alignment, replay.result)
+    assert_timing(replay.alignment, replay.result)
+    return replay
 
 
 def replay_time(replay: RtpReplay, t: float) -> float:
@@ -81,9 +91,7 @@ def assert_one_stream(packets: list[Packet], recorded: dict[str, Any]) -> None:
 
 async def test_snoop_externalmedia_during_play(shared, set3_config, simulator, session):
     name = "snoop-externalmedia-during-play"
-    replay = await run_rtp_scenario(name, shared, set3_config(), simulator, session)
-    assert_same(replay.alignment, replay.result)
-    assert_timing(replay.alignment, replay.result)
+    replay = await replayed(name, shared, set3_config, simulator, session)
     events = replay.result.events
     start = next(e for e in events if e["type"] == "StasisStart" and e["channel"]["name"].startswith("Snoop/"))
     caller = next(e for e in events if e["type"] == "StasisStart")["channel"]["id"]
@@ -127,9 +135,7 @@ def assert_paused_during(packets: list[Packet], marks: list[tuple[float, float]]
 
 async def test_externalmedia_during_channel_play(shared, set3_config, simulator, session):
     name = "externalmedia-during-channel-play"
-    replay = await run_rtp_scenario(name, shared, set3_config(), simulator, session)
-    assert_same(replay.alignment, replay.result)
-    assert_timing(replay.alignment, replay.result)
+    replay = await replayed(name, shared, set3_config, simulator, session)
     bridge_events = [e["type"] for e in replay.result.events if "bridge" in e]
     assert bridge_events == ["ChannelEnteredBridge"] * 2 + ["ChannelLeftBridge"] * 2 + ["BridgeDestroyed"]
     recorded = recorded_summary(shared / "traces" / f"{name}-rtp.jsonl")
@@ -142,6 +148,7 @@ async def test_old_arrangement_hears_nothing_of_the_caller_during_a_prompt(set3_
     """Caller and externalMedia in one mixing bridge, prompt played on the caller: the media
     server receives no RTP at all until the prompt ends, and what it sends the caller is lost
     (what hid a barge-in bug while the simulator kept streaming the caller)."""
+    speech = caller_speech(6.0)      # synthesised before the clock runs: it blocks the loop
     running = await simulator(set3_config())
     ari = Ari(running, session)
     events = await ari.events()
@@ -156,7 +163,7 @@ async def test_old_arrangement_hears_nothing_of_the_caller_during_a_prompt(set3_
                                external_host=f"127.0.0.1:{transport.get_extra_info('sockname')[1]}")
         await events.next("StasisStart", lambda e: e["channel"]["id"] == em["id"])
         await ari.call("POST", f"/bridges/{bridge['id']}/addChannel", channel=f"{cid},{em['id']}")
-        await call.say(caller_speech(6.0), wait=False)
+        await call.say(speech, wait=False)
         await call.silence(1.0)
         await ari.call("POST", f"/channels/{cid}/play", media="sound:tr/tone1k", playbackId="prompt")
         started = await events.next("PlaybackStarted")
@@ -173,3 +180,32 @@ async def test_old_arrangement_hears_nothing_of_the_caller_during_a_prompt(set3_
     assert stats(packets, finished["_t"] + EDGE, finished["_t"] + 0.9).packets_per_s == pytest.approx(50, abs=2)
     assert call.received_rtp == bytearray()
     assert [e["type"] for e in events.events if "bridge" in e] == ["ChannelEnteredBridge"] * 2
+
+
+async def test_bridge_play_with_externalmedia(shared, set3_config, simulator, session):
+    name = "bridge-play-with-externalmedia"
+    replay = await replayed(name, shared, set3_config, simulator, session)
+    events = replay.result.events
+    bridge_id = next(e for e in events if e["type"] == "ChannelEnteredBridge")["bridge"]["id"]
+    assert {e["playback"]["target_uri"] for e in events if "playback" in e} == {f"bridge:{bridge_id}"}
+    peers = [e["value"].split(",")[0].rsplit("-", 1)[0] for e in events
+             if e.get("variable") == "BRIDGEPEER" and e["value"].startswith("Announcer/")]
+    assert peers == ["Announcer/ARI"] * 4                     # both members, both prompts, announcer first
+    assert not [e for e in events if "Announcer" in e.get("channel", {}).get("name", "")]
+    recorded = recorded_summary(shared / "traces" / f"{name}-rtp.jsonl")
+    assert_one_stream(replay.packets, recorded)
+    assert not gaps(replay.packets)                           # prompt and caller mixed, never paused
+    prompts = frozenset({"during_play1", "during_play2_until_delete"})
+    assert_periods(replay, recorded, prompt_phases=prompts)
+    half = tone_file_rms(shared / "traces" / "tone1k.wav") * announcer.PROMPT_GAIN
+    (start, end), = playback_marks(events)[:1]
+    tone_only = [w for w in windows(replay.packets, start + EDGE, end - EDGE) if w.tone1k_energy_ratio > 0.99]
+    assert tone_only, "no window where the caller paused during the prompt"
+    for window in tone_only:                                   # recorded: ~3475 = half the file's 6950
+        assert window.rms_be == pytest.approx(half, rel=0.06)
+
+
+def tone_file_rms(path: Path) -> float:
+    from ivr.sim.audio import read_wav_bytes
+    _, samples = read_wav_bytes(path.read_bytes())
+    return float(np.sqrt(np.mean(np.asarray(samples, dtype=np.float64) ** 2)))

@@ -9,7 +9,6 @@ no replay covers: the app's own DELETE of a snoop and the refused requests.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +18,7 @@ from sim_audio import tone, write_wav
 from sim_client import Ari, EventStream
 from sim_rtp import RtpSink, stats
 
-SCALE = 0.2
-
-
-@pytest.fixture
-def config(tmp_path: Path, api_docs: Path) -> SimulatorConfig:
-    sounds = tmp_path / "sounds"
-    write_wav(sounds / "prompt.wav", tone(1.5, [(0.0, 1.5)], freq=1000))
-    return SimulatorConfig(sounds_dirs=[sounds], recordings_dir=tmp_path / "rec", api_docs_dir=api_docs,
-                           strict=True, time_scale=SCALE)
+SCALE = 0.2           # prompt_config's
 
 
 async def snooped_call(simulator: Any, session: Any, config: SimulatorConfig, port: int
@@ -53,12 +44,13 @@ async def snooped_call(simulator: Any, session: Any, config: SimulatorConfig, po
     return running, ari, events, call, cid, snoop_id
 
 
-async def test_snoop_hears_the_caller_through_a_prompt_and_goes_on_delete(simulator, session, config, tmp_path):
+async def test_snoop_hears_the_caller_through_a_prompt_and_goes_on_delete(simulator, session, prompt_config,
+                                                                         tmp_path):
     loop = asyncio.get_running_loop()
     transport, sink = await loop.create_datagram_endpoint(lambda: RtpSink(None), local_addr=("127.0.0.1", 0))
     try:
         running, ari, events, call, cid, snoop_id = await snooped_call(
-            simulator, session, config, transport.get_extra_info("sockname")[1])
+            simulator, session, prompt_config, transport.get_extra_info("sockname")[1])
         sink.clock = running.sim.clock
         t0 = running.sim.clock.now()
         await call.say(write_wav(tmp_path / "voice.wav", tone(2.5, [(0.0, 2.5)], freq=300)), wait=False)
@@ -87,8 +79,8 @@ async def test_snoop_hears_the_caller_through_a_prompt_and_goes_on_delete(simula
     assert (await ari.call("GET", f"/channels/{cid}"))[1]["state"] == "Up"
 
 
-async def test_caller_hangup_ends_its_snoops_before_it_is_destroyed(simulator, session, config):
-    running, ari, events, call, cid, snoop_id = await snooped_call(simulator, session, config, 9)
+async def test_caller_hangup_ends_its_snoops_before_it_is_destroyed(simulator, session, prompt_config):
+    running, ari, events, call, cid, snoop_id = await snooped_call(simulator, session, prompt_config, 9)
     cursor, emitted = len(events.events), len(running.sim.bus.emitted)
     await call.hangup()
     await call.wait_ended()
@@ -107,8 +99,8 @@ async def test_caller_hangup_ends_its_snoops_before_it_is_destroyed(simulator, s
     ({"spy": "in", "whisper": "in"}, "whisper=in is not simulated"),
     ({"spy": "in", "whisper": "both"}, "whisper=both is not simulated"),
 ])
-async def test_untraced_directions_are_refused(simulator, session, config, query, problem):
-    running = await simulator(config)
+async def test_untraced_directions_are_refused(simulator, session, prompt_config, query, problem):
+    running = await simulator(prompt_config)
     ari = Ari(running, session)
     events = await ari.events()
     running.sim.inbound_call(ani="1", exten="100")
