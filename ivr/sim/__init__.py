@@ -7,11 +7,11 @@ from .config import QueueConfig, QueueMember, SimulatorConfig, load_asterisk_con
 from .core import Simulator
 from .queues import QueueOutcome
 from .server import RunningSimulator, build_app, start_simulator
-from .simcall import ContinueRecord, PromptRecord, SimCall
+from .simcall import ContinueRecord, DeadAir, PromptRecord, SimCall
 from .validator import ApiSpec, Violation
 
 __all__ = [
-    "ApiSpec", "ContinueRecord", "PromptRecord", "QueueConfig", "QueueMember", "QueueOutcome",
+    "ApiSpec", "ContinueRecord", "DeadAir", "PromptRecord", "QueueConfig", "QueueMember", "QueueOutcome",
     "RunningSimulator", "SimCall", "Simulator", "SimulatorConfig", "Violation", "build_app",
     "load_asterisk_conf", "parse_queues_conf", "start_simulator",
 ]

@@ -163,11 +163,16 @@ def upsample_to_16k(samples: array) -> array:
 def mean_abs(frame: array) -> float:
     if not frame:
         return 0.0
-    return sum(abs(s) for s in frame) / len(frame)
+    return sum(map(abs, frame)) / len(frame)
 
 
 def is_voice(frame: array, threshold: float = VOICE_THRESHOLD) -> bool:
     return mean_abs(frame) > threshold
+
+
+def audible(samples: array | None) -> bool:
+    """Whether a prompt's audio can be heard at all (``silence/3`` cannot; a ``tone:``, None, can)."""
+    return samples is None or max(map(abs, samples), default=0) > VOICE_THRESHOLD
 
 
 def duration(samples: array, rate: int = RATE) -> float:

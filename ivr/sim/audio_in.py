@@ -11,7 +11,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 
-from .audio import FRAME_SAMPLES, RATE
+from .audio import FRAME_SAMPLES, RATE, is_voice
 
 
 @dataclass
@@ -29,6 +29,9 @@ class AudioIn:
         self.segments: list[Segment] = []
         self.sending = sending
         self.silent_from: float | None = None   # sim time since which no frames flow
+        # when the far end was voiced (20 ms frames above the voice threshold), kept for the
+        # whole call while segments are pruned: what SimCall's dead-air measure needs
+        self.voiced: list[tuple[float, float]] = []
 
     def schedule(self, samples: array, start: float) -> Segment:
         """Queue audio to begin at ``start`` or after what is already scheduled."""
@@ -36,7 +39,19 @@ class AudioIn:
             start = max(start, self.segments[-1].end)
         seg = Segment(start, samples)
         self.segments.append(seg)
+        self._note_voiced(seg)
         return seg
+
+    def _note_voiced(self, seg: Segment) -> None:
+        for i in range(0, len(seg.samples), FRAME_SAMPLES):
+            frame = seg.samples[i:i + FRAME_SAMPLES]
+            if not is_voice(frame):
+                continue
+            t0, t1 = seg.start + i / RATE, seg.start + (i + len(frame)) / RATE
+            if self.voiced and self.voiced[-1][1] >= t0 - 1e-9:
+                self.voiced[-1] = (self.voiced[-1][0], t1)
+            else:
+                self.voiced.append((t0, t1))
 
     def cut(self, at: float) -> None:
         """Stop everything scheduled after ``at`` (hang-up, caller interrupted)."""
@@ -48,6 +63,7 @@ class AudioIn:
                 seg = Segment(seg.start, seg.samples[: int((at - seg.start) * RATE)])
             kept.append(seg)
         self.segments = kept
+        self.voiced = [(a, min(b, at)) for a, b in self.voiced if a < at]
 
     def frame(self, t: float) -> array | None:
         """160 samples covering [t, t+20ms), or None when no frames flow."""

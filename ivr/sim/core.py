@@ -14,8 +14,8 @@ from array import array
 from pathlib import Path
 from typing import Any, Callable
 
+from . import announcer, audio, snoop
 from . import events as ev
-from . import announcer, snoop
 from .audio_in import AudioIn
 from .clock import Clock
 from .config import SimulatorConfig
@@ -291,6 +291,9 @@ class Simulator:
         if not state_already_set:
             self.set_state(one, "Up")
         one.answered.set()
+        call = self.calls.get(one.id)
+        if call is not None:
+            call._on_answer()        # a Local ;1 is answered when its ;2 answers
         self.emit(ev.dial(self.ts(), one, "ANSWER", one.dialstring))  # type: ignore[attr-defined]
         target: _Target | None = getattr(one, "pending", None)
         one.pending = None  # type: ignore[attr-defined]
@@ -425,6 +428,9 @@ class Simulator:
             if pb.stop.is_set():
                 break
             sound(samples)
+            if audio.audible(samples):
+                for call in pb.heard_by:
+                    call._on_prompt_audio(pb)
             duration = None if samples is None else len(samples) / 8000
             if await self._wait_stop(pb, duration):
                 pb.stopped = True
@@ -577,7 +583,7 @@ class Simulator:
 
         async def run() -> None:
             if call is not None:
-                call.moh = moh_class or "default" if start else None
+                call._on_moh((moh_class or "default") if start else None)
         assert ch.control is not None
         ch.control.submit("moh", run)
 

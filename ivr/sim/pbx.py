@@ -12,6 +12,7 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
 
+from . import audio
 from . import events as ev
 from .dialplan import split_app
 from .expressions import function_if, split_condition, substitute, truthy
@@ -81,8 +82,11 @@ class Pbx:
             step = self.sim.dialplan.step(context, exten, priority)
             if step is None:
                 return HangupResult(16)
-            data = substitute(step.data, self.lookup(ch))
-            ch.location = DialplanLocation(context, exten, priority, step.app, data)
+            # ${EXTEN}/${CONTEXT} are where the step runs, also right after a Goto or an originate's
+            # extension (stasis-args-dnis: Set(__IVR_DNIS=${EXTEN}) at priority 1 of the new extension)
+            ch.location = DialplanLocation(context, exten, priority, step.app, step.data)
+            ch.location.app_data = substitute(step.data, self.lookup(ch))
+            data = ch.location.app_data
             self.sim.emit(ev.dialplan(self.sim.ts(), ch))
             result = await self.execute(ch, step.app, data)
             if isinstance(result, Goto):
@@ -212,7 +216,7 @@ class Pbx:
         start = clock.now()
         await clock.sleep(len(samples) / 8000)
         if call is not None:
-            call._on_dialplan_prompt(f"sound:{name}", start, clock.now())
+            call._on_dialplan_prompt(f"sound:{name}", start, clock.now(), audio.audible(samples))
 
     async def _senddtmf(self, ch: Channel, data: str) -> AppResult:
         digits, _, dur = data.partition(",")

@@ -25,17 +25,44 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class PromptRecord:
-    """One prompt played to the caller (ARI playback or dialplan Playback())."""
+    """One prompt played to the caller (ARI channel or bridge playback, or dialplan Playback())."""
     media_uri: str
     playback_id: str | None
     started_at: float
     finished_at: float | None = None
     state: str | None = None
     stopped: bool = False
+    # when the caller began to hear it: after a download (PlaybackStarted comes before the fetch);
+    # None while nothing audible has played (a failed sound, silence/N)
+    audio_from: float | None = None
 
     @property
     def duration(self) -> float | None:
         return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class DeadAir:
+    """A stretch in which the caller heard no prompt and said nothing."""
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def longest_gap(covered: list[tuple[float, float]], start: float, end: float) -> DeadAir:
+    """The longest part of [start, end] that none of the ``covered`` spans overlaps."""
+    best = DeadAir(start, start)
+    at = start
+    for a, b in sorted(covered):
+        if a > at and min(a, end) - at > best.seconds:
+            best = DeadAir(at, min(a, end))
+        at = max(at, b)
+        if at >= end:
+            return best
+    return DeadAir(at, end) if end - at > best.seconds else best
 
 
 @dataclass
@@ -60,7 +87,10 @@ class SimCall:
         self.continued: ContinueRecord | None = None
         self.queue: QueueOutcome | None = None
         self.moh: str | None = None
+        self.moh_spans: list[list[float | None]] = []     # [started, stopped or None] per MOH start
         self.state = "ringing"
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
         self.hangup_cause: int | None = None
         self.hungup_by: str | None = None
         self.stasis_app: str | None = None
@@ -178,6 +208,8 @@ class SimCall:
     def _on_answer(self) -> None:
         if self.state == "ringing":
             self.state = "up"
+        if self.answered_at is None:
+            self.answered_at = self.sim.clock.now()
         self._notify()
 
     def _on_stasis_start(self, app: str, args: list[str]) -> None:
@@ -196,12 +228,27 @@ class SimCall:
                 rec.finished_at, rec.state, rec.stopped = self.sim.clock.now(), pb.state, pb.stopped
         self._notify()
 
-    def _on_dialplan_prompt(self, uri: str, start: float, end: float) -> None:
-        self.prompts.append(PromptRecord(uri, None, start, end, "done"))
+    def _on_prompt_audio(self, pb: "Playback") -> None:
+        for rec in self.prompts:
+            if rec.playback_id == pb.id and rec.finished_at is None and rec.audio_from is None:
+                rec.audio_from = self.sim.clock.now()
+
+    def _on_dialplan_prompt(self, uri: str, start: float, end: float, audible: bool) -> None:
+        self.prompts.append(PromptRecord(uri, None, start, end, "done", audio_from=start if audible else None))
         self._notify()
+
+    def _on_moh(self, moh_class: str | None) -> None:
+        """MOH started (a class) or stopped (None) on the caller's channel."""
+        self.moh = moh_class
+        playing = bool(self.moh_spans) and self.moh_spans[-1][1] is None
+        if moh_class is not None and not playing:
+            self.moh_spans.append([self.sim.clock.now(), None])
+        elif moh_class is None and playing:
+            self.moh_spans[-1][1] = self.sim.clock.now()
 
     def _on_hangup(self, cause: int, by: str) -> None:
         self.state = "hungup"
+        self.ended_at = self.sim.clock.now()
         self.hangup_cause, self.hungup_by = cause, by
         for rec in self.prompts:
             if rec.finished_at is None:
@@ -210,6 +257,27 @@ class SimCall:
         self._notify()
 
     # -- reporting -----------------------------------------------------------------
+    def longest_dead_air(self, start: float | None = None) -> DeadAir:
+        """The longest time the caller heard no prompt audio and was not speaking.
+
+        From the answer (or ``start``, simulated seconds) to the end of the
+        call, or to its hand-off to a queue (then ringing or MOH is the
+        queue's), or to now while the call goes on.  Heard: channel
+        playbacks on the caller, bridge playbacks reaching it and dialplan
+        Playback() from when their audio began, MOH from when it started;
+        spoken: the caller's voiced 20 ms frames.  A dialplan Playback()
+        still playing is not known yet (recorded when it ends).
+        """
+        now = self.sim.clock.now()
+        begin = start if start is not None else (self.answered_at if self.answered_at is not None else now)
+        ends = [t for t in (self.ended_at, self.queue.entered_at if self.queue else None) if t is not None]
+        end = min(ends) if ends else now
+        heard = [(p.audio_from, p.finished_at if p.finished_at is not None else now)
+                 for p in self.prompts if p.audio_from is not None]
+        heard += [(a, b if b is not None else now) for a, b in self.moh_spans if a is not None]
+        spoken = self.channel.audio_in.voiced if self.channel.audio_in is not None else []
+        return longest_gap(heard + spoken, begin, max(begin, end))
+
     def summary(self) -> dict[str, Any]:
         return {
             "channel_id": self.channel.id, "channel_name": self.channel.name, "kind": self.kind,

@@ -20,7 +20,7 @@ import pytest
 from ivr.sim import SimulatorConfig, announcer
 from sim_audio import caller_speech, make_set3_sounds
 from sim_client import Ari
-from sim_conformance import SCALE, RtpReplay, assert_same, assert_timing, run_rtp_scenario
+from sim_conformance import SCALE, RtpReplay, assert_same, assert_timing, run_rtp_scenario, run_scenario
 from sim_rtp import Packet, RtpSink, gaps, recorded_summary, stats, windows
 
 SPEECH_RATIO = 0.1           # caller speech: 0.006-0.017 per recorded phase
@@ -40,15 +40,15 @@ def set3_sounds(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def set3_config(shared: Path, set3_sounds: Path,
-                trace_config: Callable[..., SimulatorConfig]) -> Callable[[], SimulatorConfig]:
+                trace_config: Callable[..., SimulatorConfig]) -> Callable[..., SimulatorConfig]:
     """The recording instance's dialplan (scenarios3-extensions.conf) and sounds."""
-    def make() -> SimulatorConfig:
-        return trace_config(SCALE, dialplan_files=[shared / "traces" / "conf" / "scenarios3-extensions.conf"],
+    def make(scale: float = SCALE) -> SimulatorConfig:
+        return trace_config(scale, dialplan_files=[shared / "traces" / "conf" / "scenarios3-extensions.conf"],
                             sounds_dirs=[set3_sounds])
     return make
 
 
-async def replayed(name: str, shared: Path, set3_config: Callable[[], SimulatorConfig], simulator: Any,
+async def replayed(name: str, shared: Path, set3_config: Callable[..., SimulatorConfig], simulator: Any,
                    session: Any) -> RtpReplay:
     """The scenario replayed: its events and HTTP answers as recorded, field by field and in time."""
     replay = await run_rtp_scenario(name, shared, set3_config(), simulator, session)
@@ -209,3 +209,21 @@ def tone_file_rms(path: Path) -> float:
     from ivr.sim.audio import read_wav_bytes
     _, samples = read_wav_bytes(path.read_bytes())
     return float(np.sqrt(np.mean(np.asarray(samples, dtype=np.float64) ** 2)))
+
+
+async def test_stasis_args_dnis(shared, set3_config, simulator, session):
+    """The dialled number as Stasis() argument, directly and after a Goto to an ``s`` extension."""
+    trace, result, alignment, _ = await run_scenario("stasis-args-dnis", shared, set3_config, simulator, session)
+    assert_same(alignment, result)
+    assert_timing(alignment, result)
+    starts = [e for e in result.events if e["type"] == "StasisStart"]
+    assert [e["args"] for e in starts] == [["18005550100"], ["18005550199"]]
+    assert [e["channel"]["dialplan"] for e in starts] == [
+        {"context": "tr-inbound", "exten": "18005550100", "priority": 3, "app_name": "Stasis",
+         "app_data": "ivr,18005550100"},
+        {"context": "tr-entry", "exten": "s", "priority": 3, "app_name": "Stasis", "app_data": "ivr,18005550199"}]
+    assert {tuple(sorted(k for k in e if not k.startswith("_"))) for e in starts} == {
+        ("application", "args", "asterisk_id", "channel", "timestamp", "type")}       # no replace_channel
+    assert [e["channel"]["caller"] for e in starts] == [{"name": "Acc Caller", "number": "+15550101"}] * 2
+    dnis = [(r.status, r.body) for r in result.responses if r.record["query"].get("variable") == "IVR_DNIS"]
+    assert dnis == [(404, {"message": "Provided variable was not found"}), (200, {"value": "18005550199"})]
