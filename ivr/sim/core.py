@@ -486,8 +486,7 @@ class Simulator:
         uris = split_media(media or "")
         if not uris:
             raise AriError(400, "media is required")
-        busy = bridge.announcer is not None or any(p.bridge_id == bridge.id for p in self.playbacks.values())
-        announcer.check_request(bridge, busy, announcer_format, offset_ms)
+        announcer.check_request(bridge, self._bridge_playing(bridge), announcer_format, offset_ms)
         pb = Playback(playback_id or str(uuid.uuid4()), uris, f"bridge:{bridge.id}", lang or self.config.language)
         self.playbacks[pb.id] = pb
         self.ids.unique_id()       # the announcer's ;1 half takes an id too
@@ -495,6 +494,10 @@ class Simulator:
                                     self.config.language)
         ann.spawn(self._run_bridge_playback(bridge, ann, pb), "bridge-play")
         return pb
+
+    def _bridge_playing(self, bridge: Bridge) -> bool:
+        """A bridge playback is queued or playing on ``bridge``."""
+        return bridge.announcer is not None or any(p.bridge_id == bridge.id for p in self.playbacks.values())
 
     async def _run_bridge_playback(self, bridge: Bridge, ann: Channel, pb: Playback) -> None:
         await asyncio.sleep(0)     # after the response, as for a channel playback
@@ -886,7 +889,7 @@ class Simulator:
 
     def destroy_bridge(self, bridge_id: str) -> None:
         bridge = self.bridge(bridge_id)
-        if bridge.announcer is not None:
+        if self._bridge_playing(bridge):
             raise AriError(501, "Destroying a bridge while a bridge playback plays is not simulated: no recorded "
                                 "trace shows it (stop the playback first: DELETE /playbacks/{id})")
         for cid in list(bridge.channels):

@@ -6,7 +6,10 @@ read from the shared traces at test time).  Each replay compares the event
 stream field by field, then the RTP the app's media server received, phase
 by phase, with the recording's ``-rtp.jsonl`` summary: packet presence and
 rate, and what the packets carry (RMS; share of energy at 950-1050 Hz:
-caller speech ~0.01, prompt 0.6-1.0).
+caller speech ~0.01, prompt 0.6-1.0).  Also replayed: ``stasis-args-dnis``
+(the dialled number as Stasis() argument); and, in-process, the old
+arrangement (caller and externalMedia in one bridge) losing the caller for
+a whole prompt.
 """
 from __future__ import annotations
 
