@@ -12,11 +12,13 @@ It ends with the `ivr report` of those calls.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 import tempfile
 import time
 import wave
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -58,10 +60,12 @@ DEMO_CALLS = (  # callers are personas of the sample book (ivr/policyadmin/seed.
 
 
 def placeholder_audio(prompts: PromptCatalog, directory: Path, seconds_per_char: float = 0.0) -> Path:
-    """Silent WAVs laid out as built prompts are (`ivr/<lang>/<key>.wav`).
+    """Stand-in prompts laid out as built prompts are (`ivr/<lang>/<key>.wav`): a soft 400 Hz hum.
 
     Used where real prompt audio is not needed (DTMF tests, the load benchmark);
-    with `seconds_per_char` a prompt lasts about as long as its text would.
+    with `seconds_per_char` a prompt lasts about as long as its text would. Not
+    silence: a caller hearing a silent prompt hears dead air, and the tests
+    measure dead air by what is audible.
     """
     for language, texts in prompts.texts.items():
         folder = directory / "ivr" / language
@@ -72,8 +76,13 @@ def placeholder_audio(prompts: PromptCatalog, directory: Path, seconds_per_char:
                 out.setnchannels(1)
                 out.setsampwidth(2)
                 out.setframerate(8000)
-                out.writeframes(b"\0\0" * int(8000 * seconds))
+                out.writeframes(_hum(int(8000 * seconds)))
     return directory
+
+
+def _hum(samples: int, amplitude: int = 1000) -> bytes:
+    wave_form = array("h", (int(amplitude * math.sin(2 * math.pi * 400 * n / 8000)) for n in range(20)))
+    return (wave_form * (samples // 20 + 1))[:samples].tobytes()
 
 
 class TurnPrinter:

@@ -79,6 +79,29 @@ async def leaked_helpers(sim, config, grace: float = 3.0) -> list[str]:
             await asyncio.sleep(0.1)
 
 
+DEAD_AIR_LIMIT = 3.0  # seconds a caller may hear nothing, anywhere in a call
+
+
+def longest_dead_air(sim) -> float:
+    """The longest silence any inbound caller of this test heard, appended per call to
+    test-artifacts/dead-air.jsonl (the figure the closing notes report)."""
+    import json
+    import os
+
+    worst = 0.0
+    out = ROOT / "test-artifacts" / "dead-air.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    with out.open("a") as log:
+        for call in sim.sim.calls.values():
+            if call.kind != "inbound" or call.answered_at is None:
+                continue
+            gap = call.longest_dead_air()
+            worst = max(worst, gap.seconds)
+            log.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
+                                  "seconds": round(gap.seconds, 2), "from": round(gap.start, 2)}) + "\n")
+    return worst
+
+
 async def stop_simulator(sim) -> None:
     assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
     await sim.stop()
@@ -99,6 +122,7 @@ async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path
     await asyncio.wait_for(ready.wait(), 10)
     yield Rig(sim, settings, stop, task)
     assert await leaked_helpers(sim, config) == [], "snoop or media legs left behind by calls that ended"
+    assert longest_dead_air(sim) <= DEAD_AIR_LIMIT, "a caller sat in silence (test-artifacts/dead-air.jsonl)"
     stop.set()
     await asyncio.wait_for(task, 10)
     await stop_simulator(sim)
