@@ -22,7 +22,8 @@ from ivr.payments import SimulatedGateway
 from ivr.policyadmin.seed import PERSONAS
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
 from tests.conftest import ROOT
-from tests.controller.conftest import stop_simulator, strict_simulator, write_prompt_audio
+from tests.controller.conftest import (DEAD_AIR_LIMIT, leaked_helpers, longest_dead_air, stop_simulator,
+                                      strict_simulator, write_prompt_audio)
 
 DOB = "19800531"
 PHONE = {p.key: p.phone for p in PERSONAS}
@@ -66,6 +67,8 @@ async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = 
     await asyncio.wait_for(ready.wait(), 10)
     try:
         yield InsurerRig(sim, embedded, admin, redis_url)
+        assert await leaked_helpers(sim, config) == [], "snoop or media legs left behind by calls that ended"
+        assert longest_dead_air(sim) <= DEAD_AIR_LIMIT, "a caller sat in silence (test-artifacts/dead-air.jsonl)"
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
