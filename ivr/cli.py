@@ -445,6 +445,8 @@ def _bench_parser(commands) -> None:
     asr.add_argument("--strings", type=int, help="FSDD 8-digit strings to recognise (default 200, quick 8)")
     asr.add_argument("--callers", type=int, help="simulated callers for task success (default 200, quick 8)")
     asr.add_argument("--max-streams", type=int, default=64, help="most simultaneous streams to try on one core (default 64)")
+    asr.add_argument("--calibrate", action="store_true",
+                     help="also refit the confidence models on the fit voices; prints the constants to paste (a few minutes)")
     _flow_dirs(asr)
     asr.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     asr.set_defaults(handler=cmd_bench_asr)
@@ -474,7 +476,8 @@ def cmd_bench_asr(args: argparse.Namespace) -> int:
 
     report = run(flows_dir=args.flows, prompts_dir=args.prompts, shared_dir=args.shared, quick=args.quick,
                  max_streams=args.max_streams, recognisers=tuple(args.recognisers), vosk_model_path=args.vosk_model,
-                 strings=args.strings, callers=args.callers, progress=lambda line: print(line, file=sys.stderr))
+                 strings=args.strings, callers=args.callers, progress=lambda line: print(line, file=sys.stderr),
+                 calibrate=args.calibrate)
     for line in report.get("summary") or [report.get("error", "")]:  # a short summary for people, on stderr
         print(line, file=sys.stderr)
     _report(report, args.output)

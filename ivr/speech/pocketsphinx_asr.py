@@ -10,23 +10,30 @@ Confidence. pocketsphinx's own posterior is 1.0 without `bestpath`, and a
 grammar search always returns *some* phrase when it can, so it cannot tell
 "payment" from "the weather is nice". A second decoder runs a free phone
 loop (allphone search) over the same audio, in step with the grammar
-decoder so the end of an utterance costs no extra decoding. The phone loop
-is the best any words could score; the grammar result's acoustic score per
-frame, minus the phone loop's, measures how much the grammar had to bend
-the audio. `confidence = sigmoid((gap - CENTRE) / SCALE)` with CENTRE and
-SCALE calibrated on in- and out-of-grammar speech (`ivr bench asr`).
-Alternatives come from the N-best list (distinct texts), each scored by the
-same gap shifted by its total-score difference to the best.
+decoder so the end of an utterance costs no extra decoding: the phone loop
+is roughly the best any words could score, and the grammar path's acoustic
+score minus the phone loop's, frame by frame, measures how much the grammar
+had to bend the audio. The confidence is a probability of being right: a
+logistic model (`ivr.speech.confidence`) over four features of the result
+(`features`), fitted on held-out voices by `ivr bench asr --calibrate`.
 
-The gap misses one failure: a grammar path whose words cover only part of
-the speech, the rest absorbed by silence and filler models. "a person" for
-a whole spoken policy number scored 0.95-0.999 (3 of 200 FSDD strings: the
-caller would have been sent to an agent); out-of-grammar sentences matched a
-short phrase the same way. So the confidence is also scaled by *coverage*:
-the share of loud 10 ms frames (within 20 dB of the utterance's peak and
-10 dB above its noise floor) that lie inside recognised words (`Coverage`).
-Right 8-digit strings had coverage ≥ 0.96, wrong ones a median of 0.92,
-"a person" 0.22-0.28; out-of-grammar speech a median of 0.69.
+Why these features, and not the gap per frame of the whole utterance used
+before: that average counted the utterance's silence as perfectly fitting
+frames, so the more of an utterance the words filled, the worse it scored.
+A right "it's too expensive" scored 0.07-0.17 on a deployer's voices and
+was rejected three times, while a wrong "yeah" for "no" (fewer frames of
+words in as much audio) kept 0.78. Now the gap is taken over the words' own
+frames (`gap_words`), and apart over the frames the grammar gave to silence
+and fillers (`gap_silence`: speech the grammar could not place scores badly
+there). `coverage` is the share of loud 10 ms frames (within 20 dB of the
+utterance's peak and 10 dB above its noise floor) inside recognised words:
+a path covering only part of the speech ("a person" for a whole spoken
+policy number, a short phrase for an out-of-grammar sentence) fits its own
+frames well and is caught only by this. `snr_db` (the spread of frame
+energies, capped) lets the model trust a gap less on a noisy line, where
+right answers fit worse too. Alternatives come from the N-best list
+(distinct texts): the same features with `gap_words` shifted by the
+alternative's score difference to the best, never above the best.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import numpy as np
 import pocketsphinx
 import soxr
 
+from ivr.speech.confidence import Logistic
 from ivr.speech.grammar import EN_DIGIT_WORDS, EN_REPEATS, Grammar, tokens
 from ivr.speech.recognizer import Alternative, Partial, Result
 
@@ -63,48 +71,20 @@ PHONE_LOOP = dict(lw=2.0, beam=1e-8, pbeam=1e-8, ds=2, maxhmmpf=200)
 TELEPHONE_CMN = "30.1,14.6,-20.8,34.3,-14.8,1.3,12.0,-16.0,8.1,-6.9,0.8,9.0,-10.2"
 
 
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """Maps the per-frame gap to the phone loop onto 0..1 (see module docstring)."""
-
-    centre: float = -0.00123
-    scale: float = 0.00033
-
-    def confidence(self, gap: float) -> float:
-        return 1.0 / (1.0 + math.exp(-(gap - self.centre) / self.scale))
-
-
-# Calibrated on the shipped flows' choice grammars (`ivr bench asr`: 55
-# phrases × flite slt/rms/awb/kal16, espeak-ng, 20 dB noise; 128 out-of-
-# grammar sentences): confidence 0.25 (the flows' reject_below) at gap
-# -0.0016 keeps 96% of right answers and lets through a third of the
-# out-of-grammar speech that the grammar matched at all; 0.6 (confirm_below)
-# at -0.0011 accepts 83% of right answers without a question, 7% of those.
-PHRASES = Calibration(centre=-0.00123, scale=0.00033)
-DIGITS = Calibration(centre=-0.0025, scale=0.0004)
-
-
-@dataclass(frozen=True, slots=True)
-class Coverage:
-    """Scales a confidence by how much of the loud audio the recognised words cover."""
-
-    low: float  # coverage at or below this: confidence 0
-    high: float  # at or above this: confidence kept
-
-    def factor(self, coverage: float) -> float:
-        return min(1.0, max(0.0, (coverage - self.low) / (self.high - self.low)))
-
-
-# Fitted on `ivr bench asr` data (shipped choice grammars × flite/espeak voices,
-# clean and with white line noise at 20 and 10 dB; 106 out-of-grammar utterances
-# the grammar matched; 400 FSDD 8-digit strings of the four development speakers).
-# Phrases: out-of-grammar speech accepted fell from 35% to 16% and acted on without
-# a question from 12% to 5.5%; right answers accepted from 83.6% to 82.2%; a wrong
-# outcome without a question from 6.2% to 3.9%. Digit strings: about a third of the
-# wrong ones fall below the reject threshold (the caller is asked to key the number
-# instead of hearing a wrong read-back); none of the 35 right ones did (coverage ≥ 0.96).
-PHRASE_COVERAGE = Coverage(low=0.4, high=0.7)
-DIGIT_COVERAGE = Coverage(low=0.85, high=0.95)
+# P(right) over `features`, per grammar kind; fitted by `ivr bench asr --calibrate`
+# (see ivr/bench/confidence.py for the voices, conditions and turns) and pasted here.
+CONFIDENCE: dict[str, Logistic] = {
+    "phrases": Logistic(
+        intercept=-5.717,
+        weights=(("gap_words", 0.7072), ("gap_silence", 0.169), ("coverage", 6.714), ("snr_db", 0.08501)),
+        ranges=(("gap_words", -5.046, 0.4101), ("gap_silence", -2.898, 1.564), ("coverage", 0.1648, 1), ("snr_db", 12.67, 35))),
+    "digits": Logistic(
+        intercept=-13.9,
+        weights=(("gap_words", 1.498), ("gap_silence", 0.4977), ("coverage", 10.54), ("snr_db", 0.1533)),
+        ranges=(("gap_words", -4.284, -0.3928), ("gap_silence", -2.736, 1.092), ("coverage", 0.4065, 1), ("snr_db", 13.33, 35))),
+}
+GAP_UNIT = 1000.0  # gaps are log-score differences per 10 ms frame, ~0.001: features in thousandths
+SNR_CAP_DB = 35.0  # above this a line is clean; espeak's digital silence spreads energies to 70 dB
 LOUD_DB = 20.0  # a frame is loud within this many dB of the utterance's peak (99th percentile)
 ABOVE_FLOOR_DB = 10.0  # and this far above its floor (10th percentile): steady line noise is not speech
 FILLER_MARKS = ("<", "[", "+", "(")  # <sil>, [NOISE], ++BREATH++, (NULL)
@@ -238,32 +218,31 @@ class PocketsphinxRecognizer:
 
     languages = frozenset({"en"})
 
-    def __init__(self, nbest: int = 5, phone_loop: bool = True, calibration: Calibration = PHRASES,
-                 digit_calibration: Calibration = DIGITS, coverage: bool = True) -> None:
+    def __init__(self, nbest: int = 5, confidence: dict[str, Logistic] | None = None) -> None:
         model = Path(pocketsphinx.get_model_path()) / "en-us"
         common = dict(hmm=str(model / "en-us"), bestpath=False, loglevel="ERROR", cmninit=TELEPHONE_CMN)
         self._decoder = pocketsphinx.Decoder(dict=_seed_dictionary(), **common)
-        self._phones = pocketsphinx.Decoder(allphone=str(model / "en-us-phone.lm.bin"), **PHONE_LOOP,
-                                            **common) if phone_loop else None
+        self._phones = pocketsphinx.Decoder(allphone=str(model / "en-us-phone.lm.bin"), **PHONE_LOOP, **common)
         self._known: set[str] = set(EN_DIGIT_WORDS) | set(EN_REPEATS) | {"yes", "no"}
         self._searches: dict[str, str] = {}
         self._nbest = nbest
-        self._calibrations = {"phrases": calibration, "digits": digit_calibration}
-        self._calibration = calibration
+        self._models = confidence or CONFIDENCE
         self._resampler: soxr.ResampleStream | None = None
         self._partial: Partial | None = None
         self._fed = False
         self._grammar: Grammar | None = None
-        self._coverage_on = coverage
         self._energies: list[np.ndarray] = []  # log energy of each 10 ms frame of this utterance
         self._energy_tail = np.zeros(0, dtype=np.float64)
-        self.last_gap: float | None = None  # for calibration (`ivr bench asr`)
-        self.last_coverage: float | None = None
+        self.last_features: dict[str, float] | None = None  # the last result's, for `ivr bench asr --calibrate`
+
+    @property
+    def last_coverage(self) -> float | None:
+        return None if self.last_features is None else self.last_features["coverage"]
 
     def start_turn(self, grammar: Grammar) -> None:
         self.reset()
         self._grammar = grammar
-        self._calibration = self._calibrations[grammar.kind]
+        self.last_features = None
         if grammar.language not in self.languages:
             raise ValueError(f"pocketsphinx has no model for language {grammar.language!r}")
         self._decoder.activate_search(self._search_for(grammar))
@@ -271,8 +250,7 @@ class PocketsphinxRecognizer:
         # seed, which made the same audio decode differently from run to run.
         self._resampler = soxr.ResampleStream(CALL_RATE, MODEL_RATE, 1, dtype="float32")
         self._decoder.start_utt()
-        if self._phones:
-            self._phones.start_utt()
+        self._phones.start_utt()
 
     def feed(self, pcm16_8k: bytes) -> Partial | None:
         if self._resampler is None:
@@ -308,13 +286,12 @@ class PocketsphinxRecognizer:
             self.reset()
             return Result("", 0.0)
         self._decoder.end_utt()
-        if self._phones:
-            self._phones.end_utt()
+        self._phones.end_utt()
         return self._result()
 
     def reset(self) -> None:
         for decoder in (self._decoder, self._phones):
-            if decoder is not None and self._resampler is not None:
+            if self._resampler is not None:
                 try:
                     decoder.end_utt()
                 except RuntimeError:
@@ -331,8 +308,7 @@ class PocketsphinxRecognizer:
         clipped = np.clip(np.rint(samples), -32768, 32767)
         data = clipped.astype("<i2").tobytes()
         self._decoder.process_raw(data, False, False)
-        if self._phones:
-            self._phones.process_raw(data, False, False)
+        self._phones.process_raw(data, False, False)
         self._fed = True
         pending = np.concatenate([self._energy_tail, clipped.astype(np.float64)])
         count = len(pending) // FRAME_SAMPLES
@@ -343,58 +319,64 @@ class PocketsphinxRecognizer:
 
     def _result(self) -> Result:
         hyp = self._decoder.hyp()
-        self.last_gap = None
         if hyp is None or not hyp.hypstr.strip():
             return Result("", 0.0)
-        gap = self._gap()
-        self.last_gap = gap
-        best_log = math.log(max(hyp.score, 1e-300))
-        frames = max(1, self._decoder.n_frames())
-        confidence = self._calibration.confidence(gap) if gap is not None else 1.0
-        coverage = self._coverage()
-        self.last_coverage = coverage
-        if coverage is not None and self._coverage_on:
-            confidence *= PHRASE_COVERAGE.factor(coverage)
-            if self._grammar is not None and self._grammar.kind == "digits" and _is_digit_string(hyp.hypstr):
-                confidence *= DIGIT_COVERAGE.factor(coverage)
-        alternatives: list[Alternative] = []
-        if self._grammar is not None and self._grammar.kind == "digits":
+        features = self._features()
+        self.last_features = features
+        model = self._models[self._grammar.kind if self._grammar else "phrases"]
+        confidence = model.probability(features)
+        if self._grammar is None or self._grammar.kind == "digits":
             # The lattice behind nbest() cost 0.4-2 s of CPU per 8-digit string and gave back
             # the best text again (40 FSDD strings, `ivr bench asr`): no alternatives for numbers.
             return Result(hyp.hypstr, confidence, ())
+        best_log = math.log(max(hyp.score, 1e-300))
+        words = max(1.0, features["word_frames"])
+        alternatives: list[Alternative] = []
         seen = {hyp.hypstr}
         for index, entry in enumerate(self._decoder.nbest()):
             if index >= self._nbest * 4 or len(alternatives) >= self._nbest - 1:
                 break
-            if entry is None or entry.hypstr in seen or not (self._grammar and self._grammar.accepts(entry.hypstr)):
+            if entry is None or entry.hypstr in seen or not self._grammar.accepts(entry.hypstr):
                 continue
             seen.add(entry.hypstr)
-            shift = (math.log(max(entry.score, 1e-300)) - best_log) / frames
-            alt = self._calibration.confidence(gap + shift) if gap is not None else max(0.0, 1.0 + shift * 100)
-            alternatives.append(Alternative(entry.hypstr, min(alt, confidence)))
+            shift = (math.log(max(entry.score, 1e-300)) - best_log) / words * GAP_UNIT
+            shifted = model.probability({**features, "gap_words": features["gap_words"] + shift})
+            alternatives.append(Alternative(entry.hypstr, min(shifted, confidence)))
         return Result(hyp.hypstr, confidence, tuple(alternatives))
 
-    def _coverage(self) -> float | None:
-        """Share of the utterance's loud frames that fall inside recognised words (not fillers)."""
-        if not self._energies:
-            return None
-        energies = np.concatenate(self._energies)
-        floor = float(np.percentile(energies, 10))  # the line's noise: pre-roll and end silence are in the utterance
-        loud = energies >= max(float(np.percentile(energies, 99)) - LOUD_DB, floor + ABOVE_FLOOR_DB)
-        words = np.zeros(len(energies), dtype=bool)
-        for segment in self._decoder.seg() or ():
-            if segment.word and not segment.word.startswith(FILLER_MARKS) and segment.start_frame >= 0:
-                words[segment.start_frame : segment.end_frame + 1] = True
-        return float(words[loud].mean()) if loud.any() else None
+    def _features(self) -> dict[str, float]:
+        """What the confidence is computed from (see the module docstring).
 
-    def _gap(self) -> float | None:
-        """Grammar minus phone-loop acoustic log-score per frame (≤ 0 for a good fit)."""
-        if self._phones is None:
-            return None
+        `gap_words` and `gap_silence`: grammar minus phone-loop acoustic
+        log-score per frame (in thousandths), over the frames of the words and
+        over the rest; the phone loop's score of a phone is spread evenly over
+        its frames, since its segments do not line up with the words'.
+        """
         frames = max(1, self._decoder.n_frames())
-        grammar = sum(math.log(max(s.ascore, 1e-300)) for s in self._decoder.seg() or ())
-        phones = sum(math.log(max(s.ascore, 1e-300)) for s in self._phones.seg() or ())
-        return (grammar - phones) / frames
+        loop = np.zeros(frames)
+        for segment in self._phones.seg() or ():
+            start, end = max(0, segment.start_frame), min(frames - 1, segment.end_frame)
+            if end >= start:
+                loop[start : end + 1] = math.log(max(segment.ascore, 1e-300)) / (end - start + 1)
+        in_words = np.zeros(frames, dtype=bool)
+        grammar = {True: 0.0, False: 0.0}
+        for segment in self._decoder.seg() or ():
+            word = bool(segment.word) and not segment.word.startswith(FILLER_MARKS)
+            grammar[word] += math.log(max(segment.ascore, 1e-300))
+            if word and segment.start_frame >= 0:
+                in_words[segment.start_frame : segment.end_frame + 1] = True
+        in_words = in_words[:frames]
+        word_frames, other_frames = int(in_words.sum()), int((~in_words).sum())
+        energies = np.concatenate(self._energies) if self._energies else np.zeros(0)
+        return {
+            "gap_words": (grammar[True] - float(loop[in_words].sum())) / max(1, word_frames) * GAP_UNIT,
+            "gap_silence": (grammar[False] - float(loop[~in_words].sum())) / max(1, other_frames) * GAP_UNIT
+            if other_frames else 0.0,
+            "coverage": _coverage(energies, in_words),
+            "snr_db": min(SNR_CAP_DB, float(np.percentile(energies, 95) - np.percentile(energies, 10)))
+            if len(energies) else 0.0,
+            "word_frames": float(word_frames),
+        }
 
     def _search_for(self, grammar: Grammar) -> str:
         """The decoder's search for this grammar, adding missing words once per call."""
@@ -421,6 +403,18 @@ class PocketsphinxRecognizer:
             self._known.add(word)
 
 
-def _is_digit_string(text: str) -> bool:
-    said = tokens(text)
-    return bool(said) and all(word in EN_DIGIT_WORDS or word in EN_REPEATS for word in said)
+def _coverage(energies: np.ndarray, in_words: np.ndarray) -> float:
+    """Share of the utterance's loud frames that fall inside recognised words (not fillers).
+
+    The floor is the line's noise (10th percentile: pre-roll and end silence
+    are in the utterance); loud is within LOUD_DB of the peak (99th) and
+    ABOVE_FLOOR_DB over the floor. No loud frame at all: nothing to cover (1.0).
+    """
+    count = min(len(energies), len(in_words))
+    if not count:
+        return 1.0
+    energies, in_words = energies[:count], in_words[:count]
+    floor = float(np.percentile(energies, 10))
+    loud = energies >= max(float(np.percentile(energies, 99)) - LOUD_DB, floor + ABOVE_FLOOR_DB)
+    return float(in_words[loud].mean()) if loud.any() else 1.0
+

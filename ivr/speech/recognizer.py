@@ -39,7 +39,14 @@ class Alternative:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """A final result; empty `text` means nothing in the grammar was heard."""
+    """A final result; empty `text` means nothing in the grammar was heard.
+
+    `confidence` is the probability that `text` is what the caller said, calibrated
+    on held-out voices (`ivr.speech.confidence`), since the flows' thresholds read
+    it as one: reject below `reject_below`, confirm a choice below `confirm_below`.
+    A recogniser with such a model also keeps the features of its last result in
+    `last_features` (a dict, or None), which `ivr bench asr --calibrate` refits from.
+    """
 
     text: str
     confidence: float

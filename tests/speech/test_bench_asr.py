@@ -46,6 +46,21 @@ def test_choices_on_the_shipped_flows(report: dict) -> None:
     assert latency["plain_end_silence"] is None or latency["plain_end_silence"]["p50"] > 0
 
 
+def test_confidence_rates_per_turn_type_on_held_out_voices(report: dict) -> None:
+    section = report["pocketsphinx"]["confidence"]
+    assert section["utterances"] > 0 and "flite:kal" in section["voices"] and "flite:slt" not in section["voices"]
+    assert {t["type"] for t in section["turns"].values()} == {"choices", "yes_no", "digits"}
+    for kind in ("choices", "yes_no", "digits"):
+        rates = section["held_out"][kind]
+        assert rates["in_grammar"] > 0 and rates["out_of_grammar"] > 0 and rates["silence_and_noise"] > 0
+        for key in ("recognised_right", "out_of_grammar_accepted", "out_of_grammar_accepted_without_confirmation",
+                    "silence_and_noise_accepted"):
+            assert _unit(rates[key]), (kind, key)
+        assert rates["out_of_grammar_accepted_without_confirmation"] <= rates["out_of_grammar_accepted"]
+    assert sum(b["results"] for b in section["held_out"]["reliability"]) > 0
+    assert any(line.startswith("confidence, choices") for line in report["summary"])
+
+
 def test_digits_rtf_and_streams(report: dict) -> None:
     sphinx = report["pocketsphinx"]
     if fsdd_dir().is_dir():

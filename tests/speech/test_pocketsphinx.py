@@ -18,7 +18,8 @@ from ivr.speech.recognizer import Recognizer, Result  # noqa: E402
 from .sounds import MENU, fsdd_dir, silence, synth, with_noise  # noqa: E402
 
 MENU_GRAMMAR = Grammar.of("en", list(MENU))
-REJECT_BELOW = 0.25  # ivr.flow.model defaults
+REJECT_BELOW = 0.25  # the shipped flows' thresholds (ivr.flow.model's default; flows/*.yaml defaults)
+CONFIRM_BELOW = 0.85
 WORDS = "zero one two three four five six seven eight nine".split()
 
 
@@ -59,10 +60,13 @@ def test_yes_and_no_on_a_reused_decoder(sphinx: PocketsphinxRecognizer) -> None:
         assert match(heard, table) == word, heard
 
 
-def test_out_of_grammar_speech_is_empty_or_low_confidence(sphinx: PocketsphinxRecognizer) -> None:
+def test_out_of_grammar_speech_is_never_acted_on_unasked(sphinx: PocketsphinxRecognizer) -> None:
+    """Empty, or confident enough at most to be confirmed ("Did you say ...?"): the confidence
+    is a probability, and a grammar path that explains two thirds of a sentence ("I want to buy
+    a car" as "my policy") is right about half the time."""
     for sentence in ["the weather is nice today", "I want to buy a car", "thank you very much"]:
         result = recognise(sphinx, MENU_GRAMMAR, synth(sentence, "slt"))
-        assert result.empty or result.confidence < REJECT_BELOW, (sentence, result)
+        assert result.empty or result.confidence < CONFIRM_BELOW, (sentence, result)
 
 
 def test_alternatives_are_other_sentences_of_the_grammar() -> None:
@@ -193,3 +197,80 @@ def test_a_phrase_that_explains_little_of_the_speech_is_not_confident() -> None:
     for text, voice in [("a person", "kal16"), ("seven seven eight nine three two one four", "awb")]:
         result = recognise(recognizer, grammar, synth(text, voice))
         assert result.confidence > 0.6 and recognizer.last_coverage > 0.9, (text, result)
+
+
+# Voices no other test uses (ivr.bench.confidence.HELD_OUT_VOICES), on the shipped flows' own turns.
+HELD_OUT_RIGHT = [  # (turn, said, voice, rate, band, snr)
+    ("cancellation.reason", "it's too expensive", "flite:kal", 1.0, "wide", None),
+    ("cancellation.reason", "my family objects", "espeak:en-gb-x-rp", 175, "phone", None),
+    ("main_menu.menu", "update my phone number", "espeak:en-us-nyc", 175, "wide", 20.0),
+    ("cancellation.downgrade", "no", "flite:kal", 1.0, "phone", None),
+    ("cancellation.downgrade", "that's wrong", "espeak:en-gb-x-rp", 175, "phone", None),
+    ("cancellation.downgrade", "yes please", "espeak:en-us+klatt", 175, "phone", 20.0),
+    ("phone_update.id_digits", "four five six seven", "flite:kal", 1.0, "phone", None),
+]
+HELD_OUT_WRONG = [
+    ("main_menu.menu", "what are your opening hours", "flite:kal", 1.0, "wide", None),
+    ("cancellation.reason", "the bus was late again", "flite:kal", 1.2, "wide", None),
+    ("cancellation.downgrade", "I need to think about it", "espeak:en-us+klatt", 175, "wide", None),
+    ("cancellation.downgrade", "is anyone there", "espeak:en-us+klatt", 175, "wide", None),
+    ("payment.offer", "could you repeat the question", "espeak:en-us+klatt", 175, "wide", None),
+]
+
+
+@pytest.fixture(scope="module")
+def shipped_turns():
+    from pathlib import Path
+
+    from ivr.bench.asr import load_release
+    from ivr.bench.confidence import shipped_turns
+
+    root = Path(__file__).resolve().parents[2]
+    return {turn.where: turn for turn in shipped_turns(load_release(root / "flows", root / "prompts"))}
+
+
+def _held_out(case):
+    from ivr.bench.confidence import Condition, speak
+
+    where, said, voice, rate, band, snr = case
+    engine, name = voice.split(":")
+    pcm = speak(said, Condition(engine, name, rate, band, snr))
+    return with_noise(pcm, snr_db=snr) if snr is not None else pcm
+
+
+def test_held_out_voices_right_answers_are_not_rejected_and_others_are_not_acted_on(shipped_turns) -> None:
+    """The deployer's failure: a right "it's too expensive" scored 0.07-0.17 and was rejected
+    three times. Right answers from held-out voices now clear reject_below; out-of-grammar
+    speech, silence and noise are never acted on without a question on a choices turn (below
+    confirm_below the engine asks "Did you say ...?"). A yes/no turn never asks: there the
+    bar is only confirm_below, and `ivr bench asr` reports how much out-of-grammar speech
+    such turns act on (pocketsphinx cannot keep it below reject_below without rejecting
+    right answers)."""
+    from ivr.bench.confidence import _heard, decision, non_speech
+    from ivr.speech.grammar import Grammar
+
+    def acted_on(turn, result) -> bool:
+        if turn.type == "yes_no":
+            return not result.empty and result.confidence >= turn.confirm
+        row = {"text": None if result.empty else result.text, "heard": None if result.empty else _heard(turn, result.text)}
+        return decision(turn, row, result.confidence) == "act"
+
+    recognizer = PocketsphinxRecognizer()  # its own, for a repeatable history
+    right = 0
+    for case in HELD_OUT_RIGHT:
+        turn = shipped_turns[case[0]]
+        result = recognise(recognizer, Grammar.from_listen(turn.listen), _held_out(case))
+        expected = parse_digits(case[1]) if turn.type == "digits" else turn.listen.grammar[case[1]]
+        if not result.empty and _heard(turn, result.text) == expected:
+            right += 1
+            assert result.confidence >= turn.reject, (case, result)
+    assert right >= len(HELD_OUT_RIGHT) - 1, "the recogniser itself got worse on these voices"
+    for case in HELD_OUT_WRONG:
+        turn = shipped_turns[case[0]]
+        result = recognise(recognizer, Grammar.from_listen(turn.listen), _held_out(case))
+        assert not acted_on(turn, result), (case, result)
+    for where, kind, seed in [("main_menu.menu", "silence", 0), ("main_menu.menu", "noise", 1),
+                              ("main_menu.menu", "bursts", 2), ("cancellation.downgrade", "bursts", 5)]:
+        turn = shipped_turns[where]
+        result = recognise(recognizer, Grammar.from_listen(turn.listen), non_speech(kind, seed))
+        assert not acted_on(turn, result), (where, kind, seed, result)
