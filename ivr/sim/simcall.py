@@ -97,6 +97,7 @@ class SimCall:
         self.stasis_args: list[str] = []
         self.answer_after: float | None = None
         self.received_rtp = bytearray()   # audio the app streamed to the caller (externalMedia payloads)
+        self.keyed: list[tuple[float, float]] = []  # (first key down, last key up): the caller busy keying
         self.in_stasis = asyncio.Event()
         self.ended = asyncio.Event()
         self._changed = asyncio.Event()
@@ -116,6 +117,13 @@ class SimCall:
     # -- acting as the caller ------------------------------------------------------
     async def press(self, digits: str, interval: float = 0.35, duration_ms: int = 100) -> None:
         """Press keys: one ChannelDtmfReceived per key when the key is released."""
+        began = self.sim.clock.now()
+        try:
+            await self._press(digits, interval, duration_ms)
+        finally:
+            self.keyed.append((began, self.sim.clock.now()))
+
+    async def _press(self, digits: str, interval: float, duration_ms: int) -> None:
         for i, digit in enumerate(digits):
             if self.ended.is_set():
                 return
@@ -265,7 +273,7 @@ class SimCall:
         queue's), or to now while the call goes on.  Heard: channel
         playbacks on the caller, bridge playbacks reaching it and dialplan
         Playback() from when their audio began, MOH from when it started;
-        spoken: the caller's voiced 20 ms frames.  A dialplan Playback()
+        the caller's own turn: their voiced 20 ms frames and the time they spend keying.  A dialplan Playback()
         still playing is not known yet (recorded when it ends).
         """
         now = self.sim.clock.now()
@@ -276,7 +284,7 @@ class SimCall:
                  for p in self.prompts if p.audio_from is not None]
         heard += [(a, b if b is not None else now) for a, b in self.moh_spans if a is not None]
         spoken = self.channel.audio_in.voiced if self.channel.audio_in is not None else []
-        return longest_gap(heard + spoken, begin, max(begin, end))
+        return longest_gap(heard + spoken + self.keyed, begin, max(begin, end))
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -89,6 +89,15 @@ def test_speech_counts_only_where_voiced_and_until_the_caller_hangs_up(call):
     assert call.longest_dead_air() == DeadAir(10.0, 11.0)
 
 
+def test_keying_a_number_is_the_caller_busy_not_dead_air(call):
+    """A caller typing eleven digits after a prompt is not sitting in silence."""
+    call.prompts.append(PromptRecord("sound:ask_number", "p1", 10.0, 12.0, "done", audio_from=10.0))
+    call.keyed.append((12.3, 15.4))
+    call.prompts.append(PromptRecord("sound:readback", "p2", 17.9, 20.0, "done", audio_from=17.9))
+    call.ended_at = 20.0
+    assert call.longest_dead_air() == DeadAir(15.4, 17.9)
+
+
 async def test_through_the_simulator(simulator, session, prompt_config, tmp_path):
     """Prompt on the caller, then a bridge playback, then MOH, speech between, hang-up."""
     running = await simulator(prompt_config)
