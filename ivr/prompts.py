@@ -21,6 +21,7 @@ from ivr.digits import speakable
 
 LANGUAGES = ("en", "zh")
 FORMATS = ("text", "money", "date", "digits", "masked", "number")
+NUMBER_FORMATS = frozenset({"digits", "masked"})  # phone, policy or ID numbers: said in part or read back
 PLACEHOLDER = re.compile(r"\{([^{}:]+)(?::([a-z]+))?\}")
 
 # Prompts the engine itself plays, with the values it supplies.
@@ -78,6 +79,11 @@ class PromptCatalog:
     def expressions(self, key: str) -> set[str]:
         """Placeholder expressions of a key across all languages."""
         return {p.expression for texts in self.texts.values() if key in texts for p in texts[key].placeholders}
+
+    def shows_numbers(self, key: str) -> bool:
+        """Does the prompt say a personal number, masked or read back? Its values hold it in full."""
+        return any(p.format in NUMBER_FORMATS for texts in self.texts.values() if key in texts
+                   for p in texts[key].placeholders)
 
     def render(self, language: str, key: str, values: Mapping[str, Any]) -> str:
         """The text a caller hears; a missing value is left as an empty string."""

@@ -85,14 +85,6 @@ class _Filler:
 
 
 @dataclass
-class _Planned:
-    """A Play whose prompts have their playback ids and URIs, written down before posting."""
-
-    barge_in: bool
-    items: list[tuple[str, str]]  # (playback id, media URI)
-
-
-@dataclass
 class Begin:
     """Answer and start the flow: the first item of a new call's queue."""
 

@@ -8,8 +8,9 @@ writes them down (`StepAudio`): playback ids, keys, values, expected lengths,
 and when they were sent. The adopting controller asks Asterisk which of those
 playbacks still exist and decides, with `recover`, what to keep, what to stop
 and what to play again, so that the caller hears every prompt of the step once
-and in order. Prompts that echo the caller (a read-back of their digits) are
-written without their values: they cannot be played again, and the engine asks
+and in order. Private prompts (a read-back of the caller's digits, a policy
+or phone number said masked, whose values hold the full number) are written
+without their values: they cannot be played again, and the engine asks
 its question afresh instead.
 """
 
@@ -29,7 +30,7 @@ Live = Literal["playing", "queued"] | None  # what Asterisk says of a playback; 
 class SentPrompt(BaseModel):
     playback_id: str
     key: str
-    values: dict[str, Any] | None  # None: withheld (the prompt echoes the caller)
+    values: dict[str, Any] | None  # None: withheld (a private prompt)
     language: str
     barge_in: bool
     seconds: float | None  # length of its audio, when known
@@ -61,7 +62,7 @@ class StepAudio(BaseModel):
 
 
 def sent_prompt(playback_id: str, prompt: PromptRef, play: Play, seconds: float | None) -> SentPrompt:
-    return SentPrompt(playback_id=playback_id, key=prompt.key, values=None if prompt.echo else dict(prompt.values),
+    return SentPrompt(playback_id=playback_id, key=prompt.key, values=None if prompt.private else dict(prompt.values),
                       language=play.language, barge_in=play.barge_in, seconds=seconds)
 
 

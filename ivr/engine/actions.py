@@ -20,7 +20,7 @@ class PromptRef(_Action):
 
     key: str
     values: dict[str, Any] = Field(default_factory=dict)
-    echo: bool = False  # the values repeat what the caller said or keyed: never written down
+    private: bool = False  # the values repeat the caller or hold a full number: never written down
 
 
 class Play(_Action):

@@ -283,9 +283,12 @@ def _caller_hung_up(ctx: _Context) -> None:
 
 def _play(ctx: _Context, keys: list[str], barge_in: bool | None, values: dict[str, Any] | None = None,
           echo: bool = False) -> act.Play:
+    """`echo`: the values repeat what the caller said or keyed (a read-back)."""
     if barge_in is None:
         barge_in = ctx.flow.defaults.barge_in
-    refs = [act.PromptRef(key=key, values=values if values is not None else _placeholder_values(ctx, key), echo=echo)
+    prompts = ctx.release.prompts
+    refs = [act.PromptRef(key=key, values=values if values is not None else _placeholder_values(ctx, key),
+                          private=echo or prompts.shows_numbers(key))
             for key in keys]
     for key in keys:
         ctx.state.record("prompt", matched=key)

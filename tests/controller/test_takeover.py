@@ -56,7 +56,7 @@ def test_a_queued_prompt_we_can_no_longer_serve_is_replaced():
 
 
 def test_an_unheard_echo_of_the_caller_is_not_replayed_the_engine_asks_again():
-    echo = PromptRef(key="common.readback_digits", values={"digits": "07700900123"}, echo=True)
+    echo = PromptRef(key="common.readback_digits", values={"digits": "07700900123"}, private=True)
     play = Play(prompts=[echo], language="en")
     written = sent_prompt("pb0", echo, play, 3.0)
     assert written.values is None  # the caller's digits are never written down
@@ -64,8 +64,18 @@ def test_an_unheard_echo_of_the_caller_is_not_replayed_the_engine_asks_again():
     assert plan.ask_again and not plan.replay
 
 
+def test_prompts_saying_a_number_masked_are_private_their_values_hold_it_whole():
+    """`{policy.number:masked}` renders 4 digits, but the value the engine computed is the whole number."""
+    from ivr.flow.catalog import load_flow_set
+    from tests.conftest import ROOT
+
+    release, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")
+    assert release.prompts.shows_numbers("policy.status") and release.prompts.shows_numbers("phone.code_sent")
+    assert not release.prompts.shows_numbers("policy.premium_due")
+
+
 def test_a_playing_echo_is_kept_asterisk_already_has_its_audio():
-    echo = sent_prompt("pb0", PromptRef(key="k", values={"heard": "x"}, echo=True), Play(prompts=[], language="en"), 2.0)
+    echo = sent_prompt("pb0", PromptRef(key="k", values={"heard": "x"}, private=True), Play(prompts=[], language="en"), 2.0)
     plan = recover(_audio(echo), ["playing"], T0 + 0.5, [False])
     assert [p.playback_id for p in plan.keep] == ["pb0"]
 
