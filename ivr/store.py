@@ -22,7 +22,7 @@ STATE_TTL_SECONDS = 4 * 3600  # longer than any call; a lost key expires on its 
 
 
 class CallStore(Protocol):
-    async def save(self, state: CallState) -> None: ...
+    async def save(self, state: CallState, audio: StepAudio | None = None) -> None: ...
     async def load(self, call_id: str) -> CallState | None: ...
     async def forget(self, call_id: str) -> None: ...
     async def save_audio(self, audio: StepAudio) -> None: ...
@@ -42,9 +42,18 @@ class RedisCallStore:
     def from_url(cls, url: str) -> "RedisCallStore":
         return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
 
-    async def save(self, state: CallState) -> None:
+    async def save(self, state: CallState, audio: StepAudio | None = None) -> None:
+        """The state, and with it the prompts its step is about to play, in one transaction:
+        a controller killed between two writes would leave a step nobody can place."""
         rest = state.at_rest()  # card numbers stay in the controller's memory
-        await self._quietly(self.client.set(self.prefix + state.call_id, rest.model_dump_json(), ex=STATE_TTL_SECONDS))
+        if audio is None:
+            await self._quietly(self.client.set(self.prefix + state.call_id, rest.model_dump_json(),
+                                                ex=STATE_TTL_SECONDS))
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.prefix + state.call_id, rest.model_dump_json(), ex=STATE_TTL_SECONDS)
+            pipe.set(self.audio_prefix + audio.call_id, audio.model_dump_json(), ex=STATE_TTL_SECONDS)
+            await self._quietly(pipe.execute())
 
     async def load(self, call_id: str) -> CallState | None:
         raw = await self._quietly(self.client.get(self.prefix + call_id))

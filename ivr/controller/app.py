@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections import OrderedDict
 from typing import Any, Mapping
 
@@ -121,6 +122,8 @@ class Controller:
         if not self._is_caller(channel):
             return
         state = await self.services.store.load(channel_id)
+        if channel_id in self.sessions:
+            return  # its StasisStart came while we looked: that session has the call
         if state is None:
             log.info("call %s: no saved step, starting it afresh", channel_id)
             self._new_call(channel, stasis_args(channel))
@@ -133,8 +136,7 @@ class Controller:
                                  state.language)
             return
         log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
-        if channel_id not in self.sessions:
-            self._open(channel_id, release).submit(Resume(state))
+        self._open(channel_id, release).submit(Resume(state))
 
     async def _drop_stale_media(self, channel_id: str, owner: str) -> None:
         """A helper leg that is not a live one of its call (left by a controller that died)."""
@@ -271,15 +273,34 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
             await stream.wait_connected()
             ready.set()
         await stop.wait()
-        await stream.aclose()
+        log.info("stopping: %d call(s) stay in Stasis for the next controller", len(controller.sessions))
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
+        await _bounded("events websocket", stream.aclose(), deadline)
         stream_task.cancel()
-        await controller.aclose()
+        await _bounded("call sessions", controller.aclose(), deadline)
         if page is not None:
-            await page.aclose()
-        await runner.cleanup()
-        await store.close()
+            await _bounded("agent page", page.aclose(), deadline)
+        await _bounded("http server", runner.cleanup(), deadline)
+        await _bounded("redis", store.close(), deadline)
         if speech is not None:
-            speech.close()
+            await _bounded("speech workers", asyncio.to_thread(speech.close), deadline)
+        log.info("stopped")
+
+
+SHUTDOWN_SECONDS = 6.0  # under docker's 10 s and systemd's 90 s between SIGTERM and SIGKILL
+
+
+async def _bounded(stage: str, work, deadline: float) -> None:
+    """One stage of shutdown, within the time left: a stage stuck on one peer must
+    neither outlive the supervisor's patience nor keep the later stages from running."""
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(work, max(0.1, deadline - started))
+    except asyncio.TimeoutError:
+        log.warning("stopping: %s did not finish in time; left behind", stage)
+        return
+    if (elapsed := time.monotonic() - started) > 0.5:
+        log.info("stopping: %s took %.1f s", stage, elapsed)
 
 
 def _speech_service(settings):
@@ -301,7 +322,7 @@ async def _start_http(settings, media, routes=()) -> web.AppRunner:
     app.add_routes(media.routes())
     app.add_routes([web.get("/health", _health)])
     app.add_routes(list(routes))
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)  # a prompt download in flight is not worth a stuck stop
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, settings.http_port).start()
     return runner

@@ -52,6 +52,7 @@ from ivr.store import CallStore
 log = logging.getLogger(__name__)
 FILLER_AFTER = 1.5  # seconds of silence during a backend wait before a filler prompt
 FILLER_KEYS = (WAIT_FILLER, STILL_WAITING)  # the first filler, then every later one
+Post = tuple[str, str]  # (playback id, media uri) of one prompt
 
 
 @dataclass
@@ -296,22 +297,35 @@ class CallSession:
 
     async def _apply(self, result: engine.Step) -> None:
         self.state = result.state
-        await self.services.store.save(self.state)
+        audio, posts = await self._plan_prompts(result.actions)
+        await self.services.store.save(self.state, audio)
         self._notify("step", result)
         if not result.actions and self.listen is not None and self.state.pending and self.state.buffer:
             self._arm(self.listen.timeouts.interdigit, "interdigit")  # keep collecting digits
             await self._start_turn()  # the rest of the number may be spoken
-        await self._execute(result.actions)
+        await self._execute(result.actions, posts)
 
-    async def _execute(self, actions: list[act.Action]) -> None:
-        audio: StepAudio | None = None
+    async def _plan_prompts(self, actions: list[act.Action]) -> tuple[StepAudio | None, list[list[Post]]]:
+        """Playback id and audio of every prompt of the step, written down before the first is posted."""
+        audio, posts, media = None, [], self.services.media
+        for action in actions:
+            if isinstance(action, act.Play):
+                audio = audio or self._step_audio()
+                posts.append([])
+                for prompt in action.prompts:
+                    uri, playback_id = await media.uri(action.language, prompt), f"ivr-{uuid.uuid4().hex}"
+                    audio.prompts.append(sent_prompt(playback_id, prompt, action, media.seconds(uri)))
+                    posts[-1].append((playback_id, uri))
+        return audio, posts
+
+    async def _execute(self, actions: list[act.Action], posts: list[list[Post]] | None = None) -> None:
+        planned = iter(posts or [])
         for index, action in enumerate(actions):
             if isinstance(action, (act.Transfer, act.Hangup)) and self.playing:
                 self.deferred = list(actions[index:])
                 return
             if isinstance(action, act.Play):
-                audio = audio or self._step_audio()
-                await self._play(action, audio)
+                await self._play(action, next(planned))
             elif isinstance(action, act.Listen):
                 await self._start_listening(action)
             elif isinstance(action, act.CallBackend):
@@ -326,18 +340,12 @@ class CallSession:
 
     # --- actions -------------------------------------------------------------
 
-    async def _play(self, action: act.Play, audio: StepAudio | None = None) -> None:
-        """Post the prompts in order; each is written down in `audio` (and saved) just before."""
+    async def _play(self, action: act.Play, posts: list[Post]) -> None:
+        """Post the prompts in order, as planned (and saved) with the step."""
         self.listen = None
         self.turn_started = False
         self._cancel_timer()
-        media = self.services.media
-        for prompt in action.prompts:
-            uri = await media.uri(action.language, prompt)
-            playback_id = f"ivr-{uuid.uuid4().hex}"
-            if audio is not None:
-                audio.prompts.append(sent_prompt(playback_id, prompt, action, media.seconds(uri)))
-                await self.services.store.save_audio(audio)
+        for playback_id, uri in posts:
             await self._post(playback_id, uri, action.language, action.barge_in)
 
     async def _post(self, playback_id: str, uri: str, language: str, barge_in: bool) -> None:

@@ -22,6 +22,7 @@ import itertools
 import multiprocessing as mp
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -172,12 +173,15 @@ class SpeechWorkers:
             await worker.request("end", call_id)
 
     def close(self) -> None:
+        """Ask every worker to stop, then give them two seconds together (not each)."""
         for worker in self._workers:
             try:
                 worker.conn.send((-1, "stop", "", None))
             except OSError:
                 pass
-            worker.process.join(timeout=2)
+        deadline = time.monotonic() + 2.0
+        for worker in self._workers:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.terminate()
             worker.conn.close()

@@ -109,3 +109,45 @@ def test_dnis_is_the_stasis_argument_not_the_extension():
     assert stasis_args(channel) == ["18005550199"]
     assert _call_data(channel, stasis_args(channel))["dnis"] == "18005550199"
     assert stasis_args(Channel(id="c2", dialplan=DialplanCEP(app_name="Queue", app_data="sales"))) == []
+
+
+async def test_a_call_entering_stasis_while_the_controller_lists_its_calls_gets_one_session():
+    """Connected, the controller lists the calls Asterisk holds; a call that arrives meanwhile is in
+    the list and sends its StasisStart too. Two sessions would each play the menu to the caller."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from ivr.ari.events import ConnectInfo
+    from ivr.controller.app import Controller
+
+    caller = Channel(id="c1", name="PJSIP/trunk-00000001")
+    looked_up = asyncio.Event()
+
+    class Ari:
+        async def get_application(self, app):
+            return SimpleNamespace(channel_ids=["c1"])
+
+        async def get_channel(self, channel_id):
+            looked_up.set()
+            await asyncio.sleep(0.05)  # the StasisStart is handled while this answer travels
+            return caller
+
+    class Store:
+        async def load(self, channel_id):
+            return None  # never saved: a call that was only just answered
+
+    controller = Controller(SimpleNamespace(ari=Ari(), store=Store(), app="ivr"),
+                            SimpleNamespace(current="release"), "main_menu")
+    opened: list[str] = []
+
+    def open_session(channel_id, release):
+        opened.append(channel_id)
+        controller.sessions[channel_id] = session = SimpleNamespace(submit=lambda item: None, held=[])
+        return session
+
+    controller._open = open_session
+    await controller.on_connect(ConnectInfo(connections=1, attempts=1, downtime=0.0))
+    await looked_up.wait()
+    await controller.on_event(ari.StasisStart(channel=caller, args=["100"]))
+    await asyncio.gather(*controller._tasks)
+    assert opened == ["c1"]
