@@ -78,6 +78,7 @@ from ivr.digits import parse_digits
 from ivr.engine.actions import Listen, Timeouts
 from ivr.engine.events import BackendResult, Dtmf, NoInput, NoMatch, Speech
 from ivr.engine.matching import match, yes_no_grammar
+from ivr.speech.endpoint import EARLY_SILENCE
 from ivr.speech.audio import read_wav_8k
 
 FLITE_VOICES = ["slt", "rms", "awb", "kal16"]
@@ -193,7 +194,7 @@ def vosk_recognizer(path: str):
     return VoskRecognizer(vosk_model(path), frozenset({"ko"}))
 
 
-def make_turn(recognizer: Any, early_silence: float = 0.25):
+def make_turn(recognizer: Any, early_silence: float = EARLY_SILENCE):
     from ivr.speech.turn import SpeechTurn
 
     return SpeechTurn(recognizer, early_silence=early_silence)

@@ -223,6 +223,10 @@ class CallSession:
                 self.listener.on_event(item)
         elif isinstance(item, ari.ChannelDtmfReceived):
             await self._key(item.digit)
+        elif isinstance(item, ari.ChannelTalkingStarted):
+            self._talking()
+        elif isinstance(item, ari.ChannelTalkingFinished):
+            self._talked()
         elif isinstance(item, ari.PlaybackFinished):
             await self._prompt_ended(item.playback.id)
         elif isinstance(item, ari.PlaybackStarted):
@@ -240,6 +244,17 @@ class CallSession:
         await self._stop_prompts()
         self._cancel_timer()
         await self._step(ev.Dtmf(digits=digit))  # cancels the speech turn too
+
+    def _talking(self) -> None:
+        """Talk detection (record mode): the caller is answering, the noinput timer stops."""
+        if self.listen is not None and self.listen.speech and not self.playing:
+            self.heard_input = True
+            self._cancel_timer()
+
+    def _talked(self) -> None:
+        """They stopped; if no answer comes of it (a cough), noinput runs again."""
+        if self.listen is not None and self.listen.speech and not self.playing and self.timer is None:
+            self._arm(self.listen.timeouts.noinput, "noinput")
 
     async def _speech(self, item: SpeechOut) -> None:
         if self.listener is None or item.generation != self.listener.generation or self.listen is None:

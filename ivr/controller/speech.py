@@ -282,7 +282,9 @@ class RecordListener(_Turns):
         self.snoop_id = None
 
     async def open(self) -> None:
-        return None
+        """Asterisk's talk detection tells the session that the caller has begun answering, so the
+        noinput timer does not run out while they speak (the recording says nothing until its end)."""
+        await self.ari.enable_talk_detect(self.call_id)
 
     async def start_turn(self, listen: Listen) -> int:
         self.listen = listen

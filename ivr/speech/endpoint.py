@@ -19,7 +19,17 @@ Timing rules of one turn (all in seconds of audio fed, never wall time):
   Counted from the words, `ivr bench turns` went from p95 536 to 483 ms with
   the same choice accuracy (`ivr bench asr`: 87.8% clean against 88.0%).
   Only when the voice stopped within `VAD_TAIL` of the words: otherwise the
-  caller went on talking past a complete-looking answer;
+  caller went on talking past a complete-looking answer. The early end
+  listens with WebRTC's strictest mode (3), which lets a word's fading tail
+  go 100-200 ms sooner than mode 2 does; the start of speech and the full
+  end_silence keep mode 2, so quiet callers and pauses inside a number are
+  not cut. Counted from the words, the strict VAD must also have heard no
+  voice for `QUIET`: a partial's word end is only as fresh as the partial,
+  and a stale one ("duplicate" during "too ex-p-ensive") ended turns mid-word
+  (2 in 20 trials of that phrase through the simulator's audio path before,
+  none after). With early_silence 0.15 s, speech end -> turn end offline went
+  from p95 393/494 ms (choices/yes-no, mode 2, 0.25 s) to 253/285 ms, with
+  no answer cut short (`ivr bench turns` has the end-to-end figures);
 - `timeouts.max_speech` of speech ends the turn regardless.
 
 WebRTC's VAD calls steady line noise speech (every frame of white noise at
@@ -44,6 +54,8 @@ from ivr.engine.matching import match, normalise
 
 FRAME_SECONDS = 0.02
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
+EARLY_SILENCE = 0.15  # silence after a complete answer that ends the turn
+QUIET = 0.1  # and the strict VAD must have heard no voice (a stop inside a word is shorter)
 VAD_TAIL = 0.2  # the VAD hears a word's quiet tail as speech this long after the word (flite: 0.1-0.2 s)
 NOISE_FLATNESS = 0.45
 _WINDOW = np.hanning(FRAME_BYTES // 2)
@@ -73,9 +85,10 @@ class EndpointEvent:
 class Endpointer:
     """Per-turn speech boundaries; feed 20 ms frames with `process`."""
 
-    def __init__(self, timeouts: Timeouts, early_silence: float = 0.25, aggressiveness: int = 2,
+    def __init__(self, timeouts: Timeouts, early_silence: float = EARLY_SILENCE, aggressiveness: int = 2,
                  start_frames: int = 4, start_window: int = 6) -> None:
         self._vad = webrtcvad.Vad(aggressiveness)
+        self._strict_vad = webrtcvad.Vad(3)  # for the early end only (see the module docstring)
         self._timeouts = timeouts
         self._early = min(early_silence, timeouts.end_silence)
         self._can_end_early = self._early < timeouts.end_silence
@@ -85,6 +98,7 @@ class Endpointer:
         self.time = 0.0  # stream time after the last frame processed
         self.speech_start: float | None = None
         self.last_voiced: float | None = None
+        self._last_strict: float | None = None  # last frame the strict VAD calls voiced
         self._complete = False
         self._words_end: float | None = None
         self.done = False
@@ -111,54 +125,57 @@ class Endpointer:
         voiced = self._vad.is_speech(frame, 8000) and spectral_flatness(frame) < NOISE_FLATNESS
         if self.speech_start is None:
             return self._before_speech(start, voiced)
-        return self._during_speech(start, voiced)
+        strict = voiced and self._can_end_early and self._strict_vad.is_speech(frame, 8000)
+        return self._during_speech(voiced, strict)
 
     def _before_speech(self, start: float, voiced: bool) -> EndpointEvent | None:
         self._recent.append(voiced)
         if sum(self._recent) >= self._start_frames:
             first = len(self._recent) - 1 - list(self._recent).index(True)
             self.speech_start = round(start - first * FRAME_SECONDS, 3)
-            self.last_voiced = self.time
+            self.last_voiced = self._last_strict = self.time
             return EndpointEvent(Boundary.SPEECH_STARTED, self.speech_start)
         if self.time >= self._timeouts.noinput - 1e-9:
             self.done = True
             return EndpointEvent(Boundary.NOINPUT, self.time)
         return None
 
-    def _during_speech(self, start: float, voiced: bool) -> EndpointEvent | None:
-        assert self.speech_start is not None and self.last_voiced is not None
+    def _during_speech(self, voiced: bool, strict: bool) -> EndpointEvent | None:
+        assert self.speech_start is not None and self.last_voiced is not None and self._last_strict is not None
         if voiced:
             self.last_voiced = self.time
+        if strict:
+            self._last_strict = self.time
         if self.time - self.speech_start >= self._timeouts.max_speech - 1e-9:
             self.done = True
             return EndpointEvent(Boundary.MAX_SPEECH, self.time)
-        if self._can_end_early and self._words_over(voiced):
+        if self._can_end_early and self._complete and (
+                self._words_over(strict) or self.time - self._last_strict >= self._early - 1e-9):
             self.done = True
-            return EndpointEvent(Boundary.SPEECH_ENDED, round(min(self._words_end, self.last_voiced), 3), early=True)
-        silence = self.time - self.last_voiced
-        limit = self._early if self._complete else self._timeouts.end_silence
-        if silence >= limit - 1e-9:
+            end = self._last_strict if self._words_end is None else min(self._words_end, self._last_strict)
+            return EndpointEvent(Boundary.SPEECH_ENDED, round(end, 3), early=True)
+        if self.time - self.last_voiced >= self._timeouts.end_silence - 1e-9:
             self.done = True
-            return EndpointEvent(Boundary.SPEECH_ENDED, round(self.last_voiced, 3),
-                                 early=self._can_end_early and self._complete)
+            return EndpointEvent(Boundary.SPEECH_ENDED, round(self.last_voiced, 3))
         return None
 
     def _words_over(self, voiced: bool) -> bool:
         """A complete answer whose words ended `early_silence` ago, the voice gone since, and
         no more voice after them than a word's tail: speech the recogniser absorbed as
         noise after a complete-looking answer ("mandarin" for "the weather is...") is not an end."""
-        words_end, last_voiced = self._words_end, self.last_voiced
+        words_end, last_voiced = self._words_end, self._last_strict
         assert last_voiced is not None  # in speech
         return (words_end is not None and not voiced and self.time - words_end >= self._early - 1e-9
-                and last_voiced <= words_end + VAD_TAIL)
+                and self.time - last_voiced >= QUIET - 1e-9 and last_voiced <= words_end + VAD_TAIL)
 
 
 def complete_answer(partial: str, listen: Listen) -> bool:
     """Whether a partial already is a whole, unambiguous answer to the turn.
 
-    A phrase of the turn that no other phrase extends ("payment" is not
-    complete while "payment plan" is also allowed), or a digit string of the
-    turn's maximum length. Anything else waits for the full end_silence.
+    A phrase of the turn that no phrase of another outcome extends ("payment"
+    is not complete while "payment plan" means something else; "no" is, though
+    "no thanks" is also allowed: both mean no), or a digit string of the turn's
+    maximum length. Anything else waits for the full end_silence.
     """
     heard = normalise(partial)
     if not heard:
@@ -167,7 +184,13 @@ def complete_answer(partial: str, listen: Listen) -> bool:
         digits = parse_digits(heard)
         if digits is not None:
             return len(digits) >= max(listen.max_digits, 1)
-    phrases = {normalise(p) for p in listen.grammar}
-    if heard not in phrases or match(heard, listen.grammar) is None:
+    table = {normalise(phrase): outcome for phrase, outcome in listen.grammar.items()}
+    outcome = match(heard, listen.grammar)
+    if heard not in table or outcome is None:
         return False
-    return not any(p != heard and p.startswith(heard + " ") for p in phrases)
+    return all(other == outcome for phrase, other in table.items() if phrase != heard and _extends(phrase, heard))
+
+
+def _extends(phrase: str, heard: str) -> bool:
+    """`phrase` goes on where `heard` stops (by words; by characters in Chinese)."""
+    return phrase.startswith(heard + " ") or (not heard.isascii() and phrase.startswith(heard))

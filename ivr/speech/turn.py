@@ -26,7 +26,7 @@ from typing import Union
 
 from ivr.engine.actions import Listen
 from ivr.engine.events import Hypothesis, NoInput, NoMatch, Speech
-from ivr.speech.endpoint import FRAME_BYTES, FRAME_SECONDS, Boundary, Endpointer, complete_answer
+from ivr.speech.endpoint import EARLY_SILENCE, FRAME_BYTES, FRAME_SECONDS, Boundary, Endpointer, complete_answer
 from ivr.speech.grammar import Grammar
 from ivr.speech.recognizer import Recognizer, Result
 
@@ -56,7 +56,7 @@ TurnOutput = Union[BargeIn, TurnEnded]
 class SpeechTurn:
     """A call's speech pipeline (VAD + recogniser + endpointing), one `Listen` at a time."""
 
-    def __init__(self, recognizer: Recognizer, early_silence: float = 0.25, pre_roll: float = 0.3,
+    def __init__(self, recognizer: Recognizer, early_silence: float = EARLY_SILENCE, pre_roll: float = 0.3,
                  aggressiveness: int = 2, nomatch_below: float = 0.0) -> None:
         self.recognizer = recognizer
         self._early_silence = early_silence

@@ -165,6 +165,20 @@ async def test_record_mode_hears_the_answer_after_the_prompt(tmp_path, redis_url
         assert turns.ended[0].event.text in ("payment", "payments")
 
 
+async def test_record_mode_lets_a_caller_finish_a_long_answer(tmp_path, redis_url):
+    """Speaking from 1.5 s after the prompt for about 2 s: past the 2 s noinput. Asterisk's talk
+    detection says the caller is answering, so they are not told they said nothing."""
+    turns = Turns()
+    async with make_rig(tmp_path, redis_url, speech="record", observers=[turns]) as rig:
+        call = rig.call()
+        await call.wait_until(lambda c: len(c.prompts) >= 2 and c.prompts[1].finished_at is not None, timeout=10)
+        await call.silence(1.5)
+        await call.say(samples(synth("update my phone number", "rms")))
+        await call.wait_until(lambda c: len(c.prompts) >= 3, timeout=20)
+        assert call.prompts[1].finished_at + 2.0 < call.prompts[2].started_at, "answered past the noinput"
+        assert not call.prompts[2].media_uri.endswith("main.menu_again"), story(call, turns)
+
+
 async def test_hang_up_mid_speech_leaves_no_media_leg_or_bridge(speech_rig):
     call = speech_rig.call()
     await call.wait_until(lambda c: heard(c, "main.menu"), timeout=10)

@@ -49,6 +49,17 @@ def test_a_phrase_that_another_extends_is_not_complete() -> None:
     assert complete_answer("payment plan", turn)
 
 
+def test_a_short_answer_is_complete_when_every_longer_phrase_means_the_same() -> None:
+    """ "no" ends the turn at once: "no thanks" would be no as well."""
+    from ivr.engine.matching import yes_no_grammar
+
+    yes_no = listen(yes_no_grammar("en"), mode="confirm")
+    assert {"no", "no thanks", "yes"} <= set(yes_no.grammar)
+    assert complete_answer("no", yes_no) and complete_answer("yes", yes_no)
+    assert complete_answer("不", listen({"不": "no", "不是": "no", "是": "yes"}))
+    assert not complete_answer("不", listen({"不": "no", "不是的话": "maybe"}))
+
+
 def test_complete_digit_string_needs_the_maximum_length() -> None:
     turn = listen({}, mode="digits", digits=8)
     assert complete_answer("one two three four five six seven eight", turn)
