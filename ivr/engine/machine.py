@@ -577,9 +577,11 @@ def _ask_confirmation(ctx: _Context, node: model.AskNode, heard: ev.Hypothesis, 
 
 
 def _yes_no(ctx: _Context, event: ev.Event) -> str | None:
+    """The answer to "Did you say...?" or a read-back. Spoken below the flow's `reject_below`
+    it is unclear: a doubtful "yes" would accept a number or a choice the caller never gave."""
     if isinstance(event, ev.Dtmf):
         return YES_NO_KEYS.get(event.digits)
-    if isinstance(event, ev.Speech):
+    if isinstance(event, ev.Speech) and event.confidence >= ctx.flow.defaults.reject_below:
         return match(event.text, yes_no_grammar(ctx.state.language))
     return None
 

@@ -27,8 +27,8 @@ Timing rules of one turn (all in seconds of audio fed, never wall time):
   voice for `QUIET`: a partial's word end is only as fresh as the partial,
   and a stale one ("duplicate" during "too ex-p-ensive") ended turns mid-word
   (2 in 20 trials of that phrase through the simulator's audio path before,
-  none after). With early_silence 0.15 s, speech end -> turn end offline went
-  from p95 393/494 ms (choices/yes-no, mode 2, 0.25 s) to 253/285 ms, with
+  none after). With early_silence 0.12 s, speech end -> turn end offline went
+  from p95 393/494 ms (choices/yes-no, mode 2, 0.25 s) to 233/245 ms, with
   no answer cut short (`ivr bench turns` has the end-to-end figures);
 - `timeouts.max_speech` of speech ends the turn regardless.
 
@@ -54,7 +54,7 @@ from ivr.engine.matching import match, normalise
 
 FRAME_SECONDS = 0.02
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
-EARLY_SILENCE = 0.15  # silence after a complete answer that ends the turn
+EARLY_SILENCE = 0.12  # silence after a complete answer that ends the turn
 QUIET = 0.1  # and the strict VAD must have heard no voice (a stop inside a word is shorter)
 VAD_TAIL = 0.2  # the VAD hears a word's quiet tail as speech this long after the word (flite: 0.1-0.2 s)
 NOISE_FLATNESS = 0.45

@@ -186,6 +186,15 @@ def test_digits_by_keys_with_readback(release):
     assert backend.name == "policy.summary" and backend.args == {"policy": "40012345"} and backend.timeout == 3
 
 
+def test_a_doubtful_yes_to_a_read_back_does_not_accept_the_number(release):
+    call = Call(release)
+    call.keys("1")
+    call.keys("40012345")
+    call.say("yes", confidence=0.2)  # under the flow's reject_below (0.25)
+    assert call.state.vars["policy_number"] is None
+    assert call.state.node == "number" and call.state.nomatch == 1
+
+
 def test_digits_too_short_after_terminator_is_a_nomatch(release):
     call = Call(release)
     call.keys("1")
