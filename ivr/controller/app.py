@@ -26,6 +26,7 @@ from ivr.ari.models import Channel
 from ivr.controller.session import Begin, CallSession, Resume, Services
 from ivr.controller.speech import owner_of_helper
 from ivr.engine.actions import PromptRef
+from ivr.engine.state import CallState
 from ivr.engine.language import start_language
 from ivr.flow.catalog import Catalog
 from ivr.prompts import TRANSFER_NOTICE
@@ -132,8 +133,7 @@ class Controller:
             return
         release = self.catalog.get(state.release)
         if release is None:
-            await self._hand_off(channel_id, f"flows changed since the call began (release {state.release})",
-                                 state.language)
+            await self._hand_off(state, f"flows changed since the call began (release {state.release})")
             return
         log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
         self._open(channel_id, release).submit(Resume(state))
@@ -149,10 +149,17 @@ class Controller:
         except ChannelNotFound:
             pass
 
-    async def _hand_off(self, channel_id: str, detail: str, language: str = "en") -> None:
+    async def _hand_off(self, state: CallState, detail: str) -> None:
         """A call we cannot safely resume goes to a person, never into silence: it hears the
-        transfer notice first (Asterisk ends a prompt before continuing into the dialplan)."""
+        transfer notice first (Asterisk ends a prompt before continuing into the dialplan).
+        Saved as transferred first: it stays subscribed, and the next controller to start
+        must not take a caller waiting in the queue for one to resume."""
+        channel_id, language = state.call_id, state.language
         log.warning("call %s handed to %s: %s", channel_id, HANDOFF_QUEUE, detail)
+        state.status, state.pending = "transferred", None
+        state.result = {"queue": HANDOFF_QUEUE, "reason": "controller_restart", "priority": 7, "detail": detail}
+        state.record("transfer", matched=HANDOFF_QUEUE, detail=f"controller_restart: {detail}")
+        await self.services.store.save(state)
         ari_client = self.services.ari
         for name, value in (("IVR_QUEUE", HANDOFF_QUEUE), ("IVR_PRIORITY", "7"),
                             ("IVR_REASON", "controller_restart"), ("__IVR_CALL_ID", channel_id)):

@@ -62,3 +62,30 @@ async def test_prompt_ending_while_disconnected_still_leads_to_a_reprompt(rig):
     await call.wait_until(lambda c: heard(c, "main.menu") and c.prompts[-1].finished_at is None)
     await rig.sim.drop_websocket()
     await call.wait_until(lambda c: heard(c, "main.menu_again"), timeout=15)  # noinput reprompt
+
+
+async def test_a_restarted_controller_leaves_calls_already_in_a_queue_alone(tmp_path, redis_url, caplog):
+    """A transferred caller is still subscribed (for the agent's screen pop), so Asterisk lists
+    it among the application's channels; it is no longer in Stasis and must not be resumed."""
+    import logging
+
+    from ivr.controller.app import serve
+
+    async with make_rig(tmp_path, redis_url) as rig:
+        call = rig.call()
+        await call.wait_until(lambda c: heard(c, "main.menu"))
+        await call.press("0")
+        assert (await call.wait_continued()).variables["IVR_QUEUE"] == "customer_service"
+        rig.stop.set()
+        await asyncio.wait_for(rig.task, 10)
+        caplog.clear()
+        stop, ready = asyncio.Event(), asyncio.Event()
+        with caplog.at_level(logging.INFO, logger="ivr"):
+            again = asyncio.create_task(serve(rig.settings, stop=stop, ready=ready))
+            await asyncio.wait_for(ready.wait(), 10)
+            await asyncio.sleep(1.0)
+            stop.set()
+            await asyncio.wait_for(again, 10)
+        complaints = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                      or call.channel_id in r.getMessage()]
+        assert complaints == [], complaints

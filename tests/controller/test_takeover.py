@@ -7,6 +7,8 @@ from the Stasis arguments, also when read back with GET.
 
 from __future__ import annotations
 
+import pytest
+
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel, DialplanCEP
 from ivr.controller.app import Unclaimed, _call_data, stasis_args
@@ -151,3 +153,54 @@ async def test_a_call_entering_stasis_while_the_controller_lists_its_calls_gets_
     await controller.on_event(ari.StasisStart(channel=caller, args=["100"]))
     await asyncio.gather(*controller._tasks)
     assert opened == ["c1"]
+
+
+async def test_a_call_handed_to_a_person_at_takeover_is_not_resumed_by_the_next_controller():
+    """Flows changed under a live call: it goes to a person and stays subscribed (Asterisk lists
+    it among the application's channels). Saved as transferred, no later controller resumes it."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from ivr.ari.events import ConnectInfo
+    from ivr.controller.app import Controller
+    from ivr.engine.state import CallState
+
+    caller = Channel(id="c1", name="PJSIP/trunk-00000001")
+    saved = {"c1": CallState(call_id="c1", release="gone", flow="main_menu", node="menu", language="en")}
+    requests: list[str] = []
+
+    class Ari:
+        async def get_application(self, app):
+            return SimpleNamespace(channel_ids=["c1"])
+
+        async def get_channel(self, channel_id):
+            return caller
+
+        def __getattr__(self, name):
+            async def request(*args, **kwargs):
+                requests.append(name)
+            return request
+
+    class Store:
+        async def load(self, channel_id):
+            return saved.get(channel_id)
+
+        async def save(self, state, audio=None):
+            saved[state.call_id] = state
+
+    class Media:
+        async def uri(self, language, prompt):
+            return "sound:ivr/en/common.transfer_notice"
+
+    def controller() -> Controller:
+        made = Controller(SimpleNamespace(ari=Ari(), store=Store(), app="ivr", media=Media(), transfer_context="ivr"),
+                          SimpleNamespace(current="release", get=lambda release: None), "main_menu")
+        made._open = lambda *args: pytest.fail("a transferred call was resumed")
+        return made
+
+    for restart in range(2):
+        first = controller()
+        await first.on_connect(ConnectInfo(connections=1, attempts=1, downtime=0.0))
+        await asyncio.gather(*first._tasks)
+    assert requests.count("continue_in_dialplan") == 1, requests
+    assert saved["c1"].status == "transferred" and saved["c1"].result["reason"] == "controller_restart"
