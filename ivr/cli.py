@@ -424,10 +424,13 @@ def _bench_parser(commands) -> None:
                        help="controller listens for speech too (default off: keypad calls, keypad cost only)")
     calls.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     calls.set_defaults(handler=cmd_bench_calls)
-    turns = kinds.add_parser("turns", help="end of speech to next prompt: streaming vs record-then-recognise",
-                             description="The same spoken callers against a streaming controller and a recording "
-                                         "one; p50/p95 from the end of the caller's speech to the next prompt's "
-                                         "first audio frame, and their ratio, measured in one run.")
+    turns = kinds.add_parser("turns", help="end of speech to next prompt (choices, yes/no) and voice barge-in; "
+                                           "streaming vs record-then-recognise",
+                             description="The same spoken callers (a menu, then a yes/no question) against a "
+                                         "streaming controller and a recording one, through the simulator's "
+                                         "snoop/externalMedia audio path; p50/p95 from the end of the caller's "
+                                         "speech to the next prompt's first audio frame, their ratio, and (streaming) "
+                                         "from a voice starting during the menu to the menu stopped, in one run.")
     turns.add_argument("--calls", type=int, default=20, help="spoken calls per mode (default 20)")
     turns.add_argument("--concurrent", type=int, default=2, help="simultaneous callers (default 2)")
     turns.add_argument("-o", "--output", type=Path, help="also write the JSON here")
