@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -131,7 +132,10 @@ class MediaResolver:
                 web.get("/media/call/{name}", self._per_call)]
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
+        """A prompt by its plain file name: an encoded slash, dots or a NUL byte is not one."""
         language, name = request.match_info["language"], request.match_info["name"]
+        if not (_LANGUAGE.fullmatch(language) and _FILE_NAME.fullmatch(name)):
+            raise web.HTTPNotFound()
         path = (self.sounds_dir / language / name).resolve()
         if self.sounds_dir.resolve() not in path.parents or not path.is_file():
             raise web.HTTPNotFound()
@@ -139,10 +143,14 @@ class MediaResolver:
 
     async def _per_call(self, request: web.Request) -> web.Response:
         digest = request.match_info["name"].removesuffix(".wav")
-        audio = self._rendered.get(digest)
+        audio = self._rendered.get(digest) if _FILE_NAME.fullmatch(digest + ".wav") else None
         if audio is None:
             raise web.HTTPNotFound()
         return web.Response(body=audio, content_type="audio/wav", headers={"Cache-Control": f"max-age={CACHE_SECONDS}"})
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})?")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.wav")
 
 
 def _remove_older_than(folder: Path, seconds: float) -> None:

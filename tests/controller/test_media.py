@@ -84,3 +84,24 @@ async def test_lengths_and_availability_of_what_a_call_was_played(tmp_path):
     uri = await remote.uri("en", greeting("Ann"))
     assert remote.servable(uri) and remote.seconds(uri) is None  # served from memory; not a WAV in this test
     assert not remote.servable("sound:http://10.0.0.5:8090/media/call/0123.wav")
+
+
+async def test_static_prompts_are_plain_names_only(tmp_path):
+    """An encoded slash reached nested files; a NUL byte answered 500 with a traceback."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    sounds = tmp_path / "ivr"
+    (sounds / "en" / "call" / "x").mkdir(parents=True)
+    (sounds / "en" / "main.menu.wav").write_bytes(b"RIFFmenu")
+    (sounds / "en" / "call" / "x" / "secret.wav").write_bytes(b"RIFFsecret")
+    media, _ = resolver(sounds, base_url="http://10.0.0.5:8090/media")
+    app = web.Application()
+    app.add_routes(media.routes())
+    async with TestClient(TestServer(app)) as client:
+        assert (await (await client.get("/media/prompts/en/main.menu.wav")).read()) == b"RIFFmenu"
+        for path in ("/media/prompts/en/call%2Fx%2Fsecret.wav", "/media/prompts/en/main.menu%00.wav",
+                     "/media/prompts/en/%2e%2e%2fen%2fmain.menu.wav", "/media/prompts/..%2fivr/main.menu.wav",
+                     "/media/call/%00.wav"):
+            response = await client.get(path)
+            assert response.status == 404, (path, response.status, await response.text())
