@@ -52,3 +52,14 @@ def configure(level: str, form: str = "text", stream: TextIO | None = None) -> l
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+SHOWN_CHARS = 64
+
+
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """A value from outside, fit for one log line: escaped (`repr`), and cut after `limit`
+    characters with its full length said, so that a megabyte form field logs as a few bytes."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}...({len(value)} chars)"

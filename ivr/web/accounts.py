@@ -8,7 +8,8 @@ memory (a restarted controller asks agents to sign in again).
 
 Guessing is slowed down: after ``MAX_FAILURES`` wrong tokens for one agent
 id or from one address within ``FAILURE_WINDOW`` seconds, sign-in answers
-429 until the window has passed.
+429 until the window has passed. Only known agent ids get a count of their
+own, and the table of counts is bounded: guessing must not grow memory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ivr.config import AgentAccount
 COOKIE = "ivr_agent"
 MAX_FAILURES = 5
 FAILURE_WINDOW = 300.0
+MAX_TRACKED = 10_000  # addresses and agent ids with recent failures, at most
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,16 @@ class Accounts:
     def sign_in(self, agent_id: str, token: str, address: str, now: float | None = None) -> str | None:
         """A new session id, or None for a wrong id/token; raises Throttled when guessing."""
         now = time.time() if now is None else now
-        keys = (f"agent:{agent_id}", f"addr:{address}")
+        agent = self.agents.get(agent_id)
+        # Unknown ids count against the address only: one entry per guessed id grew without end.
+        keys = (f"agent:{agent_id}", f"addr:{address}") if agent else (f"addr:{address}",)
         if any(self._recent_failures(k, now) >= MAX_FAILURES for k in keys):
             raise Throttled()
-        agent = self.agents.get(agent_id)
         expected = agent.token.get_secret_value() if agent else secrets.token_hex(16)
         if not hmac.compare_digest(expected.encode(), token.encode()) or agent is None:
             for key in keys:
-                self._failures.setdefault(key, deque()).append(now)
+                self._failures.setdefault(key, deque(maxlen=MAX_FAILURES)).append(now)
+            self._forget_old_failures(now)
             return None
         for key in keys:
             self._failures.pop(key, None)
@@ -92,6 +96,15 @@ class Accounts:
         while times and times[0] < now - FAILURE_WINDOW:
             times.popleft()
         return len(times)
+
+    def _forget_old_failures(self, now: float) -> None:
+        """Past `MAX_TRACKED` keys, drop those with nothing in the window, then the oldest."""
+        if len(self._failures) <= MAX_TRACKED:
+            return
+        for key in [k for k, times in self._failures.items() if not times or times[-1] < now - FAILURE_WINDOW]:
+            del self._failures[key]
+        while len(self._failures) > MAX_TRACKED:
+            del self._failures[next(iter(self._failures))]
 
     def _expire(self, now: float) -> None:
         for session_id, session in list(self.sessions.items()):

@@ -22,11 +22,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ivr.config import AgentAccount
+from ivr.logsetup import SHOWN_CHARS, shown
 from ivr.web.accounts import COOKIE, Accounts, Throttled
 from ivr.web.caller_data import OUTCOMES
 from ivr.web.desk import AgentDesk, NotYourCall
 
 log = logging.getLogger(__name__)
+SIGN_IN_BYTES = 4096  # an agent id and a token; aiohttp would read a 1 MB form
 STATIC = resources.files("ivr.web") / "static"
 ASSETS = {"desk.js": "application/javascript", "desk.css": "text/css"}
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
@@ -95,16 +97,18 @@ class AgentPage:
 
     async def sign_in(self, request: web.Request) -> web.Response:
         self._same_origin(request)
+        if (request.content_length or 0) > SIGN_IN_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=SIGN_IN_BYTES, actual_size=request.content_length or 0)
         form = await request.post()
         agent_id, token = str(form.get("agent", "")).strip(), str(form.get("token", ""))
         try:
             session = self.accounts.sign_in(agent_id, token, request.remote or "?")
         except Throttled:
-            log.warning("agent sign-in throttled for %r from %s", agent_id, request.remote)
+            log.warning("agent sign-in throttled for %s from %s", shown(agent_id), request.remote)
             return _signin_page(status=429, error="Too many attempts. Wait a few minutes and try again.")
         if session is None:
-            log.info("agent sign-in refused for %r from %s", agent_id, request.remote)
-            return _signin_page(status=401, error="Agent id or token not recognised.", agent_id=agent_id)
+            log.info("agent sign-in refused for %s from %s", shown(agent_id), request.remote)
+            return _signin_page(status=401, error="Agent id or token not recognised.", agent_id=agent_id[:SHOWN_CHARS])
         response = web.Response(status=303, headers={"Location": "/agent/", **NO_STORE})
         response.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/agent", secure=request.secure,
                             max_age=int(self.accounts.session_seconds))

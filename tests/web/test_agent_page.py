@@ -153,3 +153,40 @@ async def test_sign_out_ends_the_session(desk_rig):
             assert resp.status == 303
         async with s.get(f"{base}/agent/api/queues") as resp:
             assert resp.status == 401
+
+
+def test_guessing_agent_ids_does_not_grow_memory():
+    """One failure entry per distinct guessed id grew without end (40 addresses x 6 tries: +97 MB)."""
+    from pydantic import SecretStr
+
+    from ivr.config import AgentAccount
+    from ivr.web.accounts import MAX_TRACKED, Accounts, Throttled
+
+    accounts = Accounts([AgentAccount(id="101", name="Mei", token=SecretStr("t" * 16))])
+
+    def guess(agent_id: str, address: str, now: float) -> None:
+        try:
+            accounts.sign_in(agent_id, "wrong", address, now=now)
+        except Throttled:
+            pass
+
+    for n in range(2000):
+        guess(f"guess-{n}" * 50, "10.0.0.1", 1000.0 + n * 0.01)
+    assert len(accounts._failures) == 1  # the address; no entry per guessed id
+    for n in range(MAX_TRACKED + 500):
+        guess(f"other-{n}", f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", 2000.0 + n * 0.001)
+    assert len(accounts._failures) <= MAX_TRACKED
+
+
+async def test_a_huge_sign_in_form_is_refused_and_logs_a_short_line(desk_rig, caplog):
+    import logging
+
+    base = desk_rig.base_url
+    with caplog.at_level(logging.INFO, logger="ivr.web"):
+        async with client() as s:
+            async with s.post(f"{base}/agent/signin", data={"agent": "x" * 1_000_000, "token": "t"},
+                              allow_redirects=False) as resp:
+                assert resp.status == 413
+            assert await sign_in(s, base, "y" * 3000, "wrong") == 401
+    lines = [r.getMessage() for r in caplog.records if "sign-in" in r.getMessage()]
+    assert lines and all(len(line) < 200 for line in lines), lines
