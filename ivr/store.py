@@ -46,13 +46,10 @@ class RedisCallStore:
         """The state, and with it the prompts its step is about to play, in one transaction:
         a controller killed between two writes would leave a step nobody can place."""
         rest = state.at_rest()  # card numbers stay in the controller's memory
-        if audio is None:
-            await self._quietly(self.client.set(self.prefix + state.call_id, rest.model_dump_json(),
-                                                ex=STATE_TTL_SECONDS))
-            return
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(self.prefix + state.call_id, rest.model_dump_json(), ex=STATE_TTL_SECONDS)
-            pipe.set(self.audio_prefix + audio.call_id, audio.model_dump_json(), ex=STATE_TTL_SECONDS)
+            if audio is not None:
+                pipe.set(self.audio_prefix + audio.call_id, audio.model_dump_json(), ex=STATE_TTL_SECONDS)
             await self._quietly(pipe.execute())
 
     async def load(self, call_id: str) -> CallState | None:

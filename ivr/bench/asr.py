@@ -78,8 +78,8 @@ from ivr.digits import parse_digits
 from ivr.engine.actions import Listen, Timeouts
 from ivr.engine.events import BackendResult, Dtmf, NoInput, NoMatch, Speech
 from ivr.engine.matching import match, yes_no_grammar
-from ivr.speech.endpoint import EARLY_SILENCE
 from ivr.speech.audio import read_wav_8k
+from ivr.speech.endpoint import EARLY_SILENCE
 
 FLITE_VOICES = ["slt", "rms", "awb", "kal16"]
 ESPEAK_VOICES = ["espeak:en-us", "espeak:en-us+f3"]

@@ -20,14 +20,15 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
+from ivr import engine
 from ivr.ari import AriClient, ChannelNotFound, ConnectInfo, EventStream
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
-from ivr.controller.session import Begin, CallSession, Resume, Services
+from ivr.controller.session import Begin, CallSession, Resume, Services, continue_to_queue
 from ivr.controller.speech import owner_of_helper
 from ivr.engine.actions import PromptRef
-from ivr.engine.state import CallState
 from ivr.engine.language import start_language
+from ivr.engine.state import CallState
 from ivr.flow.catalog import Catalog
 from ivr.prompts import TRANSFER_NOTICE
 
@@ -156,18 +157,10 @@ class Controller:
         must not take a caller waiting in the queue for one to resume."""
         channel_id, language = state.call_id, state.language
         log.warning("call %s handed to %s: %s", channel_id, HANDOFF_QUEUE, detail)
-        state.status, state.pending = "transferred", None
-        state.result = {"queue": HANDOFF_QUEUE, "reason": "controller_restart", "priority": 7, "detail": detail}
-        state.record("transfer", matched=HANDOFF_QUEUE, detail=f"controller_restart: {detail}")
-        await self.services.store.save(state)
-        ari_client = self.services.ari
-        for name, value in (("IVR_QUEUE", HANDOFF_QUEUE), ("IVR_PRIORITY", "7"),
-                            ("IVR_REASON", "controller_restart"), ("__IVR_CALL_ID", channel_id)):
-            await ari_client.set_variable(channel_id, name, value)
-        await ari_client.subscribe(self.services.app, f"channel:{channel_id}")
+        await self.services.store.save(engine.hand_off(state, HANDOFF_QUEUE, "controller_restart", 7, detail))
         notice = await self.services.media.uri(language, PromptRef(key=TRANSFER_NOTICE))
-        await ari_client.play(channel_id, notice, playback_id=f"ivr-handoff-{channel_id}", lang=language)
-        await ari_client.continue_in_dialplan(channel_id, self.services.transfer_context, "queue", 1)
+        await self.services.ari.play(channel_id, notice, playback_id=f"ivr-handoff-{channel_id}", lang=language)
+        await continue_to_queue(self.services, channel_id, HANDOFF_QUEUE, 7, "controller_restart")
 
     def _open(self, channel_id: str, release) -> CallSession:
         session = CallSession(self.services, channel_id, release)

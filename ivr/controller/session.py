@@ -457,12 +457,7 @@ class CallSession:
         self.listen = None
         await self._stop_prompts()
         await self._close_listener()  # out of the speech bridge before the queue
-        ari_client, channel = self.services.ari, self.channel_id
-        for name, value in (("IVR_QUEUE", action.queue), ("IVR_PRIORITY", str(action.priority)),
-                            ("IVR_REASON", action.reason), ("__IVR_CALL_ID", channel)):
-            await ari_client.set_variable(channel, name, value)
-        await ari_client.subscribe(self.services.app, f"channel:{channel}")
-        await ari_client.continue_in_dialplan(channel, self.services.transfer_context, "queue", 1)
+        await continue_to_queue(self.services, self.channel_id, action.queue, action.priority, action.reason)
         self._notify("transfer", action)
         self.done.set()
 
@@ -520,3 +515,13 @@ class CallSession:
     def _notify(self, kind: str, detail: Any) -> None:
         for observer in self.services.observers:
             observer(self, kind, detail)
+
+
+async def continue_to_queue(services: Services, channel: str, queue: str, priority: int, reason: str) -> None:
+    """Hand the caller to the dialplan's queue step with where, how urgent and why; still
+    subscribed, so that the agent's screen pop follows the call."""
+    for name, value in (("IVR_QUEUE", queue), ("IVR_PRIORITY", str(priority)), ("IVR_REASON", reason),
+                        ("__IVR_CALL_ID", channel)):
+        await services.ari.set_variable(channel, name, value)
+    await services.ari.subscribe(services.app, f"channel:{channel}")
+    await services.ari.continue_in_dialplan(channel, services.transfer_context, "queue", 1)

@@ -225,12 +225,24 @@ def _transfer(ctx: _Context, target: model.TransferTarget, detail: str) -> None:
     if prompts:
         ctx.emit(_play(ctx, prompts, barge_in=False))
     state = ctx.state
-    state.status = "transferred"
-    state.pending = None
-    state.result = {"queue": target.transfer, "reason": target.reason, "priority": target.priority, "detail": detail}
-    state.record("transfer", matched=target.transfer, detail=f"{target.reason}{': ' + detail if detail else ''}")
+    _mark_transferred(state, target.transfer, target.reason, target.priority, detail)
     ctx.emit(act.Transfer(queue=target.transfer, reason=target.reason, priority=target.priority,
                           detail=detail, flow=state.flow, node=state.node))
+
+
+def _mark_transferred(state: CallState, queue: str, reason: str, priority: int, detail: str) -> None:
+    state.status = "transferred"
+    state.pending = None
+    state.result = {"queue": queue, "reason": reason, "priority": priority, "detail": detail}
+    state.record("transfer", matched=queue, detail=f"{reason}{': ' + detail if detail else ''}")
+
+
+def hand_off(state: CallState, queue: str, reason: str, priority: int, detail: str) -> CallState:
+    """The state of a call the controller sends to a person without its flows (they changed
+    under it): recorded as a transfer, like one the flow made."""
+    handed = _working_copy(state)
+    _mark_transferred(handed, queue, reason, priority, detail)
+    return handed
 
 
 def _transfer_notice(ctx: _Context) -> list[str]:

@@ -97,8 +97,10 @@ class AgentPage:
 
     async def sign_in(self, request: web.Request) -> web.Response:
         self._same_origin(request)
-        if (request.content_length or 0) > SIGN_IN_BYTES:
-            raise web.HTTPRequestEntityTooLarge(max_size=SIGN_IN_BYTES, actual_size=request.content_length or 0)
+        if request.content_length is None:
+            raise web.HTTPLengthRequired()  # a chunked body would be read up to aiohttp's 1 MB
+        if request.content_length > SIGN_IN_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=SIGN_IN_BYTES, actual_size=request.content_length)
         form = await request.post()
         agent_id, token = str(form.get("agent", "")).strip(), str(form.get("token", ""))
         try:

@@ -187,6 +187,14 @@ async def test_a_huge_sign_in_form_is_refused_and_logs_a_short_line(desk_rig, ca
             async with s.post(f"{base}/agent/signin", data={"agent": "x" * 1_000_000, "token": "t"},
                               allow_redirects=False) as resp:
                 assert resp.status == 413
+
+            async def chunks():
+                for _ in range(100):
+                    yield b"agent=" + b"z" * 10_000
+
+            async with s.post(f"{base}/agent/signin", data=chunks(), allow_redirects=False,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+                assert resp.status == 411  # no length: not read at all
             assert await sign_in(s, base, "y" * 3000, "wrong") == 401
     lines = [r.getMessage() for r in caplog.records if "sign-in" in r.getMessage()]
     assert lines and all(len(line) < 200 for line in lines), lines
