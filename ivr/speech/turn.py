@@ -129,7 +129,9 @@ class SpeechTurn:
             words_end = None if partial.words_end is None else self._origin + partial.words_end
             self._endpointer.set_complete(complete_answer(partial.text, self._listen), words_end)
 
-    def _event(self, result: Result) -> Speech | NoMatch:
+    def _event(self, result: Result) -> Speech | NoMatch | NoInput:
+        if not result.heard_speech:
+            return NoInput()
         if result.empty or result.confidence < self._nomatch_below:
             return NoMatch()
         alternatives = [Hypothesis(text=a.text, confidence=_unit(a.confidence)) for a in result.alternatives]

@@ -110,11 +110,16 @@ async def stop_simulator(sim) -> None:
 @contextlib.asynccontextmanager
 async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path = ROOT / "flows",
                    observers: list | None = None, prompt_seconds_per_char: float = 0.0, **settings_overrides):
-    """Simulator + controller; keys only unless `speech=` says otherwise."""
+    """Simulator + controller; keys only unless `speech=` says otherwise.
+
+    English is heard by pocketsphinx unless `recognisers=` says otherwise: most
+    spoken tests are about the call path, and pocketsphinx costs a tenth of
+    Whisper's CPU; tests/controller/test_speech_calls.py runs its calls on both.
+    """
     sounds = write_prompt_audio(tmp_path / "sounds", prompt_seconds_per_char)
     sim, config = await strict_simulator(sounds)
     options = {"http_port": 0, "speech": "off", "flows_dir": flows_dir, "prompts_dir": ROOT / "prompts", "sounds_dir": sounds / "ivr",
-               **settings_overrides}
+               "recognisers": {"en": "pocketsphinx"}, **settings_overrides}
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                         redis_url=redis_url, **options)
     stop, ready = asyncio.Event(), asyncio.Event()

