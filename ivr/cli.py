@@ -433,6 +433,8 @@ def _bench_parser(commands) -> None:
                                          "from a voice starting during the menu to the menu stopped, in one run.")
     turns.add_argument("--calls", type=int, default=20, help="spoken calls per mode (default 20)")
     turns.add_argument("--concurrent", type=int, default=2, help="simultaneous callers (default 2)")
+    turns.add_argument("--recogniser", choices=["pocketsphinx", "whisper"],
+                       help="English recogniser (default: the settings' default, Whisper when installed)")
     turns.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     turns.set_defaults(handler=cmd_bench_turns)
     asr = kinds.add_parser("asr", help="speech recognition on the shipped flows' grammars: accuracy, RTF, streams, task success",
@@ -473,7 +475,7 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
 def cmd_bench_turns(args: argparse.Namespace) -> int:
     from ivr.bench.turns import run
 
-    return _report(run(calls=args.calls, concurrent=args.concurrent), args.output)
+    return _report(run(calls=args.calls, concurrent=args.concurrent, recogniser=args.recogniser), args.output)
 
 
 def cmd_bench_asr(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ import webrtcvad
 
 from ivr.speech import silero
 from ivr.speech.confidence import Logistic
+from ivr.speech.endpoint import NOISE_FLATNESS, spectral_flatness
 from ivr.speech.grammar import Grammar
 from ivr.speech.recognizer import Alternative, Partial, Result
 from ivr.speech.transcript import Reading, readings
@@ -144,7 +145,7 @@ class WhisperRecognizer:
         self.languages = frozenset({language}) if not self._multilingual else frozenset({language, "en", "zh"})
         self._models = confidence or CONFIDENCE
         self._decode_at_pauses = decode_at_pauses
-        self._vad = webrtcvad.Vad(3)
+        self._vad = webrtcvad.Vad(2)  # voiced as the endpointer hears it (ivr.speech.endpoint)
         self._prompts: dict[tuple[str, tuple[str, ...], bool], list[int]] = {}
         self._grammar: Grammar | None = None
         self._audio = bytearray()
@@ -173,7 +174,7 @@ class WhisperRecognizer:
         while len(self._pending) >= FRAME_BYTES:
             frame, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
             self._audio += frame
-            if self._vad.is_speech(frame, CALL_RATE):
+            if self._vad.is_speech(frame, CALL_RATE) and spectral_flatness(frame) < NOISE_FLATNESS:
                 self._last_voiced = len(self._audio)
             elif self._new_speech() >= MIN_NEW_SPEECH[self._grammar.kind] and self._silent_for() >= PAUSE:
                 pause = True

@@ -15,7 +15,8 @@ def test_bench_turns_measures_choices_yes_no_and_barge_in(redis_url, monkeypatch
     from ivr.bench import turns
 
     monkeypatch.setenv("IVR_REDIS_URL", redis_url)
-    report = turns.run(calls=1, concurrent=1)
+    report = turns.run(calls=1, concurrent=1, recogniser="pocketsphinx")
+    assert report["recogniser"] == "pocketsphinx"
     stream, record = report["modes"]["stream"], report["modes"]["record"]
     for mode, kinds in ((stream, ("choices", "yes_no", "barge_in")), (record, ("choices", "yes_no"))):
         for kind in kinds:
