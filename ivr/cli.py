@@ -261,6 +261,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PromptAudioError as exc:
         logging.getLogger("ivr").error("not starting: %s", exc)
         return 1
+    try:  # a recogniser that cannot work would fail every caller's first spoken turn
+        _check_recognisers(settings)
+    except ValueError as exc:
+        logging.getLogger("ivr").error("not starting: %s", exc)
+        return 1
     if settings.redis_url:
         asyncio.run(_serve_embedded(settings))
         return 0
@@ -268,6 +273,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("ivr").warning("IVR_REDIS_URL not set: using a private Redis at %s (state is lost on exit)", url)
         asyncio.run(_serve_embedded(settings.model_copy(update={"redis_url": url})))
     return 0
+
+
+def _check_recognisers(settings) -> None:
+    if settings.speech == "off":
+        return
+    from ivr.speech.languages import choose
+
+    choose(settings.recognisers, settings.vosk_model and str(settings.vosk_model), settings.vosk_language,
+           settings.whisper_model and str(settings.whisper_model))
 
 
 async def _serve_embedded(settings) -> None:

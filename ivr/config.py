@@ -245,6 +245,14 @@ class Settings(BaseSettings):
             'In the environment as JSON: IVR_RECOGNISERS=\'{"en": "pocketsphinx"}\'.'
         ),
     )
+    voice_detector: Literal["auto", "silero", "webrtc", "both"] = Field(
+        default="auto",
+        description=(
+            "What tells the caller's voice from silence and noise for barge-in and the end of a turn: "
+            "`silero` (neural; breathing and hold music are not a caller), `webrtc` (lighter, fooled by "
+            "them), `both`; `auto`: silero when installed."
+        ),
+    )
     whisper_model: Path | None = Field(
         default=None,
         description=(

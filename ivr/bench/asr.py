@@ -4,12 +4,15 @@ Every utterance passes through `SpeechTurn` (VAD + recogniser + endpointing)
 in 20 ms frames of 8 kHz audio, as a call's would; nothing is timed against
 the wall clock except the concurrency trials.
 
-pocketsphinx (the embedded English default), on the shipped flows' grammars:
+Each English recogniser (Whisper, the default where installed, and
+pocketsphinx, the low-CPU choice; `--recognisers`) gets the same sections,
+side by side in one report, on the shipped flows' grammars:
 - choices: every `ask` with choices or a yes/no question in the shipped
   flows, its grammar built as the engine builds it (the turn's phrases and
   the flow's globals, English); each phrase spoken by flite voices
-  slt/rms/awb/kal16, espeak-ng en-us (two variants), and the flite voices
-  with white noise at 20 and 10 dB SNR. Right = the engine would act on the
+  slt/rms/awb/kal16, espeak-ng en-us (two variants), en-gb and en-us+m3 at
+  150 wpm (8 clean voices), and the flite voices with white noise at 20 and
+  10 dB SNR. Right = the engine would act on the
   right outcome: the first hypothesis whose confidence clears the flow's
   reject_below and that matches a phrase gives the phrase's outcome (the
   engine may still confirm it when below confirm_below: counted apart).
@@ -43,6 +46,13 @@ core and latency on a Korean rendering of the main menu and yes/no (espeak-ng
 have no Korean, and a Korean model cannot be scored on English phrases or
 FSDD digits: the report says so instead of printing a meaningless number.
 
+endpoint (`ivr.bench.endpoint`): where each voice detector (webrtc, silero,
+both) starts and ends a turn on labelled clips, against where the speech is:
+missed speech, premature and clipped ends, false starts on breathing, noise
+and hold music.
+
+goals: each recogniser's figures against the voice path's targets (`GOALS`).
+
 task: simulated callers run through the real engine on the shipped `verify`
 flow (caller not known by number → ask_policy): the caller says an 8-digit
 policy number (FSDD speaker) → the engine reads it back → the caller says
@@ -51,7 +61,8 @@ nomatch or a noinput the flow asks again and says the number can be keyed,
 so the caller keys it (DTMF, one key per event) and confirms the read-back
 by voice. Success = the right number captured, asked for at most twice.
 A wrong number captured (a "no" heard as "yes") is the false accept that
-matters.
+matters. task_voice_only: the same callers never key: asked again, they
+say the number again (other takes of the same speaker).
 """
 
 from __future__ import annotations
@@ -67,6 +78,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -708,7 +720,11 @@ def bench_streams(make: Callable[[], Any], segments: list[tuple[Listen, bytes]],
                  for k in range(count)]
         for proc in procs:
             proc.start()
-        barrier.wait(timeout=180)  # every stream is ready: the trial starts now
+        try:
+            barrier.wait(timeout=180)  # every stream is ready: the trial starts now
+        except threading.BrokenBarrierError:  # a stream failed before the start: say why
+            failed = next((o for o in (queue.get(timeout=10) for _ in procs) if isinstance(o, str)), "no reason given")
+            raise RuntimeError(f"a paced stream failed with {count} streams: {failed}") from None
         before = _core_busy()
         outcomes = [queue.get(timeout=seconds * 4 + 180) for _ in procs]
         after = _core_busy()
@@ -839,6 +855,11 @@ def run(flows_dir: Path = Path("flows"), prompts_dir: Path = Path("prompts"), sh
     policy = policy_turn(release)
     sizes = {"quick": quick, "calibrate": calibrate, "strings": strings, "callers": callers,
              "max_streams": max_streams, "seconds": seconds}
+    say("end of speech: webrtc, silero and both on labelled clips")
+    from ivr.bench import endpoint
+
+    with mp.get_context("fork").Pool(workers) as pool:
+        report["endpoint"] = endpoint.bench(turns, folder if have_fsdd else None, pool, workers, quick)
     for kind in ENGLISH:
         if kind not in recognisers:
             continue
@@ -967,6 +988,10 @@ def summary(report: dict[str, Any]) -> list[str]:
                      f"RTF {vosk['rtf']}; {vosk['concurrency']['streams_per_core']} streams per core; English: not scored")
     elif vosk:
         lines.append(f"vosk: {vosk['skipped']}")
+    if "endpoint" in report:
+        from ivr.bench import endpoint
+
+        lines += endpoint.summary_lines(report["endpoint"])
     lines.append(f"took {report['seconds']} s")
     return lines
 

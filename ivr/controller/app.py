@@ -313,9 +313,14 @@ def _speech_service(settings):
 
     chosen = languages.choose(settings.recognisers, settings.vosk_model and str(settings.vosk_model),
                               settings.vosk_language, settings.whisper_model and str(settings.whisper_model))
-    log.info("speech: %s", ", ".join(f"{language} by {engine}" for language, engine in sorted(chosen.items())))
+    from ivr.speech.endpoint import default_detector
+
+    detector = default_detector() if settings.voice_detector == "auto" else settings.voice_detector
+    log.info("speech: %s; voice detector %s",
+             ", ".join(f"{language} by {engine}" for language, engine in sorted(chosen.items())), detector)
     workers = SpeechWorkers(settings.speech_processes or None,
-                            factory=languages.factory(chosen, settings.vosk_model, settings.whisper_model))
+                            factory=languages.factory(chosen, settings.vosk_model, settings.whisper_model),
+                            detector=detector)
     return SpeechService(workers, settings.speech, settings.rtp_host, frozenset(chosen))
 
 

@@ -24,7 +24,8 @@ from ivr.digits import parse_digits
 from ivr.engine.matching import normalise
 from ivr.speech.grammar import Grammar
 
-MIN_SIMILARITY = 0.5  # below this a phrase is not a reading of the transcript at all
+MIN_SIMILARITY = 0.5
+LOOPED = 0.9  # similarity of a digit string taken from a transcript that repeats itself  # below this a phrase is not a reading of the transcript at all
 _SPOKEN_FILLER = {"uh", "um", "er", "erm", "ah", "oh", "hmm", "well", "please", "so", "okay", "ok"}
 
 
@@ -43,9 +44,9 @@ def readings(transcript: str, grammar: Grammar, limit: int = 5) -> list[Reading]
         return []
     found: list[Reading] = []
     if grammar.digits is not None:
-        digits = spoken_digits(normalise(transcript))
-        if digits is not None and grammar.digits.min <= len(digits) <= grammar.digits.max:
-            found.append(Reading(digits, 1.0))
+        reading = _digit_reading(spoken_digits(normalise(transcript)), grammar.digits.min, grammar.digits.max)
+        if reading is not None:
+            found.append(reading)
     found.extend(_phrase_readings(said, grammar.phrases))
     found.sort(key=lambda r: -r.similarity)
     unique: dict[str, Reading] = {}
@@ -81,6 +82,24 @@ def spoken_digits(text: str) -> str | None:
     """The digit string in `text` ("1234 5678", "one two double five", "一三八"), or None."""
     spaced = re.sub(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)", " ", normalise(text).replace("'s ", " "))
     return parse_digits(spaced)
+
+
+def _digit_reading(digits: str | None, low: int, high: int) -> Reading | None:
+    """The digit string if its length is allowed; one the decoder looped on ("1 2 1 5 1 2 1" for
+    "one two one five", as Whisper does on short windows) cut to its first saying: a caller who
+    says a number twice over also means it once."""
+    if digits is None:
+        return None
+    if low <= len(digits) <= high:
+        return Reading(digits, 1.0)
+    period = next(p for p in range(1, len(digits) + 1) if _repeats(digits, p))
+    if low <= period <= high and period < len(digits):  # "1 1 1 1 1..." (period 1) is a runaway, not a number
+        return Reading(digits[:period], 1.0)
+    return None
+
+
+def _repeats(text: str, period: int) -> bool:
+    return all(text[i] == text[i - period] for i in range(period, len(text)))
 
 
 def _phrase_readings(said: str, phrases: tuple[str, ...]) -> list[Reading]:

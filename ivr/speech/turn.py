@@ -26,7 +26,8 @@ from typing import Union
 
 from ivr.engine.actions import Listen
 from ivr.engine.events import Hypothesis, NoInput, NoMatch, Speech
-from ivr.speech.endpoint import EARLY_SILENCE, FRAME_BYTES, FRAME_SECONDS, Boundary, Endpointer, complete_answer
+from ivr.speech.endpoint import (EARLY_SILENCE, FRAME_BYTES, FRAME_SECONDS, Boundary, Detector, Endpointer,
+                                 complete_answer)
 from ivr.speech.grammar import Grammar
 from ivr.speech.recognizer import Recognizer, Result
 
@@ -57,8 +58,9 @@ class SpeechTurn:
     """A call's speech pipeline (VAD + recogniser + endpointing), one `Listen` at a time."""
 
     def __init__(self, recognizer: Recognizer, early_silence: float = EARLY_SILENCE, pre_roll: float = 0.3,
-                 aggressiveness: int = 2, nomatch_below: float = 0.0) -> None:
+                 aggressiveness: int = 2, nomatch_below: float = 0.0, detector: Detector = "webrtc") -> None:
         self.recognizer = recognizer
+        self._detector = detector
         self._early_silence = early_silence
         self._aggressiveness = aggressiveness
         self._nomatch_below = nomatch_below
@@ -77,7 +79,8 @@ class SpeechTurn:
         """Begin listening for one `Listen` (call when the prompt ends, or at once for barge-in)."""
         self.recognizer.start_turn(Grammar.from_listen(listen))
         self._listen = listen
-        self._endpointer = Endpointer(listen.timeouts, self._early_silence, self._aggressiveness)
+        self._endpointer = Endpointer(listen.timeouts, self._early_silence, self._aggressiveness,
+                                      detector=self._detector)
         self._pre_roll.clear()
         self._pending = b""
         self._partials = 0

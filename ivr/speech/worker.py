@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ivr.engine.actions import Listen
+from ivr.speech.endpoint import Detector
 from ivr.speech.recognizer import Recognizer
 from ivr.speech.turn import SpeechTurn, TurnOutput
 
@@ -37,7 +38,7 @@ def pocketsphinx_factory() -> Recognizer:
     return PocketsphinxRecognizer()
 
 
-def _serve(conn: Any, factory: Callable[[], Recognizer]) -> None:
+def _serve(conn: Any, factory: Callable[[], Recognizer], detector: Detector = "webrtc") -> None:
     """A worker process: one SpeechTurn per call id, requests answered in order.
 
     One recogniser is built at start-up, before any call needs it (the first
@@ -56,17 +57,17 @@ def _serve(conn: Any, factory: Callable[[], Recognizer]) -> None:
             if op == "stop":
                 conn.send((seq, True, None))
                 return
-            conn.send((seq, True, _handle(turns, spare, factory, op, call_id, payload)))
+            conn.send((seq, True, _handle(turns, spare, factory, op, call_id, payload, detector)))
         except Exception as exc:  # reported to the caller, the worker keeps serving other calls
             conn.send((seq, False, f"{type(exc).__name__}: {exc}"))
 
 
 def _handle(turns: dict[str, SpeechTurn], spare: list[Recognizer], factory: Callable[[], Recognizer], op: str,
-            call_id: str, payload: Any) -> Any:
+            call_id: str, payload: Any, detector: Detector = "webrtc") -> Any:
     if op == "start":
         turn = turns.get(call_id)
         if turn is None:
-            turn = turns[call_id] = SpeechTurn(spare.pop() if spare else factory())
+            turn = turns[call_id] = SpeechTurn(spare.pop() if spare else factory(), detector=detector)
         turn.start(payload)
         return None
     if op == "feed":
@@ -87,9 +88,9 @@ def _handle(turns: dict[str, SpeechTurn], spare: list[Recognizer], factory: Call
 
 
 class _Worker:
-    def __init__(self, ctx: Any, factory: Callable[[], Recognizer]) -> None:
+    def __init__(self, ctx: Any, factory: Callable[[], Recognizer], detector: Detector) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, factory), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, factory, detector), daemon=True)
         self.process.start()
         child.close()
         self.calls = 0
@@ -141,9 +142,9 @@ class SpeechWorkers:
     """Speech turns of all calls, spread over worker processes (one per core by default)."""
 
     def __init__(self, processes: int | None = None, factory: Callable[[], Recognizer] = pocketsphinx_factory,
-                 start_method: str = "spawn") -> None:
+                 start_method: str = "spawn", detector: Detector = "webrtc") -> None:
         ctx = mp.get_context(start_method)  # spawn: no event loop or sockets copied into workers
-        self._workers = [_Worker(ctx, factory) for _ in range(processes or os.cpu_count() or 1)]
+        self._workers = [_Worker(ctx, factory, detector) for _ in range(processes or os.cpu_count() or 1)]
         self._owner: dict[str, _Worker] = {}
 
     def _worker_for(self, call_id: str) -> _Worker:

@@ -114,3 +114,11 @@ def test_ivr_serve_refuses_to_start_with_a_clear_error(tmp_path, monkeypatch, ca
     assert cli.main(["serve", "--log-format", "json"]) == 1
     [line] = [json.loads(ln) for ln in capfd.readouterr().err.splitlines() if ln.startswith("{")]
     assert line["level"] == "ERROR" and line["message"].startswith("not starting: 2 prompt(s) would play in silence")
+
+
+def test_ivr_serve_refuses_a_recogniser_that_cannot_work(monkeypatch, capfd, root_logging) -> None:
+    monkeypatch.setenv("IVR_RECOGNISERS", '{"zh": "pocketsphinx"}')
+    assert cli.main(["serve", "--log-format", "json"]) == 1
+    lines = [json.loads(ln) for ln in capfd.readouterr().err.splitlines() if ln.startswith("{")]
+    assert lines[-1]["level"] == "ERROR"
+    assert lines[-1]["message"] == "not starting: recognisers: pocketsphinx has only an English model, not 'zh'"

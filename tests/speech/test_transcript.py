@@ -24,6 +24,12 @@ def test_a_digit_string_of_the_wrong_length_is_not_a_reading():
     assert readings("1 1 1 1 1 1 1 1 1 1 1 1", POLICY) == []  # a decoder loop is not a policy number
 
 
+def test_a_number_the_decoder_looped_on_is_cut_to_its_first_saying():
+    [reading] = readings("1 2 1 5 1 2 1 five 1 2 1", Grammar("en", (), DigitSpec(4, 4)))
+    assert (reading.text, reading.similarity) == ("1215", 1.0)
+    assert readings("1 2 1 5 3 4 7", Grammar("en", (), DigitSpec(4, 4))) == []  # too long, and no loop
+
+
 def test_a_phrase_of_the_turn_reads_as_itself_with_full_similarity():
     best = readings("Payment.", MENU)[0]
     assert (best.text, best.similarity) == ("payment", 1.0)
