@@ -87,8 +87,8 @@ def test_what_was_said_is_decoded_at_the_pause_and_the_answer_ends_the_turn_earl
 
 
 def test_the_encoder_window_follows_the_audio():
-    assert whisper_asr._window(1.0) == 1000 and whisper_asr._window(12.0) == 1500
-    assert whisper_asr._window(40.0) == 3000
+    assert whisper_asr._window(1.0) == 400 and whisper_asr._window(12.0) == 1500
+    assert whisper_asr._window(1.0, "digits") == 1000 and whisper_asr._window(40.0) == 3000
 
 
 def test_the_packaged_model_is_refused_when_its_weights_are_not_the_pinned_ones(monkeypatch):
