@@ -359,13 +359,23 @@ def _choices_worker(args: tuple[str, str, list[tuple[dict[str, Any], str, str, f
                "right": heard == expected, "direct": heard == expected and confidence >= turn_info["confirm"],
                "wrong_direct": heard is not None and heard != expected and confidence >= turn_info["confirm"],
                "rejected": heard is None, "early": result.get("early"), "latency": result.get("latency"),
-               "final_cpu": result.get("final_cpu"), "cpu": result["cpu"], "audio": result["audio"]}
+               "final_cpu": result.get("final_cpu"), "cpu": result["cpu"], "audio": result["audio"],
+               **_decodes(recognizer)}
         if snr is None and voice in (FLITE_VOICES[:2] + ["espeak:ko:175"]):
             if plain is None:
                 plain = make_turn(recognizer, early_silence=1e6)  # same recogniser: no early endpointing
             row["latency_plain"] = run_turn(plain, listen, speech).get("latency")
         rows.append(row)
     return rows
+
+
+def _decodes(recognizer: Any) -> dict[str, Any]:
+    """Whisper's decodes of the last turn (at pauses and at the end), for where the time goes."""
+    decodes = getattr(recognizer, "decodes", None)
+    if decodes is None:
+        return {}
+    return {"decode_ms": [d.seconds * 1000 for d in decodes],
+            "from_pause": bool(getattr(recognizer, "result_was_pause_decode", False))}
 
 
 def _oog_worker(args: tuple[str, str, list[tuple[dict[str, Any], str, str]]]) -> list[dict[str, Any]]:
@@ -398,7 +408,7 @@ def _digits_worker(args: tuple[str, str, dict[str, Any], list[tuple[str, str, in
             heard = parse_digits(event.text) if isinstance(event, Speech) else None
             nbest = [parse_digits(a.text) for a in getattr(event, "alternatives", [])]
             confidence = getattr(event, "confidence", None)
-            row[name] = {"heard": heard, "right": heard == digits,
+            row[name] = {**_decodes(turn.recognizer), "heard": heard, "right": heard == digits,
                          "digits_right": sum(a == b for a, b in zip(heard or "", digits)),
                          "in_nbest": heard == digits or digits in nbest, "nbest": 1 + len(nbest) if heard else len(nbest),
                          "confidence": confidence, "rejected": confidence is None or confidence < turn_info["reject"],
@@ -614,10 +624,24 @@ def bench_choices(kind: str, turns: list[dict[str, Any]], pool, workers: int, co
             "early_endpointing": _stats(early), "plain_end_silence": _stats(plain),
             "early_share": _share(bool(r["early"]) for r in rows if r.get("latency_plain") is not None)},
         "final_decode_cpu_ms": _stats([r["final_cpu"] * 1000 for r in rows if r.get("final_cpu") is not None]),
+        **_time_spent(rows),
         "errors": [{k: r[k] for k in ("turn", "phrase", "voice", "text", "heard", "confidence")}
                    for r in rows if not r["right"]][:25],
         "_cpu": sum(r["cpu"] for r in rows), "_audio": sum(r["audio"] for r in rows),
     }
+
+
+def _time_spent(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """For a recogniser that decodes at pauses (Whisper): how often, at what cost, and how often the
+    turn's result was already decoded when the turn ended (then the end costs nothing more)."""
+    timed = [r for r in rows if "decode_ms" in r]
+    if not timed:
+        return {}
+    return {"decodes": {
+        "per_turn": _stats([float(len(r["decode_ms"])) for r in timed]),
+        "cpu_ms_each": _stats([ms for r in timed for ms in r["decode_ms"]]),
+        "cpu_ms_per_turn": _stats([sum(r["decode_ms"]) for r in timed]),
+        "result_was_a_pause_decode": _share(r["from_pause"] for r in timed)}}
 
 
 def bench_digits(folder: Path, turn_info: dict[str, Any], pool, workers: int, strings: int,
@@ -649,6 +673,7 @@ def bench_digits(folder: Path, turn_info: dict[str, Any], pool, workers: int, st
             report["rtf"] = _rtf(sum(p["cpu"] for p in part), sum(p["audio"] for p in part))
             report["final_decode_cpu_ms"] = _stats([p["final_cpu"] * 1000 for p in part if p["final_cpu"] is not None])
             report["latency_end_of_speech_to_result_s"] = _stats([p["latency"] for p in part if p["latency"] is not None])
+            report.update(_time_spent(part))
             report["examples"] = [{"said": r["digits"], "heard": r["shipped"]["heard"], "speaker": r["speaker"],
                                    "confidence": r["shipped"]["confidence"]} for r in rows[:6]]
         else:

@@ -150,16 +150,19 @@ class WhisperRecognizer:
         self.languages = frozenset({language}) if not self._multilingual else frozenset({language, "en", "zh"})
         self._models = confidence or CONFIDENCE
         self._decode_at_pauses = decode_at_pauses
-        self._vad = webrtcvad.Vad(2)  # voiced as the endpointer hears it (ivr.speech.endpoint)
+        self._vad = webrtcvad.Vad(2)  # voiced, as webrtc hears it in ivr.speech.endpoint: what to decode
+        self._strict = webrtcvad.Vad(3)  # a word's fading tail is not voice: when the caller paused
         self._prompts: dict[tuple[str, tuple[str, ...], int], tuple[list[int], int]] = {}
         self._grammar: Grammar | None = None
         self._audio = bytearray()
         self._pending = b""
         self._last_voiced = 0  # bytes of audio up to the end of the last voiced frame
+        self._last_strict = 0  # the same, by the strict detector
         self._decoded: Decode | None = None
         self._partial_text: str | None = None
         self.last_features: dict[str, float] | None = None
         self.decodes: list[Decode] = []  # this turn's decodes (pauses and final), for `ivr bench`
+        self.result_was_pause_decode = False
 
     def start_turn(self, grammar: Grammar) -> None:
         if grammar.language not in self.languages:
@@ -179,13 +182,16 @@ class WhisperRecognizer:
         while len(self._pending) >= FRAME_BYTES:
             frame, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
             self._audio += frame
-            if self._vad.is_speech(frame, CALL_RATE) and spectral_flatness(frame) < NOISE_FLATNESS:
+            voiced = self._vad.is_speech(frame, CALL_RATE) and spectral_flatness(frame) < NOISE_FLATNESS
+            if voiced:
                 self._last_voiced = len(self._audio)
+            if voiced and self._strict.is_speech(frame, CALL_RATE):
+                self._last_strict = len(self._audio)
             elif self._new_speech() >= MIN_NEW_SPEECH[self._grammar.kind] and self._silent_for() >= PAUSE:
                 pause = True
         if not (pause and self._decode_at_pauses):
             return None
-        self._decoded = self._decode(self._last_voiced)
+        self._decoded = self._decode(len(self._audio), tail=0.0)
         text = self._best_text(self._decoded.text)
         if not text or text == self._partial_text:
             return None
@@ -197,8 +203,9 @@ class WhisperRecognizer:
         if grammar is None or not self._audio:
             self.reset()
             return Result("", 0.0, heard_speech=False)
-        covered = self._decoded is not None and self._decoded.audio_bytes >= self._last_voiced
-        decode = self._decoded if covered and self._decoded else self._decode(self._last_voiced)
+        covered = self._decoded is not None and self._decoded.audio_bytes >= self._last_strict
+        decode = self._decoded if covered and self._decoded else self._decode(max(self._last_voiced, self._last_strict))
+        self.result_was_pause_decode = covered
         speech = silero.speech_seconds(self._samples(self._last_voiced))
         self.reset()
         return self._result(grammar, decode, speech)
@@ -206,28 +213,28 @@ class WhisperRecognizer:
     def reset(self) -> None:
         self._audio = bytearray()
         self._pending = b""
-        self._last_voiced = 0
+        self._last_voiced = self._last_strict = 0
         self._decoded = None
         self._partial_text = None
 
     def _new_speech(self) -> float:
         done = self._decoded.audio_bytes if self._decoded else 0
-        return (self._last_voiced - done) / (CALL_RATE * 2)
+        return (self._last_strict - done) / (CALL_RATE * 2)
 
     def _silent_for(self) -> float:
-        return (len(self._audio) - self._last_voiced) / (CALL_RATE * 2)
+        return (len(self._audio) - self._last_strict) / (CALL_RATE * 2)
 
-    def _samples(self, end: int) -> np.ndarray:
+    def _samples(self, end: int, tail: float = 0.2) -> np.ndarray:
         """The utterance up to `end` (8 kHz bytes) plus a short tail, at 16 kHz float."""
-        tail = min(len(self._audio), end + int(0.2 * CALL_RATE) * 2)
+        tail = min(len(self._audio), end + int(tail * CALL_RATE) * 2)
         pcm = np.frombuffer(bytes(self._audio[:tail]), dtype="<i2").astype(np.float32) / 32768.0
         return soxr.resample(pcm, CALL_RATE, MODEL_RATE, quality="HQ").astype(np.float32)
 
-    def _decode(self, end: int) -> Decode:
+    def _decode(self, end: int, tail: float = 0.2) -> Decode:
         import ctranslate2
 
         started = time.process_time()
-        samples = self._samples(end)
+        samples = self._samples(end, tail)
         window = _window(len(samples) / MODEL_RATE, self._grammar.kind)
         padded = np.zeros(window * 160, dtype=np.float32)
         padded[: min(len(samples), len(padded))] = samples[: len(padded)]
