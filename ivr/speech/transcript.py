@@ -63,7 +63,8 @@ def first_saying(transcript: str) -> str:
     Policy.", "It's too expensive. It's too inexpensive."); nobody answers
     a menu by repeating it, so the first saying stands for the answer.
     Clauses are cut at punctuation; one that nearly repeats or begins an
-    earlier clause ends the transcript.
+    earlier clause ends the transcript, and words that repeat a run of
+    words from the start (without punctuation) are dropped.
     """
     clauses = [normalise(c) for c in re.split(r"[.,;:!?]+", transcript)]
     kept: list[str] = []
@@ -71,7 +72,16 @@ def first_saying(transcript: str) -> str:
         if any(_again(said, earlier) for earlier in kept):
             break
         kept.append(said)
-    return " ".join(kept)
+    words = " ".join(kept).split()
+    return " ".join(words[: _period(words)])  # "policy information policy information policy"
+
+
+def _period(words: list[str]) -> int:
+    """The length of the shortest run of words the whole list repeats (itself, if none)."""
+    for size in range(1, len(words)):
+        if len(words) >= 2 * size and all(words[i] == words[i - size] for i in range(size, len(words))):
+            return size
+    return len(words)
 
 
 def _again(said: str, earlier: str) -> bool:

@@ -51,6 +51,8 @@ def test_a_decoder_loop_keeps_its_first_saying():
     assert first_saying("Policy information. Policy. Policy.") == "policy information"
     assert first_saying("It's too expensive. It's too inexpensive.") == "it's too expensive"
     assert first_saying("I want to pay, my premium") == "i want to pay my premium"
+    assert first_saying("Policy Information Policy Information Policy") == "policy information"
+    assert first_saying("no no") == "no" and first_saying("yes please") == "yes please"
     assert readings("Failed payment. Failed payment. Failed payment.", MENU)[0].text == "failed payment"
 
 
