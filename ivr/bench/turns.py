@@ -151,8 +151,8 @@ async def _run_mode(redis_url: str, mode: str, scripts: list[tuple[str, str, str
             await asyncio.wait_for(task, 30)
             await sim.stop()
     report = {"seconds": round(elapsed, 1),
-              "choices": _summary([t[0] for t in turns], [f"{c!r} ({v})" for c, _, v in scripts]),
-              "yes_no": _summary([t[1] for t in turns], [f"{a!r} ({v})" for _, a, v in scripts])}
+              "choices": _summary([t[0] for t in turns], [f"{c!r} ({v})" for c, _, v in scripts], "main.anything_else"),
+              "yes_no": _summary([t[1] for t in turns], [f"{a!r} ({v})" for _, a, v in scripts], "main.goodbye")}
     if mode == "stream":
         report["barge_in"] = _summary(barge, [f"{c!r} ({v})" for c, _, v in scripts])
     return report
@@ -221,14 +221,18 @@ def _speak(text: str, voice: str) -> tuple[array, float, float]:
     return pcm + array("h", bytes(2 * 8000 * 2)), start, end
 
 
-def _summary(measured: list[Measured], who: list[str]) -> dict[str, Any]:
+def _summary(measured: list[Measured], who: list[str], expected: str | None = None) -> dict[str, Any]:
     latencies = sorted(ms for ms, _ in measured if ms is not None)
     next_prompts: dict[str, int] = {}
     for _, key in measured:
         if key is not None:
             next_prompts[key] = next_prompts.get(key, 0) + 1
+    misunderstood = [f"{w} -> {key} after {ms:.0f} ms" for w, (ms, key) in zip(who, measured)
+                     if expected and key is not None and key != expected and ms is not None]
+    slowest = sorted(((ms, w) for w, (ms, _) in zip(who, measured) if ms is not None), reverse=True)[:3]
     return {"turns": len(measured), "measured": len(latencies), "latency_ms": _percentiles(latencies),
-            "next_prompts": next_prompts, "unanswered": [w for w, (ms, _) in zip(who, measured) if ms is None]}
+            "next_prompts": next_prompts, "unanswered": [w for w, (ms, _) in zip(who, measured) if ms is None],
+            "misunderstood": misunderstood, "slowest": [f"{w}: {ms:.0f} ms" for ms, w in slowest]}
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
