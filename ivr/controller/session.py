@@ -73,6 +73,11 @@ class Services:
 class _Timer:
     generation: int
     kind: str  # noinput | interdigit
+    waited: float = 0.0  # for the recogniser to catch up (see `_timer`)
+
+
+HEARING_GRACE = 1.0  # seconds a noinput may wait at most for the recogniser to hear audio already here
+HEARING_STEP = 0.05
 
 
 @dataclass
@@ -209,9 +214,7 @@ class CallSession:
         elif isinstance(item, Resume):
             await self._resume(item)
         elif isinstance(item, _Timer):
-            if item.generation == self.generation and self.listen is not None:
-                self.timer = None
-                await self._step(ev.NoInput())
+            await self._timer(item)
         elif isinstance(item, _BackendReply):
             await self._step(item.event)
         elif isinstance(item, _Filler):
@@ -492,11 +495,23 @@ class CallSession:
 
     # --- timers --------------------------------------------------------------
 
-    def _arm(self, seconds: float, kind: str) -> None:
+    def _arm(self, seconds: float, kind: str, waited: float = 0.0) -> None:
         self._cancel_timer()
         self.generation += 1
-        timer = _Timer(self.generation, kind)
+        timer = _Timer(self.generation, kind, waited)
         self.timer = asyncio.get_running_loop().call_later(seconds, self.submit, timer)
+
+    async def _timer(self, item: _Timer) -> None:
+        """Silence ran out, unless audio that came in before it has not been heard yet: then the
+        recogniser gets a moment (at most HEARING_GRACE) to say whether the caller spoke in it."""
+        if item.generation != self.generation or self.listen is None:
+            return
+        self.timer = None
+        listener = self.listener
+        if item.waited < HEARING_GRACE and listener is not None and listener.behind():
+            self._arm(HEARING_STEP, item.kind, item.waited + HEARING_STEP)
+            return
+        await self._step(ev.NoInput())
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:

@@ -92,6 +92,7 @@ class CallListener(Protocol):
     snoop_id: str | None  # our snoop of the caller, if any
 
     async def open(self) -> None: ...
+    def behind(self) -> bool: ...
     async def start_turn(self, listen: Listen) -> int: ...
     async def cancel_turn(self) -> None: ...
     def on_event(self, event: Any) -> None: ...
@@ -126,6 +127,10 @@ class _Turns:
         self.deliver = deliver
         self.generation = 0
         self.active = False
+
+    def behind(self) -> bool:
+        """Audio of the turn has arrived that the recogniser has not yet heard."""
+        return False
 
     async def _start(self, listen: Listen) -> int:
         self.generation += 1
@@ -183,6 +188,12 @@ class StreamListener(_Turns):
         self.media_id: str | None = None
         self.snoop_id: str | None = None
         self.closed = False
+        self.unheard = 0  # packets of the turn queued or with the worker, not yet answered for
+
+    def behind(self) -> bool:
+        """A noinput timer must not outrun the recogniser: a busy worker (another call's decode,
+        a recogniser being built) answers late for audio in which the caller already spoke."""
+        return self.active and self.unheard > 0
 
     async def open(self) -> None:
         """Bridge a snoop of the caller with a fresh externalMedia leg streaming to our socket."""
@@ -224,11 +235,13 @@ class StreamListener(_Turns):
         for payload in self.recent:
             self.audio.put_nowait(payload)
         self.recent.clear()
+        self.unheard = self.audio.qsize()
         self.converter = RtpToFrames()
         return await self._start(listen)
 
     def _on_payload(self, payload: bytes) -> None:
         if self.active:
+            self.unheard += 1
             self.audio.put_nowait(payload)
         else:
             self.recent.append(payload)
@@ -247,6 +260,7 @@ class StreamListener(_Turns):
                 except RuntimeError as exc:  # the worker refused (e.g. a language without a model)
                     log.warning("call %s: speech unavailable for this turn: %s", self.call_id, exc)
                     self.active = False
+            self.unheard = max(0, self.unheard - len(payloads))
 
     async def close(self) -> None:
         if self.closed:

@@ -87,7 +87,7 @@ def test_what_was_said_is_decoded_at_the_pause_and_the_answer_ends_the_turn_earl
 
 
 def test_the_encoder_window_follows_the_audio():
-    assert whisper_asr._window(1.0) == 400 and whisper_asr._window(12.0) == 1500
+    assert whisper_asr._window(1.0) == 600 and whisper_asr._window(12.0) == 1500
     assert whisper_asr._window(1.0, "digits") == 1000 and whisper_asr._window(40.0) == 3000
 
 
