@@ -452,11 +452,14 @@ def _bench_parser(commands) -> None:
     turns.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     turns.set_defaults(handler=cmd_bench_turns)
     asr = kinds.add_parser("asr", help="speech recognition on the shipped flows' grammars: accuracy, RTF, streams, task success",
-                           description="Choice and FSDD digit-string accuracy, real-time factor and simultaneous "
-                                       "real-time streams per core for each recogniser, and the share of simulated "
-                                       "callers whose policy number is captured within two asks. JSON on stdout "
+                           description="For each recogniser side by side (Whisper, pocketsphinx; vosk on its own "
+                                       "language): choice and FSDD digit-string accuracy, confidence on held-out "
+                                       "voices, where Whisper's time goes, real-time factor and streams per core, "
+                                       "the share of simulated callers whose policy number is captured within two "
+                                       "asks (with the keypad, and by voice alone), and the goals met; where each "
+                                       "voice detector (webrtc, silero) starts and ends turns. JSON on stdout "
                                        "(and -o), a short summary on stderr.")
-    asr.add_argument("--quick", action="store_true", help="small samples and short trials (CI smoke run, about a minute)")
+    asr.add_argument("--quick", action="store_true", help="small samples and short trials (CI smoke run, a few minutes)")
     asr.add_argument("--recognisers", nargs="+", choices=["pocketsphinx", "whisper", "vosk"],
                      default=["pocketsphinx", "whisper", "vosk"],
                      help="which recognisers to measure (default all; whisper when faster-whisper and its model are "
