@@ -222,9 +222,11 @@ def vosk_recognizer(path: str):
 
 
 def make_turn(recognizer: Any, early_silence: float = EARLY_SILENCE):
+    """A turn as a call's: the product's voice detector (silero where installed)."""
+    from ivr.speech.endpoint import default_detector
     from ivr.speech.turn import SpeechTurn
 
-    return SpeechTurn(recognizer, early_silence=early_silence)
+    return SpeechTurn(recognizer, early_silence=early_silence, detector=default_detector())
 
 
 def run_turn(turn, listen: Listen, speech: bytes, lead: float = 0.5, tail: float = 2.5, snr: float | None = None,
