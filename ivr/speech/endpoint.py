@@ -175,7 +175,10 @@ class Endpointer:
         voiced = self._voice.voiced(frame)
         if self.speech_start is None:
             return self._before_speech(start, voiced)
-        strict = voiced and self._can_end_early and self._strict_vad.is_speech(frame, 8000)
+        # The early end's own voice test, whatever the detector: silero drops to silence in the short gap
+        # between words ("cancel | my policy"), and a complete-looking first word then ended the turn.
+        strict = self._can_end_early and self._strict_vad.is_speech(frame, 8000) and (
+            spectral_flatness(frame) < NOISE_FLATNESS)
         return self._during_speech(voiced, strict)
 
     def _before_speech(self, start: float, voiced: bool) -> EndpointEvent | None:

@@ -105,9 +105,9 @@ def _digit_reading(digits: str | None, low: int, high: int) -> Reading | None:
     period = next(p for p in range(1, len(digits) + 1) if _repeats(digits, p))
     if low <= period <= high and period < len(digits):  # "1 1 1 1 1..." (period 1) is a runaway, not a number
         return Reading(digits[:period], 1.0)
-    for size in range(low, min(high, len(digits) // 2) + 1):  # said twice, then the loop wandered off
+    for size in range(low, min(high, len(digits) - 2) + 1):  # the loop began again, then wandered off
         head = digits[:size]
-        if digits[size : 2 * size] == head and not _repeats(head, 1):
+        if digits[size : size + 2] == head[:2] and not _repeats(head, 1):
             return Reading(head, 1.0)
     return None
 

@@ -62,12 +62,12 @@ def test_confidence_rates_per_turn_type_on_held_out_voices(report: dict, kind: s
     section = _english(report, kind)["confidence"]
     assert section["utterances"] > 0 and "flite:kal" in section["voices"] and "flite:slt" not in section["voices"]
     assert {t["type"] for t in section["turns"].values()} == {"choices", "yes_no", "digits"}
-    for kind in ("choices", "yes_no", "digits"):
-        rates = section["held_out"][kind]
+    for turn_type in ("choices", "yes_no", "digits"):
+        rates = section["held_out"][turn_type]
         assert rates["in_grammar"] > 0 and rates["out_of_grammar"] > 0 and rates["silence_and_noise"] > 0
         for key in ("recognised_right", "out_of_grammar_accepted", "out_of_grammar_accepted_without_confirmation",
                     "silence_and_noise_accepted"):
-            assert _unit(rates[key]), (kind, key)
+            assert _unit(rates[key]), (turn_type, key)
         assert rates["out_of_grammar_accepted_without_confirmation"] <= rates["out_of_grammar_accepted"]
     assert sum(b["results"] for b in section["held_out"]["reliability"]) > 0
     assert any(line.startswith(f"{kind} confidence, choices") for line in report["summary"])

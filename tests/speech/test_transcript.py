@@ -28,6 +28,7 @@ def test_a_number_the_decoder_looped_on_is_cut_to_its_first_saying():
     [reading] = readings("1 2 1 5 1 2 1 five 1 2 1", Grammar("en", (), DigitSpec(4, 4)))
     assert (reading.text, reading.similarity) == ("1215", 1.0)
     assert [r.text for r in readings("1 2 1 5 1 2 1 5 5 2", Grammar("en", (), DigitSpec(4, 4)))] == ["1215"]
+    assert [r.text for r in readings("1 2 1 5 1 2 1 6 1 1 5 1 1", Grammar("en", (), DigitSpec(4, 4)))] == ["1215"]
     assert readings("1 2 1 5 3 4 7", Grammar("en", (), DigitSpec(4, 4))) == []  # too long, and no loop
 
 
