@@ -261,7 +261,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PromptAudioError as exc:
         logging.getLogger("ivr").error("not starting: %s", exc)
         return 1
-    try:  # a recogniser that cannot work would fail every caller's first spoken turn
+    try:  # a recogniser or voice detector that cannot work would fail every caller's first spoken turn
         _check_recognisers(settings)
     except ValueError as exc:
         logging.getLogger("ivr").error("not starting: %s", exc)
@@ -278,10 +278,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _check_recognisers(settings) -> None:
     if settings.speech == "off":
         return
-    from ivr.speech.languages import choose
+    from ivr.speech.endpoint import detector_for
+    from ivr.speech.languages import choose_for
 
-    choose(settings.recognisers, settings.vosk_model and str(settings.vosk_model), settings.vosk_language,
-           settings.whisper_model and str(settings.whisper_model))
+    choose_for(settings)
+    detector_for(settings.voice_detector)
 
 
 async def _serve_embedded(settings) -> None:

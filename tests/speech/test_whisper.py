@@ -106,3 +106,13 @@ def test_settings_choose_an_engine_per_language_and_refuse_what_cannot_work(tmp_
         languages.choose({"zh": "vosk"}, None, "zh")
     with pytest.raises(ValueError, match="only an English"):
         languages.choose({"zh": "pocketsphinx"}, None, "zh")
+
+
+def test_a_voice_detector_that_is_not_installed_is_refused(monkeypatch):
+    from ivr.speech import endpoint
+
+    assert endpoint.detector_for("webrtc") == "webrtc"
+    monkeypatch.setattr(endpoint, "default_detector", lambda: "webrtc")  # as without faster-whisper
+    assert endpoint.detector_for("auto") == "webrtc"
+    with pytest.raises(ValueError, match="needs silero"):
+        endpoint.detector_for("silero")
