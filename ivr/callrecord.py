@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ivr.engine.state import CallState
+from ivr.masking import mask_policy
 
 # journey flows and the intent each serves (main_menu's choices)
 JOURNEYS = {"policy_query": "policy", "payment": "payment", "phone_update": "phone", "cancellation": "cancel"}
@@ -38,7 +39,7 @@ class CallRecord:
     outcome: str  # completed, caller_hangup, ... or the transfer queue
     caller: str | None = None  # person id once identified
     ani_key: str = ""
-    policy: str | None = None
+    policy: str | None = None  # masked: records outlive the call by weeks and serve reports only
     language: str = "en"
     intents: list[str] = field(default_factory=list)
     journeys: list[JourneyOutcome] = field(default_factory=list)
@@ -74,7 +75,7 @@ def summarise(state: CallState, started: float, ended: float, ani_key: str = "")
     record = CallRecord(
         call_id=state.call_id, started=started, ended=ended, status=state.status,
         outcome=str(result.get("outcome") or result.get("queue") or state.status),
-        caller=caller.get("id"), ani_key=ani_key, policy=caller.get("policy_number"), language=state.language,
+        caller=caller.get("id"), ani_key=ani_key, policy=_masked(caller.get("policy_number")), language=state.language,
         queue=result.get("queue"), reason=result.get("reason"), priority=result.get("priority"),
         route=_routing(state), cancel_reason=_text(state.vars.get("cancel_reason")),
     )
@@ -137,6 +138,10 @@ def _routing(state: CallState) -> dict[str, Any] | None:
     """The routing decision the flow applied ({rule, to, reason}), else None."""
     applied = state.vars.get("routing")
     return dict(applied) if isinstance(applied, dict) else None
+
+
+def _masked(policy: Any) -> str | None:
+    return mask_policy(policy) if policy else None
 
 
 def _text(value: Any) -> str | None:

@@ -390,10 +390,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 async def _report_from(url: str, since: float, until: float) -> dict | None:
-    from ivr import report
+    from ivr import report, sealing
+    from ivr.config import Settings
     from ivr.history import CallerHistory
 
-    history = CallerHistory.from_url(url)
+    history = CallerHistory.from_url(url, sealing.for_settings(Settings()))
     try:
         records = await history.records(since, until)
         return None if history.guard.down else report.build(records, since, until)

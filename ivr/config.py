@@ -281,6 +281,39 @@ class Settings(BaseSettings):
         gt=0,
         description="How long an agent stays signed in on the agent page before signing in again.",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks (10.0.0.5, 10.0.0.0/24, ::1) of the TLS proxies in front of the agent page, "
+            "whose X-Forwarded-For, -Proto and -Host headers are believed. From any other address those headers "
+            "are ignored, so a client cannot choose the address the sign-in throttle counts or claim https. "
+            "Behind several proxies the client is the right-most X-Forwarded-For address that is not one of "
+            "them. In the environment as JSON: IVR_TRUSTED_PROXIES='[\"127.0.0.1\"]'. A wrong entry stops "
+            "`ivr serve` at start-up."
+        ),
+    )
+    data_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Fernet keys that seal personal data at rest (call state, audit trail), newest first; older keys "
+            "only open what they sealed (rotation: `ivr keys new`, put it first, `ivr keys rotate`, then drop "
+            "the old one). In the environment comma-separated. Unset: taken from key_file."
+        ),
+    )
+    hash_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret (base64, 32 bytes or more) for keyed hashes: caller-number history keys, one-time codes, "
+            "per-call media names. Changing it forgets history by caller number. Unset: taken from key_file."
+        ),
+    )
+    key_file: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state") / "ivr/keys.json",
+        description=(
+            "Where data_keys and hash_key are kept when not set: made on first start (mode 0600). Every "
+            "controller sharing a Redis needs the same keys: set them, or share this file."
+        ),
+    )
     log_level: LogLevel = Field(
         default="INFO",
         description=(
@@ -312,6 +345,14 @@ class Settings(BaseSettings):
     def _strip_media_base_url(cls, value: str | None) -> str | None:
         """Media URLs are built as base + '/' + name: drop a trailing slash."""
         return value.rstrip("/") if value else value
+
+    @field_validator("data_keys", mode="before")
+    @classmethod
+    def _split_data_keys(cls, value: Any) -> Any:
+        """Accept `key1,key2` (environment) as well as a list (config file)."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("dnis_languages", mode="before")
     @classmethod

@@ -180,10 +180,11 @@ async def _run(redis_url: str, out: TextIO, calls: tuple[DemoCall, ...]) -> int:
 
 
 async def _print_report(redis_url: str, since: float, out: TextIO) -> None:
-    from ivr import report
+    from ivr import report, sealing
+    from ivr.config import Settings
     from ivr.history import CallerHistory
 
-    history = CallerHistory.from_url(redis_url)
+    history = CallerHistory.from_url(redis_url, sealing.for_settings(Settings()))
     try:
         records = await history.records(since - 1, time.time() + 1)
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from ivr import sealing
 from ivr.backend.insurer import InsurerBackend
 from ivr.backend.systems import Systems
 from ivr.controller.recorder import HistoryRecorder
@@ -63,16 +64,17 @@ async def open_admin(settings: Any) -> PolicyAdmin:
         report = seed_book(path)
         log.warning("no policy book at %s: seeded a sample one (%d people, %d policies)", path,
                     report.counts["persons"], report.counts["policies"])
-    return await SqlitePolicyAdmin.open(path)
+    return await SqlitePolicyAdmin.open(path, sealing.for_settings(settings))
 
 
 async def open_embedded(settings: Any, admin: PolicyAdmin | None = None, gateway: PaymentGateway | None = None,
                         sms: SmsSender | None = None, flows: Any = None) -> Embedded:
     client = redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0) \
         if settings.redis_url else None
-    history = CallerHistory(client)
+    sealer = sealing.for_settings(settings)
+    history = CallerHistory(client, sealer)
     systems = Systems(admin=admin or await open_admin(settings), gateway=gateway or SimulatedGateway(),
-                      sms=sms or Outbox(), codes=OneTimeCodes(client), history=history)
+                      sms=sms or Outbox(), codes=OneTimeCodes(client, sealer), history=history)
     rules = settings.routing_file or Path(settings.flows_dir) / "routing.yaml"
     router = Router(Path(rules), lambda call: gather(call, systems, history), flows=flows)
     return Embedded(systems, InsurerBackend(systems), router, HistoryRecorder(history), client)

@@ -12,15 +12,16 @@ call records. Keys and how long they live (also in the README):
 | `ivr:rec:<call id>` | the full call record (path, journeys, routing decision) | 35 days |
 | `ivr:rec:index` | call ids by end time, for reports | entries older than 35 days are dropped on write |
 
-`<caller>` is the policyholder id once identified, else `ani:` and a hash of
-the caller number (numbers are not kept in clear in key names). Redis down:
+`<caller>` is the policyholder id once identified, else `ani:` and a keyed
+hash (HMAC, `ivr.sealing`) of the caller number; `<policy>` is a keyed hash
+of the policy number. Numbers are never kept in clear, and a plain hash
+would give them away to anyone trying every number. Redis down:
 calls go on without history, logged once; verification failures are then
 counted in this process so a lock-out still works within the outage.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -32,6 +33,7 @@ import redis.asyncio as redis
 
 from ivr.callrecord import CallRecord
 from ivr.redisguard import RedisGuard
+from ivr.sealing import Sealer
 
 log = logging.getLogger(__name__)
 DAY = 86400.0
@@ -42,9 +44,9 @@ RECORD_TTL = 35 * DAY
 VERIFY_WINDOW = 1 * DAY
 
 
-def ani_key(ani: str | None) -> str:
+def ani_key(ani: str | None, sealer: Sealer) -> str:
     """The history key of an unidentified caller number."""
-    return "ani:" + hashlib.sha256((ani or "").encode()).hexdigest()[:16] if ani else ""
+    return "ani:" + sealer.digest("ani", ani) if ani else ""
 
 
 @dataclass(frozen=True)
@@ -64,16 +66,21 @@ class PastCall:
 
 
 class CallerHistory:
-    def __init__(self, client: redis.Redis | None, now: Callable[[], float] = time.time, prefix: str = "ivr:"):
+    def __init__(self, client: redis.Redis | None, sealer: Sealer, now: Callable[[], float] = time.time,
+                 prefix: str = "ivr:"):
         self.client = client
+        self.sealer = sealer
         self.now = now
         self.prefix = prefix
         self.guard = RedisGuard("caller history", log)
         self._failures: dict[str, list[float]] = {}  # used while Redis is down
 
     @classmethod
-    def from_url(cls, url: str) -> "CallerHistory":
-        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
+    def from_url(cls, url: str, sealer: Sealer) -> "CallerHistory":
+        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0), sealer)
+
+    def ani_key(self, ani: str | None) -> str:
+        return ani_key(ani, self.sealer)
 
     async def close(self) -> None:
         if self.client is not None:
@@ -151,7 +158,7 @@ class CallerHistory:
         """Count one failure; answer the failures within the last 24 hours, this one included."""
         now = self.now()
         self._remember_failure(policy, now)
-        key = f"{self.prefix}verify:fail:{policy}"
+        key = self._failures_key(policy)
         if self.client is not None:
             async def write():
                 async with self.client.pipeline(transaction=True) as pipe:
@@ -167,10 +174,13 @@ class CallerHistory:
         now = self.now()
         if self.client is not None:
             count = await self.guard.run(
-                lambda: self.client.zcount(f"{self.prefix}verify:fail:{policy}", now - VERIFY_WINDOW, "+inf"))
+                lambda: self.client.zcount(self._failures_key(policy), now - VERIFY_WINDOW, "+inf"))
             if count is not None:
                 return max(int(count), self._memory_failures(policy, now))
         return self._memory_failures(policy, now)
+
+    def _failures_key(self, policy: str) -> str:
+        return f"{self.prefix}verify:fail:{self.sealer.digest('policy', policy)}"
 
     def _remember_failure(self, policy: str, now: float) -> None:
         stamps = [t for t in self._failures.get(policy, []) if now - t < VERIFY_WINDOW]

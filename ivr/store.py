@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from ivr.controller.step_audio import StepAudio
 from ivr.engine.state import CallState
+from ivr.sealing import SealError, Sealer
 
 log = logging.getLogger(__name__)
 STATE_TTL_SECONDS = 4 * 3600  # longer than any call; a lost key expires on its own
@@ -30,42 +31,60 @@ class CallStore(Protocol):
 
 
 class RedisCallStore:
-    """Call states as JSON under `ivr:call:<channel id>`, the step's prompts under `ivr:audio:<channel id>`."""
+    """Call states under `ivr:call:<channel id>`, the step's prompts under `ivr:audio:<channel id>`.
 
-    def __init__(self, client: redis.Redis, prefix: str = "ivr:call:", audio_prefix: str = "ivr:audio:"):
+    Both are sealed JSON: a state holds what the caller said and what the
+    backends answered (name, date of birth, policy and phone numbers), and a
+    step's prompts the values they speak.
+    """
+
+    def __init__(self, client: redis.Redis, sealer: Sealer, prefix: str = "ivr:call:",
+                 audio_prefix: str = "ivr:audio:"):
         self.client = client
+        self.sealer = sealer
         self.prefix = prefix
         self.audio_prefix = audio_prefix
         self._down = False
 
     @classmethod
-    def from_url(cls, url: str) -> "RedisCallStore":
-        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
+    def from_url(cls, url: str, sealer: Sealer) -> "RedisCallStore":
+        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0), sealer)
 
     async def save(self, state: CallState, audio: StepAudio | None = None) -> None:
         """The state, and with it the prompts its step is about to play, in one transaction:
         a controller killed between two writes would leave a step nobody can place."""
         rest = state.at_rest()  # card numbers stay in the controller's memory
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self.prefix + state.call_id, rest.model_dump_json(), ex=STATE_TTL_SECONDS)
+            pipe.set(self.prefix + state.call_id, self.sealer.seal(rest.model_dump_json()), ex=STATE_TTL_SECONDS)
             if audio is not None:
-                pipe.set(self.audio_prefix + audio.call_id, audio.model_dump_json(), ex=STATE_TTL_SECONDS)
+                pipe.set(self.audio_prefix + audio.call_id, self.sealer.seal(audio.model_dump_json()),
+                         ex=STATE_TTL_SECONDS)
             await self._quietly(pipe.execute())
 
     async def load(self, call_id: str) -> CallState | None:
         raw = await self._quietly(self.client.get(self.prefix + call_id))
-        return CallState.model_validate_json(raw) if raw else None
+        text = self._open(raw) if raw else None
+        return CallState.model_validate_json(text) if text else None
 
     async def forget(self, call_id: str) -> None:
         await self._quietly(self.client.delete(self.prefix + call_id, self.audio_prefix + call_id))
 
     async def save_audio(self, audio: StepAudio) -> None:
-        await self._quietly(self.client.set(self.audio_prefix + audio.call_id, audio.model_dump_json(),
-                                            ex=STATE_TTL_SECONDS))
+        await self._quietly(self.client.set(self.audio_prefix + audio.call_id,
+                                            self.sealer.seal(audio.model_dump_json()), ex=STATE_TTL_SECONDS))
 
     async def load_audio(self, call_id: str) -> StepAudio | None:
         raw = await self._quietly(self.client.get(self.audio_prefix + call_id))
-        return StepAudio.model_validate_json(raw) if raw else None
+        text = self._open(raw) if raw else None
+        return StepAudio.model_validate_json(text) if text else None
+
+    def _open(self, raw: bytes) -> str | None:
+        """Clear JSON; a value no key opens is logged and read as nothing, as a lost key would be."""
+        try:
+            return self.sealer.open(raw)
+        except SealError as exc:
+            log.error("call state not readable: %s", exc)
+            return None
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the keys that seal personal data at rest: one file for the whole run (controllers it starts share it),
+# never the operator's own
+os.environ.setdefault("IVR_KEY_FILE", str(Path(tempfile.gettempdir()) / f"ivr-test-keys-{os.getpid()}" / "keys.json"))
 
 
 def shared_dir() -> Path:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from ivr import engine
+from ivr import engine, sealing
 from ivr.ari import AriClient, ChannelNotFound, ConnectInfo, EventStream
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
@@ -252,9 +252,10 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
     from ivr.web.server import agent_page as build_agent_page
 
     catalog = Catalog(settings.flows_dir, settings.prompts_dir)
-    store = RedisCallStore.from_url(settings.redis_url)
+    store = RedisCallStore.from_url(settings.redis_url, sealing.for_settings(settings))
     page = agent_page if agent_page is not None else build_agent_page(settings, store, backend)  # /agent, or None
-    media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer())
+    media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer(),
+                          keyed_hash=sealing.for_settings(settings).digest)
     speech = _speech_service(settings)
     async with AriClient.from_settings(settings) as ari_client:
         services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,

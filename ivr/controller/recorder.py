@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from ivr.callrecord import summarise
-from ivr.history import CallerHistory, ani_key
+from ivr.history import CallerHistory
 
 log = logging.getLogger(__name__)
 FINAL = ("transfer", "hangup", "ended")
@@ -39,7 +39,7 @@ class HistoryRecorder:
         if state is None or state.status == "running":
             return  # never got going: nothing to remember
         ani = str((state.vars.get("call") or {}).get("ani") or "")
-        record = summarise(state, started or self.clock(), self.clock(), ani_key(ani))
+        record = summarise(state, started or self.clock(), self.clock(), self.history.ani_key(ani))
         task = asyncio.get_running_loop().create_task(self.history.record(record, [record.caller, record.ani_key]))
         self._tasks.add(task)
         task.add_done_callback(self._done)

@@ -4,6 +4,10 @@ Every write is one transaction (see `sqlitedb`): the business change, its
 audit or review rows and the idempotency key commit together or not at all.
 A repeated key returns the first result without writing again, which makes a
 retried action (or a call resumed on another controller) safe.
+
+The audit trail keeps the old and new phone numbers sealed (`ivr.sealing`):
+an auditor's tool opens them with the data keys, a copy of the file alone
+gives nothing away.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ivr.policyadmin.model import (
 )
 from ivr.policyadmin.schema import SCHEMA
 from ivr.policyadmin.sqlitedb import Database, Transaction
+from ivr.sealing import Sealer
 
 DOWNGRADE_FACTOR = 0.6  # the lower cover offered: 60% of the sum assured, premium in proportion
 
@@ -32,15 +37,17 @@ FROM policies p JOIN products pr ON pr.code = p.product LEFT JOIN agents a ON a.
 
 
 class SqlitePolicyAdmin:
-    def __init__(self, db: Database, now: Callable[[], dt.datetime] = dt.datetime.now):
+    def __init__(self, db: Database, sealer: Sealer, now: Callable[[], dt.datetime] = dt.datetime.now):
         self.db = db
+        self.sealer = sealer
         self.now = now
 
     @classmethod
-    async def open(cls, path: Path | str, now: Callable[[], dt.datetime] = dt.datetime.now) -> "SqlitePolicyAdmin":
+    async def open(cls, path: Path | str, sealer: Sealer,
+                   now: Callable[[], dt.datetime] = dt.datetime.now) -> "SqlitePolicyAdmin":
         db = await Database(path).open()
         await db.call(lambda conn: conn.executescript(SCHEMA))
-        return cls(db, now)
+        return cls(db, sealer, now)
 
     async def close(self) -> None:
         await self.db.close()
@@ -136,7 +143,7 @@ class SqlitePolicyAdmin:
     async def change_phone(self, person_id: str, new_phone: str, flag_reasons: list[str], key: str) -> PhoneChange:
         async with self.db.transaction() as tx:
             if (done := await _already(tx, key)) is not None:
-                return PhoneChange(**json.loads(done))
+                return PhoneChange(**json.loads(self.sealer.open(done)))
             row = await tx.fetch_one("SELECT phone FROM persons WHERE id = ?", (person_id,))
             if row is None:
                 raise Conflict("no such person")
@@ -144,15 +151,20 @@ class SqlitePolicyAdmin:
             audit_id = _reference("AUD")
             await tx.execute("UPDATE persons SET phone = ? WHERE id = ?", (new_phone, person_id))
             await tx.execute("INSERT INTO audit VALUES (?, ?, 'phone', ?, ?, 'ivr', ?, ?)",
-                             (audit_id, person_id, row["phone"], new_phone, ",".join(flag_reasons), now))
+                             (audit_id, person_id, self._sealed(row["phone"]), self.sealer.seal(new_phone),
+                              ",".join(flag_reasons), now))
             review_id = None
             if flag_reasons:
                 review_id = _reference("REV")
                 await tx.execute("INSERT INTO reviews (id, audit_id, person_id, reason, created_at) VALUES (?, ?, ?, ?, ?)",
                                  (review_id, audit_id, person_id, ",".join(flag_reasons), now))
             change = PhoneChange(audit_id=audit_id, old_phone=row["phone"], review_id=review_id)
-            await _remember(tx, key, json.dumps({"audit_id": audit_id, "old_phone": row["phone"], "review_id": review_id}), now)
+            remembered = json.dumps({"audit_id": audit_id, "old_phone": row["phone"], "review_id": review_id})
+            await _remember(tx, key, self.sealer.seal(remembered), now)
             return change
+
+    def _sealed(self, value: str | None) -> str | None:
+        return self.sealer.seal(value) if value else value
 
     async def request_cancellation(self, policy_number: str, reason: str, key: str) -> str:
         async with self.db.transaction() as tx:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ivr.backend import identity
 from ivr.backend.systems import Systems
-from ivr.history import CallerHistory, PastCall, ani_key, as_facts
+from ivr.history import CallerHistory, PastCall, as_facts
 
 
 async def gather(call: dict[str, Any], systems: Systems | None, history: CallerHistory | None,
@@ -30,7 +30,7 @@ async def gather(call: dict[str, Any], systems: Systems | None, history: CallerH
             caller["failure_reason"] = await _failure_reason(systems, data.get("policy_number"))
     facts_history = as_facts([], None, 0, now())
     if history is not None:
-        keys = [k for k in (caller.get("id"), ani_key(ani)) if k]
+        keys = [k for k in (caller.get("id"), history.ani_key(ani)) if k]
         calls = _merge([await history.past_calls(k) for k in keys])
         agent = None
         for key in keys:

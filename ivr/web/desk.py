@@ -24,6 +24,7 @@ from ivr.ari import event_types as ari
 from ivr.config import AgentAccount
 from ivr.engine.state import CallState
 from ivr.history import ani_key
+from ivr.sealing import Sealer
 from ivr.web.accounts import Accounts
 from ivr.web.caller_data import (OUTCOMES, CallerDirectory, CallerProfile, Contact, ContactHistory,
                                  caller_of)
@@ -71,8 +72,10 @@ class NotYourCall(Exception):
 
 class AgentDesk:
     def __init__(self, accounts: Accounts, load_state: Callable[[str], Awaitable[CallState | None]],
-                 directory: CallerDirectory, history: ContactHistory, clock: Callable[[], float] = time.time):
+                 directory: CallerDirectory, history: ContactHistory, sealer: Sealer,
+                 clock: Callable[[], float] = time.time):
         self.accounts = accounts
+        self.sealer = sealer  # names a caller known only by number, as the caller history does
         self.load_state = load_state
         self.directory = directory
         self.history = history
@@ -193,7 +196,7 @@ class AgentDesk:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         pop = self.pop_for(agent, call_id)
-        caller_key = pop.caller.caller_id or ani_key(pop.caller.ani) or f"call:{call_id}"
+        caller_key = pop.caller.caller_id or ani_key(pop.caller.ani, self.sealer) or f"call:{call_id}"
         summary = f"{pop.routing.queue}: {pop.routing.reason}" if pop.routing.reason else pop.routing.queue
         await self.history.record_outcome(caller_key, Contact(at=self.clock(), kind="agent_outcome", summary=summary,
                                                               outcome=outcome, agent=agent.id, call_id=call_id))

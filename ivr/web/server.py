@@ -9,6 +9,11 @@ script), so it leaks nothing of the page.
 Requests that change something (sign-out, outcome) must come from the page
 itself: an ``Origin`` header, when the browser sends one, must name this
 host, and the outcome API takes JSON only (a cross-site form cannot send it).
+
+Behind a TLS proxy listed in ``trusted_proxies`` every handler sees the
+request as the client made it (``proxy.TrustedProxies``): the https scheme
+and public host for the Origin check and the Secure cookie, the client's
+own address for the sign-in throttle and the logs.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ import html
 import json
 import logging
 from importlib import resources
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from yarl import URL
 
 from ivr.config import AgentAccount
 from ivr.logsetup import SHOWN_CHARS, shown
 from ivr.web.accounts import COOKIE, Accounts, Throttled
 from ivr.web.caller_data import OUTCOMES
 from ivr.web.desk import AgentDesk, NotYourCall
+from ivr.web.proxy import TrustedProxies
 
 log = logging.getLogger(__name__)
 SIGN_IN_BYTES = 4096  # an agent id and a token; aiohttp would read a 1 MB form
@@ -33,14 +41,16 @@ STATIC = resources.files("ivr.web") / "static"
 ASSETS = {"desk.js": "application/javascript", "desk.css": "text/css"}
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
             "X-Frame-Options": "DENY"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " \
       "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
 
 class AgentPage:
-    def __init__(self, accounts: Accounts, desk: AgentDesk):
+    def __init__(self, accounts: Accounts, desk: AgentDesk, proxies: TrustedProxies | None = None):
         self.accounts = accounts
         self.desk = desk
+        self.proxies = proxies or TrustedProxies()
         self._sockets: set[web.WebSocketResponse] = set()
 
     async def aclose(self) -> None:
@@ -50,15 +60,22 @@ class AgentPage:
         await self.desk.aclose()
 
     def routes(self) -> list[web.RouteDef]:
+        sent = self._as_client_sent
         return [
-            web.get("/agent", self.page), web.get("/agent/", self.page),
-            web.post("/agent/signin", self.sign_in), web.post("/agent/signout", self.sign_out),
-            web.get("/agent/static/{name}", self.asset),
-            web.get("/agent/api/queues", self.queues), web.get("/agent/api/calls", self.calls),
-            web.get("/agent/api/calls/{call_id}", self.call),
-            web.post("/agent/api/calls/{call_id}/outcome", self.outcome),
-            web.get("/agent/ws", self.websocket),
+            web.get("/agent", sent(self.page)), web.get("/agent/", sent(self.page)),
+            web.post("/agent/signin", sent(self.sign_in)), web.post("/agent/signout", sent(self.sign_out)),
+            web.get("/agent/static/{name}", sent(self.asset)),
+            web.get("/agent/api/queues", sent(self.queues)), web.get("/agent/api/calls", sent(self.calls)),
+            web.get("/agent/api/calls/{call_id}", sent(self.call)),
+            web.post("/agent/api/calls/{call_id}/outcome", sent(self.outcome)),
+            web.get("/agent/ws", sent(self.websocket)),
         ]
+
+    def _as_client_sent(self, handler: Handler) -> Handler:
+        """Per route rather than as an app middleware: the proxy headers concern the agent page only."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await handler(self.proxies.effective(request))
+        return handle
 
     # --- who is asking ------------------------------------------------------------
 
@@ -75,7 +92,7 @@ class AgentPage:
     @staticmethod
     def _same_origin(request: web.Request) -> None:
         origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        if origin is not None and not _same_site(origin, request.scheme, request.host):
             raise web.HTTPForbidden(text=json.dumps({"message": "cross-site request refused"}),
                                     content_type="application/json")
 
@@ -195,6 +212,15 @@ class AgentPage:
         return ws
 
 
+def _same_site(origin: str, scheme: str, host: str) -> bool:
+    """Compared as scheme, host and port: a proxy may pass ``Host: name:443`` where the browser says ``https://name``."""
+    try:
+        theirs, ours = URL(origin), URL(f"{scheme}://{host}")
+    except ValueError:
+        return False
+    return theirs.host is not None and (theirs.scheme, theirs.host, theirs.port) == (ours.scheme, ours.host, ours.port)
+
+
 def _signin_page(status: int, error: str = "", agent_id: str = "") -> web.Response:
     body = (STATIC / "signin.html").read_text(encoding="utf-8")
     body = body.replace("{{error}}", f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "")
@@ -214,6 +240,10 @@ def agent_page(settings: Any, store: Any, backend: Any = None) -> AgentPage | No
     """
     if not settings.agents:
         return None
+    proxies = TrustedProxies.parse(settings.trusted_proxies)
+    if proxies.networks:
+        log.info("agent page: X-Forwarded-For/-Proto/-Host believed from %s",
+                 ", ".join(map(str, proxies.networks)))
     from ivr.web.caller_data import (CallerHistoryContacts, CallStateDirectory, PolicyAdminDirectory,
                                      RedisContactHistory)
 
@@ -224,4 +254,4 @@ def agent_page(settings: Any, store: Any, backend: Any = None) -> AgentPage | No
         history: Any = CallerHistoryContacts(systems.history, RedisContactHistory(store.client, "ivr:outcomes:"))
     else:
         directory, history = CallStateDirectory(), RedisContactHistory(store.client)
-    return AgentPage(accounts, AgentDesk(accounts, store.load, directory, history))
+    return AgentPage(accounts, AgentDesk(accounts, store.load, directory, history, store.sealer), proxies)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
+from ivr import sealing
 from ivr.config import Settings
 from ivr.controller.app import serve
 from ivr.embedded import Embedded, open_embedded
@@ -58,7 +59,7 @@ async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = 
                         redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
                         sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", speech=speech)
     release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
-    admin = await SqlitePolicyAdmin.open(settings.book_path)
+    admin = await SqlitePolicyAdmin.open(settings.book_path, sealing.for_settings(settings))
     embedded = await open_embedded(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3),
                                    flows=release.flows)
     stop, ready = asyncio.Event(), asyncio.Event()

@@ -13,10 +13,13 @@ from ivr.backend.insurer import InsurerBackend
 from ivr.backend.systems import Systems
 from ivr.history import CallerHistory
 from ivr.otp import OneTimeCodes
+from ivr.sealing import Sealer
 from ivr.payments import SimulatedGateway
 from ivr.policyadmin.seed import PERSONAS, seed_book
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
 from ivr.sms import Outbox
+
+SEALER = Sealer.generate()
 
 TODAY = dt.date(2026, 11, 25)
 BY_KEY = {p.key: p for p in PERSONAS}
@@ -38,7 +41,7 @@ def seeded_book(tmp_path_factory) -> Path:
 async def admin(seeded_book, tmp_path):
     path = tmp_path / "book.sqlite"
     path.write_bytes(seeded_book.read_bytes())
-    store = await SqlitePolicyAdmin.open(path)
+    store = await SqlitePolicyAdmin.open(path, SEALER)
     yield store
     await store.close()
 
@@ -59,8 +62,8 @@ def prefix() -> str:
 @pytest.fixture
 async def systems(admin, redis_client, prefix):
     return Systems(admin=admin, gateway=SimulatedGateway(latency=0.01, timeout_after=0.2, today=lambda: TODAY),
-                   sms=Outbox(), codes=OneTimeCodes(redis_client, prefix=prefix + "otp:"),
-                   history=CallerHistory(redis_client, prefix=prefix), today=lambda: TODAY)
+                   sms=Outbox(), codes=OneTimeCodes(redis_client, SEALER, prefix=prefix + "otp:"),
+                   history=CallerHistory(redis_client, SEALER, prefix=prefix), today=lambda: TODAY)
 
 
 @pytest.fixture

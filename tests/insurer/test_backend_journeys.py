@@ -15,6 +15,7 @@ from ivr.backend.insurer import InsurerBackend
 from ivr.backend.systems import Systems
 from ivr.history import CallerHistory
 from ivr.otp import OneTimeCodes
+from ivr.sealing import Sealer
 from ivr.payments import SimulatedGateway
 from ivr.redis_server import free_port
 from ivr.sms import Outbox
@@ -70,7 +71,7 @@ async def test_three_wrong_answers_in_a_day_lock_self_service_for_the_policy(bac
     assert (await caller_of(backend, "policy"))["locked"] is True
     # the counter is in Redis: another controller (a fresh history object) sees the lock too
     other = InsurerBackend(Systems(systems.admin, systems.gateway, systems.sms, systems.codes,
-                                   CallerHistory(systems.history.client, prefix=systems.history.prefix)))
+                                   CallerHistory(systems.history.client, systems.history.sealer, prefix=systems.history.prefix)))
     assert (await other.call("caller.verify", {**who(caller), "dob": DOB}))[0] == "locked"
     # another policyholder is not affected
     assert (await backend.call("caller.verify", {**who(await caller_of(backend, "cancel")), "dob": DOB}))[0] == "ok"
@@ -218,7 +219,9 @@ async def test_code_mistyped_then_right_then_update_with_audit_and_notice(backen
     assert outcome == "ok" and not data["flagged"]
     assert (await admin.person(caller["id"])).phone == "+15550012341"
     audit = await admin.db.fetch_one("SELECT * FROM audit WHERE id = ?", (data["audit_id"],))
-    assert (audit["old_value"], audit["new_value"]) == (persona("policy").phone, "+15550012341")
+    assert persona("policy").phone not in audit["old_value"] and "5550012341" not in audit["new_value"]  # sealed
+    opened = (admin.sealer.open(audit["old_value"]), admin.sealer.open(audit["new_value"]))
+    assert opened == (persona("policy").phone, "+15550012341")
     notice = systems.sms.to(persona("policy").phone, "notice")
     assert len(notice) == 1 and "0012341" not in notice[0].text  # the old number is told, the new one masked
 
@@ -328,8 +331,8 @@ async def test_redis_unavailable_calls_go_on_and_it_is_logged_once(admin, caplog
     import redis.asyncio as redis
 
     dead = redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.2, socket_connect_timeout=0.2)
-    history = CallerHistory(dead)
-    backend = InsurerBackend(Systems(admin, SimulatedGateway(latency=0), Outbox(), OneTimeCodes(dead), history,
+    history = CallerHistory(dead, Sealer.generate())
+    backend = InsurerBackend(Systems(admin, SimulatedGateway(latency=0), Outbox(), OneTimeCodes(dead, history.sealer), history,
                                      today=lambda: TODAY))
     caplog.set_level(logging.ERROR, logger="ivr")
     caller = await caller_of(backend, "policy")

@@ -77,7 +77,9 @@ async def test_history_keeps_calls_per_caller_with_expiry(systems, redis_client,
     record_ttl = await redis_client.ttl(f"{prefix}rec:{calls[0].call_id}")
     assert RECORD_TTL - 60 < record_ttl <= RECORD_TTL
     await history.add_failed_verification("40012345")
-    assert 0 < await redis_client.ttl(f"{prefix}verify:fail:40012345") <= 86400
+    assert await redis_client.ttl(f"{prefix}verify:fail:40012345") == -2  # the policy number is not a key in clear
+    keyed = f"{prefix}verify:fail:{history.sealer.digest('policy', '40012345')}"
+    assert 0 < await redis_client.ttl(keyed) <= 86400
 
 
 async def test_report_counts_containment_reasons_and_drop_off(systems, release):
@@ -128,9 +130,10 @@ def test_ivr_report_command_reads_redis(redis_url, capsys, release):
     import asyncio
 
     from ivr.history import CallerHistory
+    from ivr.sealing import Sealer
 
     async def write():
-        history = CallerHistory.from_url(redis_url)
+        history = CallerHistory.from_url(redis_url, Sealer.generate())
         now = time.time()
         await history.record(summarise(play(release, ["3", "19800531", "hangup"]), now - 10, now - 5), [])
         await history.close()

@@ -17,7 +17,6 @@ import pytest
 
 from ivr.callrecord import CallRecord
 from ivr.flow.catalog import load_flow_set
-from ivr.history import ani_key
 from ivr.routing.facts import gather
 from ivr.routing.router import Router
 from ivr.routing.rules import load_rules, load_rules_text
@@ -84,7 +83,7 @@ async def _prepare(case: Case, systems) -> dict[str, Any]:
     else:
         ani = persona(case.caller).phone
         person = (await systems.admin.persons_by_phone(ani))[0].id
-    keys = [k for k in (person, ani_key(ani)) if k]
+    keys = [k for k in (person, systems.history.ani_key(ani)) if k]
     for index, past in enumerate(case.history):
         ended = now - past.days_ago * DAY
         record = CallRecord(call_id=f"{case.name}-{index}", started=ended - 120, ended=ended,

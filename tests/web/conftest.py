@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import redis.asyncio as redis
 
+from ivr import sealing
 from ivr.config import AgentAccount, Settings
 from ivr.controller.app import serve
 from ivr.demo import placeholder_audio
@@ -108,9 +109,9 @@ async def make_desk_rig(tmp_path: Path, redis_url: str) -> AsyncIterator[DeskRig
                         sounds_dir=sounds / "ivr", speech="off", agents=agents())
     client = redis.from_url(redis_url)
     history = RedisContactHistory(client, prefix=f"test:{tmp_path.name}:contacts:")
-    store = RedisCallStore(client)
+    store = RedisCallStore(client, sealing.for_settings(settings))
     accounts = Accounts(settings.agents)
-    page = AgentPage(accounts, AgentDesk(accounts, store.load, profiles(), history))
+    page = AgentPage(accounts, AgentDesk(accounts, store.load, profiles(), history, store.sealer))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(settings, stop=stop, ready=ready, agent_page=page))
     await asyncio.wait_for(ready.wait(), 10)

@@ -10,6 +10,7 @@ import redis.asyncio as redis
 from ivr.callrecord import CallRecord
 from ivr.engine.state import CallState, Turn
 from ivr.history import CallerHistory
+from ivr.sealing import Sealer
 from ivr.policyadmin.seed import seed_book
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
 from ivr.web.caller_data import CallerHistoryContacts, Contact, PolicyAdminDirectory, RedisContactHistory
@@ -18,7 +19,7 @@ from ivr.web.pop import build_pop
 
 async def test_profile_from_the_policy_book(tmp_path):
     seed_book(tmp_path / "book.db", families=40)
-    admin = await SqlitePolicyAdmin.open(tmp_path / "book.db")
+    admin = await SqlitePolicyAdmin.open(tmp_path / "book.db", Sealer.generate())
     try:
         orphan_holder = None
         with sqlite3.connect(tmp_path / "book.db") as db:
@@ -44,7 +45,7 @@ async def test_profile_from_the_policy_book(tmp_path):
 async def test_past_calls_with_agent_outcomes(redis_url, tmp_path):
     client = redis.from_url(redis_url)
     prefix = f"test:{tmp_path.name}:"
-    history = CallerHistory(client, prefix=prefix)
+    history = CallerHistory(client, Sealer.generate(), prefix=prefix)
     contacts = CallerHistoryContacts(history, RedisContactHistory(client, prefix + "outcomes:"))
     now = time.time()
     for n, (intents, queue, reason) in enumerate([(["payment"], None, None),
