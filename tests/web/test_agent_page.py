@@ -55,9 +55,9 @@ async def test_nothing_without_a_token(desk_rig):
         assert await sign_in(s, base, "nobody", TOKENS["101"]) == 401
         async with s.get(f"{base}/agent/api/queues") as resp:
             assert resp.status == 401
-        for _ in range(3):
+        for _ in range(4):
             await sign_in(s, base, "101", "still-wrong")
-        assert await sign_in(s, base, "101", TOKENS["101"]) == 429      # five wrong tokens: wait
+        assert await sign_in(s, base, "101", TOKENS["101"]) == 429      # five wrong tokens for 101: wait
 
 
 async def test_pop_reaches_only_the_agent_who_answered(desk_rig):
@@ -172,10 +172,10 @@ def test_guessing_agent_ids_does_not_grow_memory():
 
     for n in range(2000):
         guess(f"guess-{n}" * 50, "10.0.0.1", 1000.0 + n * 0.01)
-    assert len(accounts._failures) == 1  # the address; no entry per guessed id
+    assert len(accounts._address_failures) == 1  # the address; no entry per guessed id
     for n in range(MAX_TRACKED + 500):
         guess(f"other-{n}", f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", 2000.0 + n * 0.001)
-    assert len(accounts._failures) <= MAX_TRACKED
+    assert len(accounts._address_failures) <= MAX_TRACKED
 
 
 async def test_a_huge_sign_in_form_is_refused_and_logs_a_short_line(desk_rig, caplog):
