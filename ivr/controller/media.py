@@ -4,17 +4,26 @@ Asterisk may run on another host, so prompts reach it as `sound:http://…`
 URLs served by the controller (Asterisk caches them when told to; on Asterisk
 22 a URL shorter than about 41 characters fails, so ours are long). Without a
 media base URL, prompts are `sound:ivr/<lang>/<key>` names under a sounds
-directory Asterisk reads. Prompts with call data are synthesised per call,
-off the event loop: served from a small cache by content hash, or, without a
-media base URL, written under `<sounds>/call/` for Asterisk to read, unless a
-recorded template stands in the sounds directory.
+directory Asterisk reads.
+
+Prompts with call data ("Thank you, Ann.", a premium, a due date) are
+synthesised per call, off the event loop, and belong to that call alone.
+Their names are a keyed hash (HMAC under the server's hash key) of the call
+id, prompt and text: a plain hash of the text let anyone who reached the
+port test whether a name or an amount had been spoken, and two calls saying
+the same words shared one name. They are served from memory over HTTP, or,
+without a media base URL, written under `<sounds>/call/<name>/` (unless a
+recorded template stands in the sounds directory), and removed when the call
+ends. The routes can be limited to Asterisk's addresses (`fetchers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import io
+import ipaddress
 import logging
 import os
 import re
@@ -23,8 +32,9 @@ import threading
 import time
 import wave
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from aiohttp import web
 
@@ -33,36 +43,55 @@ from ivr.prompts import PromptCatalog
 
 log = logging.getLogger(__name__)
 Synthesize = Callable[[str, str], bytes]  # (text, language) -> 8 kHz WAV bytes
+KeyedHash = Callable[[str, str, int], str]  # (purpose, value, size) -> hex HMAC under a secret key (Sealer.digest)
 CACHE_SECONDS = 86400
+CALL_CACHE_SECONDS = 3600  # Asterisk may replay a call's prompt during the call, never after it
 STALE_SECONDS = 3600  # per-call audio left by a controller before us, older than any prompt still queued
+NAME_SIZE = 40  # hex characters of a per-call name: 160 bits, and URLs well past Asterisk's 41 characters
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class _CallAudio:
+    call_id: str
+    audio: bytes | Path  # served from memory over HTTP, or the file Asterisk reads
 
 
 class MediaResolver:
     def __init__(self, prompts: PromptCatalog, sounds_dir: Path, base_url: str | None,
-                 synthesize: Synthesize | None = None, cache_size: int = 512):
+                 synthesize: Synthesize | None = None, cache_size: int = 512,
+                 keyed_hash: KeyedHash | None = None, fetchers: Sequence[str] = ()):
+        """`keyed_hash` names per-call audio; without it, a key of this process alone (a controller
+        taking a call over then renders its prompts again under its own names). `fetchers`: the
+        addresses or networks (`10.0.0.5`, `10.0.0.0/24`) that may fetch `/media/`; empty: anyone."""
         self.prompts = prompts
         self.sounds_dir = sounds_dir
         self.base_url = base_url.rstrip("/") if base_url else None
         self.synthesize = synthesize
-        self._rendered: OrderedDict[str, bytes] = OrderedDict()
-        self._written: OrderedDict[str, Path] = OrderedDict()
+        self._per_call: OrderedDict[str, _CallAudio] = OrderedDict()
         self._cache_size = cache_size
+        self._keyed = keyed_hash or _process_keyed_hash()
+        self._fetchers: list[Network] = [ipaddress.ip_network(item, strict=False) for item in fetchers]
         self._warned = False
+        self._refused = False
         if not self.base_url:  # a previous controller's per-call audio, but not what its calls still play
             _remove_older_than(self.sounds_dir / "call", STALE_SECONDS)
 
-    async def uri(self, language: str, prompt: PromptRef) -> str:
-        """The media URI for one prompt as this caller should hear it."""
+    async def uri(self, language: str, prompt: PromptRef, call_id: str | None = None) -> str:
+        """The media URI for one prompt as this caller should hear it; `call_id` is the call
+        whose data it says (needed for prompts with values: their audio goes when the call ends)."""
         if prompt.values and self.synthesize:
+            if not call_id:
+                raise ValueError(f"prompt {prompt.key} says call data: its call id is needed")
             text = self.prompts.render(language, prompt.key, prompt.values)
-            digest = hashlib.sha256(f"{language}\0{text}".encode()).hexdigest()[:32]
+            name = self._keyed("media.call", f"{call_id}\0{language}\0{prompt.key}\0{text}", NAME_SIZE)
             if self.base_url:
-                if digest not in self._rendered:
+                if not self._touch(name):
                     audio = await asyncio.to_thread(self.synthesize, text, language)
-                    self._remember(digest, audio)
-                return f"sound:{self.base_url}/call/{digest}.wav"
+                    await self._keep(name, _CallAudio(call_id, audio))
+                return f"sound:{self.base_url}/call/{name}.wav"
             if not self._template(language, prompt.key).exists():
-                return await self._written_uri(digest, text, language, prompt.key)
+                return await self._written_uri(name, call_id, text, language, prompt.key)
         if prompt.values and not self._warned:
             log.warning("prompts with call data play their recorded audio without the call's values "
                         "(first: %s/%s): %s", language, prompt.key,
@@ -72,34 +101,47 @@ class MediaResolver:
             return f"sound:{self.base_url}/prompts/{language}/{prompt.key}.wav"
         return f"sound:ivr/{language}/{prompt.key}"
 
+    async def end_call(self, call_id: str) -> None:
+        """The call has left us (hung up, or transferred out of Stasis: its prompts are over):
+        its audio is served no more and its files are removed."""
+        names = [name for name, entry in self._per_call.items() if entry.call_id == call_id]
+        await self._remove([self._per_call.pop(name) for name in names])
+
     def _template(self, language: str, key: str) -> Path:
         return self.sounds_dir / language / f"{key}.wav"
 
-    async def _written_uri(self, digest: str, text: str, language: str, key: str) -> str:
-        """Per-call audio as a file in the sounds directory (`sound:ivr/call/<digest>/<key>`)."""
-        path = self.sounds_dir / "call" / digest / f"{key}.wav"
-        if digest in self._written:
-            self._written.move_to_end(digest)
-        else:
+    async def _written_uri(self, name: str, call_id: str, text: str, language: str, key: str) -> str:
+        """Per-call audio as a file in the sounds directory (`sound:ivr/call/<name>/<key>`)."""
+        if not self._touch(name):
+            path = self.sounds_dir / "call" / name / f"{key}.wav"
             await asyncio.to_thread(self._write, path, text, language)
-            self._written[digest] = path
-            stale = [self._written.popitem(last=False)[1] for _ in range(len(self._written) - self._cache_size)]
-            if stale:
-                await asyncio.to_thread(_remove_folders, stale)
-        return f"sound:ivr/call/{digest}/{key}"
+            await self._keep(name, _CallAudio(call_id, path))
+        return f"sound:ivr/call/{name}/{key}"
 
     def _write(self, path: Path, text: str, language: str) -> None:
         audio = self.synthesize(text, language)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")  # two calls may write the same text at once
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")  # a takeover may write the same prompt at once
         tmp.write_bytes(audio)
         os.replace(tmp, path)  # Asterisk never opens a half-written file
 
-    def _remember(self, digest: str, audio: bytes) -> None:
-        self._rendered[digest] = audio
-        self._rendered.move_to_end(digest)
-        while len(self._rendered) > self._cache_size:
-            self._rendered.popitem(last=False)
+    def _touch(self, name: str) -> bool:
+        if name not in self._per_call:
+            return False
+        self._per_call.move_to_end(name)
+        return True
+
+    async def _keep(self, name: str, entry: _CallAudio) -> None:
+        """Bounded: past `cache_size` the least recently used goes, whichever call it was."""
+        self._per_call[name] = entry
+        self._per_call.move_to_end(name)
+        await self._remove([self._per_call.popitem(last=False)[1]
+                            for _ in range(len(self._per_call) - self._cache_size)])
+
+    async def _remove(self, entries: list[_CallAudio]) -> None:
+        files = [entry.audio for entry in entries if isinstance(entry.audio, Path)]
+        if files:
+            await asyncio.to_thread(_remove_folders, files)
 
     def seconds(self, uri: str) -> float | None:
         """Length of the audio behind a URI this resolver gave, when it is ours to read."""
@@ -121,18 +163,23 @@ class MediaResolver:
         if self.base_url and name.startswith(self.base_url + "/"):
             kind, _, rest = name[len(self.base_url) + 1:].partition("/")
             if kind == "call":
-                return self._rendered.get(rest.removesuffix(".wav"))
+                return self._served(rest)
             path = self.sounds_dir / rest
         else:
             path = self.sounds_dir / (name.removeprefix("ivr/") + ".wav")
         return path if path.is_file() else None
 
+    def _served(self, file_name: str) -> bytes | None:
+        entry = self._per_call.get(file_name.removesuffix(".wav")) if _CALL_FILE.fullmatch(file_name) else None
+        return entry.audio if entry is not None and isinstance(entry.audio, bytes) else None
+
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/media/prompts/{language}/{name}", self._static),
-                web.get("/media/call/{name}", self._per_call)]
+                web.get("/media/call/{name}", self._per_call_audio)]
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         """A prompt by its plain file name: an encoded slash, dots or a NUL byte is not one."""
+        self._admit(request)
         language, name = request.match_info["language"], request.match_info["name"]
         if not (_LANGUAGE.fullmatch(language) and _FILE_NAME.fullmatch(name)):
             raise web.HTTPNotFound()
@@ -141,16 +188,45 @@ class MediaResolver:
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": f"max-age={CACHE_SECONDS}"})
 
-    async def _per_call(self, request: web.Request) -> web.Response:
-        digest = request.match_info["name"].removesuffix(".wav")
-        audio = self._rendered.get(digest) if _FILE_NAME.fullmatch(digest + ".wav") else None
+    async def _per_call_audio(self, request: web.Request) -> web.Response:
+        self._admit(request)
+        audio = self._served(request.match_info["name"])
         if audio is None:
             raise web.HTTPNotFound()
-        return web.Response(body=audio, content_type="audio/wav", headers={"Cache-Control": f"max-age={CACHE_SECONDS}"})
+        return web.Response(body=audio, content_type="audio/wav",
+                            headers={"Cache-Control": f"max-age={CALL_CACHE_SECONDS}"})
+
+    def _admit(self, request: web.Request) -> None:
+        """Refuse (403) a peer outside `fetchers`, before looking anything up."""
+        if not self._fetchers or _peer_in(request.remote, self._fetchers):
+            return
+        if not self._refused:
+            log.warning("media: refused %s, not among the addresses allowed to fetch prompts", request.remote)
+            self._refused = True
+        raise web.HTTPForbidden()
 
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})?")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.wav")
+_CALL_FILE = re.compile(r"[0-9a-f]{16,64}\.wav")
+
+
+def _peer_in(remote: str | None, networks: list[Network]) -> bool:
+    try:
+        peer = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return False  # not an IP peer (a Unix socket): not one of the allowed addresses
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return any(peer in network for network in networks)
+
+
+def _process_keyed_hash() -> KeyedHash:
+    key = os.urandom(32)
+
+    def keyed(purpose: str, value: str, size: int) -> str:
+        return hmac.new(key, f"{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()[:size]
+    return keyed
 
 
 def _remove_older_than(folder: Path, seconds: float) -> None:

@@ -161,7 +161,8 @@ class CallSession:
             return result
         media, servable = self.services.media, []
         for prompt in audio.prompts:  # also renders per-call audio again, for Asterisk to fetch from us
-            servable.append(prompt.replayable and media.servable(await media.uri(prompt.language, prompt.prompt())))
+            servable.append(prompt.replayable and media.servable(
+                await media.uri(prompt.language, prompt.prompt(), self.channel_id)))
         plan = recover(audio, live, time.time(), servable)
         await self._stop_ids(plan.stop)
         if plan.ask_again:
@@ -195,6 +196,8 @@ class CallSession:
             if self.backend_task and not self.backend_task.done():
                 self.backend_task.cancel()
             await self._close_listener()
+            if self.done.is_set():  # the call has left us (on a stop it stays in Stasis for the next controller)
+                await self.services.media.end_call(self.channel_id)
 
     # --- events --------------------------------------------------------------
 
@@ -331,7 +334,7 @@ class CallSession:
                 audio = audio or self._step_audio()
                 posts.append([])
                 for prompt in action.prompts:
-                    uri, playback_id = await media.uri(action.language, prompt), f"ivr-{uuid.uuid4().hex}"
+                    uri, playback_id = await media.uri(action.language, prompt, self.channel_id), f"ivr-{uuid.uuid4().hex}"
                     audio.prompts.append(sent_prompt(playback_id, prompt, action, media.seconds(uri)))
                     posts[-1].append((playback_id, uri))
         return audio, posts
