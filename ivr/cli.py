@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     _seed_parser(commands)
     _report_parser(commands)
     _prompts_parser(commands)
+    _privacy_parser(commands)
+    _keys_parser(commands)
     return parser
 
 
@@ -419,6 +421,117 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     from ivr.speech.tts import cmd_prompts_build as build
 
     return build(args)
+
+
+# --- privacy and keys ------------------------------------------------------------
+
+
+def _privacy_parser(commands) -> None:
+    p = commands.add_parser("privacy", help="check that no personal data is at rest in clear")
+    actions = p.add_subparsers(title="actions", metavar="ACTION")
+    scan = actions.add_parser("scan", help="report personal data in clear in Redis and the policy book; exit 1 on any",
+                              description="Reads every Redis key and value (names too) and the policy book's audit "
+                                          "tables (audit, reviews, idempotency), and reports anything that looks like "
+                                          "a date of birth, ID digits, a one-time code, a card, a full phone or policy "
+                                          "number in clear, masked, with where it is. Exit 1 when anything is found.")
+    scan.add_argument("--redis", help="Redis URL (default: IVR_REDIS_URL)")
+    scan.add_argument("--match", default="*", help="only Redis keys matching this pattern (default: all)")
+    scan.add_argument("--book", type=Path, help="SQLite policy book (default: IVR_BOOK_PATH when the file exists)")
+    scan.add_argument("--json", action="store_true", help="print findings as JSON")
+    scan.set_defaults(handler=cmd_privacy_scan)
+    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+
+def cmd_privacy_scan(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ivr import privacy
+    from ivr.config import Settings
+
+    settings = Settings()
+    url = args.redis or settings.redis_url
+    book = args.book or (settings.book_path if Path(settings.book_path).is_file() else None)
+    if not url and not book:
+        print("nothing to scan: set IVR_REDIS_URL or pass --redis, and/or --book", file=sys.stderr)
+        return 2
+    try:
+        found = asyncio.run(_scan(url, args.match)) if url else []
+        found += list(privacy.scan_book(book)) if book else []
+    except Exception as exc:  # an unreachable Redis or unreadable book is a failed check, not a pass
+        print(f"privacy scan failed: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([{"where": f.where, "kind": f.kind, "sample": f.sample} for f in found], indent=2))
+    else:
+        for finding in found:
+            print(finding.line())
+        scanned = " and ".join(x for x in (f"Redis {url}" if url else "", f"book {book}" if book else "") if x)
+        print(f"{len(found)} finding(s) of personal data in clear in {scanned}")
+    return 1 if found else 0
+
+
+async def _scan(url: str, match: str) -> list:
+    import redis.asyncio as redis
+
+    from ivr import privacy
+
+    client = redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    try:
+        return [finding async for finding in privacy.scan_redis(client, match)]
+    finally:
+        await client.aclose()
+
+
+def _keys_parser(commands) -> None:
+    p = commands.add_parser("keys", help="keys that seal personal data at rest: make one, rotate Redis onto the newest",
+                            description="Personal data at rest is sealed under IVR_DATA_KEYS (newest first) and "
+                                        "hashed under IVR_HASH_KEY; unset, both come from IVR_KEY_FILE. To rotate: "
+                                        "`ivr keys new`, put the key first in IVR_DATA_KEYS with the old ones after "
+                                        "it, restart the controllers, `ivr keys rotate`, then drop the old keys.")
+    actions = p.add_subparsers(title="actions", metavar="ACTION")
+    new = actions.add_parser("new", help="print a new data key (and a hash key with --hash)")
+    new.add_argument("--hash", action="store_true", help="print a new hash key instead")
+    new.set_defaults(handler=cmd_keys_new)
+    rotate = actions.add_parser("rotate", help="seal every sealed value in Redis again under the newest data key")
+    rotate.add_argument("--redis", help="Redis URL (default: IVR_REDIS_URL)")
+    rotate.set_defaults(handler=cmd_keys_rotate)
+    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    from ivr import sealing
+
+    print(sealing.new_hash_key() if args.hash else sealing.new_data_key())
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import redis.asyncio as redis
+
+    from ivr import privacy, sealing
+    from ivr.config import Settings
+
+    settings = Settings()
+    url = args.redis or settings.redis_url
+    if not url:
+        print("no Redis to rotate: set IVR_REDIS_URL or pass --redis", file=sys.stderr)
+        return 2
+
+    async def rotate() -> int:
+        client = redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        try:
+            return await privacy.reseal_redis(client, sealing.for_settings(settings))
+        finally:
+            await client.aclose()
+    try:
+        count = asyncio.run(rotate())
+    except (sealing.SealError, OSError, Exception) as exc:
+        print(f"rotation stopped: {exc}", file=sys.stderr)
+        return 1
+    print(f"{count} value(s) sealed again under the newest data key")
+    return 0
 
 
 # --- bench -------------------------------------------------------------------------

@@ -292,6 +292,14 @@ class Settings(BaseSettings):
             "`ivr serve` at start-up."
         ),
     )
+    media_allowed_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks allowed to fetch /media/ (Asterisk's, as the controller sees it), e.g. "
+            "10.0.0.5 or 10.0.0.0/24,::1; others get 403. Empty: anyone who reaches http_port. Set it "
+            "whenever that port is reachable by anything but Asterisk."
+        ),
+    )
     data_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description=(
@@ -345,6 +353,26 @@ class Settings(BaseSettings):
     def _strip_media_base_url(cls, value: str | None) -> str | None:
         """Media URLs are built as base + '/' + name: drop a trailing slash."""
         return value.rstrip("/") if value else value
+
+    @field_validator("media_allowed_addresses", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("media_allowed_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        """A typo here would lock Asterisk out of every prompt: refuse it at start-up."""
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"media_allowed_addresses: {item!r} is not an address or network") from None
+        return value
 
     @field_validator("data_keys", mode="before")
     @classmethod

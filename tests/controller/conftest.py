@@ -30,9 +30,11 @@ def heard(call, key: str, count: int = 1) -> bool:
 
 async def saved_state(redis_url: str, channel_id: str):
     """The call's state as the controller last saved it in Redis."""
+    from ivr import sealing
+    from ivr.config import Settings
     from ivr.store import RedisCallStore
 
-    store = RedisCallStore.from_url(redis_url)
+    store = RedisCallStore.from_url(redis_url, sealing.for_settings(Settings()))
     try:
         return await store.load(channel_id)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import ROOT
@@ -97,11 +99,17 @@ async def test_prompts_with_call_data_are_synthesised_into_the_sounds_directory(
         await call.press("19800531", interval=0.12)
         await call.wait_until(lambda c: any(p.media_uri.endswith("/policy.premium_due") and p.finished_at
                                             for p in c.prompts), timeout=30)
-        await call.hangup()
         [due] = [p for p in call.prompts if p.media_uri.endswith("/policy.premium_due")]
+        written = rig.settings.sounds_dir / (due.media_uri.removeprefix("sound:ivr/") + ".wav")
+        assert written.is_file()
+        await call.hangup()
         assert due.media_uri.startswith("sound:ivr/call/") and due.state == "done"
         assert due.duration > 2.0, "the whole sentence with the amount and date, not a silent template"
-        assert (rig.settings.sounds_dir / (due.media_uri.removeprefix("sound:ivr/") + ".wav")).is_file()
+        for _ in range(50):  # the call's own audio goes with it
+            if not written.exists():
+                break
+            await asyncio.sleep(0.1)
+        assert not written.exists()
         assert [p.media_uri for p in call.prompts[:-1] if p.state == "failed"] == []   # the last: hung up on
 
 

@@ -53,7 +53,10 @@ async def test_a_new_card_pays_and_its_number_is_never_written_to_redis(rig):
     client = redis.from_url(rig.redis_url)
 
     async def kept() -> str:
-        return (await client.get(f"ivr:call:{call.channel_id}") or b"").decode()
+        """The saved state opened: the card is not even inside the seal."""
+        raw = (await client.get(f"ivr:call:{call.channel_id}") or b"").decode()
+        assert raw.startswith("sealed:") and "[withheld]" not in raw
+        return rig.embedded.systems.history.sealer.open(raw)
 
     call = rig.call("payment")
     await until_heard(call, "verify.dob")
@@ -165,3 +168,35 @@ async def test_redis_down_calls_go_on_without_history_logged_once(tmp_path, book
         assert lines and len(lines) == len(set(lines)) <= 3, lines  # once per store, not per call
         assert any("history" in line for line in lines)
         print("\n".join(lines))
+
+
+async def test_a_keyed_phone_update_leaves_no_personal_data_in_clear(rig, tmp_path):
+    """Date of birth, ID digits, new number and one-time code all pass through the call; none is at rest in clear."""
+    from ivr import privacy
+
+    call = rig.call("policy")
+    await until_heard(call, "main.menu")
+    await call.press("3")
+    await until_heard(call, "verify.dob")
+    await call.press(DOB, interval=0.08)
+    await until_heard(call, "verify.id_digits")
+    await call.press("4567", interval=0.08)
+    await until_heard(call, "phone.ask_number")
+    await call.press("5550012341#", interval=0.05)
+    await until_heard(call, "common.readback_digits")
+    await call.press("1")
+    await until_heard(call, "phone.code_sent")
+    await call.press(rig.embedded.outbox.last_code("+15550012341"), interval=0.08)
+    await until_heard(call, "phone.updated")
+    await call.hangup()
+    await call.wait_ended(timeout=15)
+    await rig.embedded.recorder.drain()
+    client = redis.from_url(rig.redis_url)
+    try:
+        assert await client.exists(f"ivr:call:{call.channel_id}")  # the state is there, sealed
+        found = [f.line() async for f in privacy.scan_redis(client)]
+    finally:
+        await client.aclose()
+    found += [f.line() for f in privacy.scan_book(tmp_path / "book.sqlite")]
+    assert found == []
+    assert await rig.admin.count("audit") == 1  # the change was made, and audited

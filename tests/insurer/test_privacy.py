@@ -1,0 +1,161 @@
+"""Personal data at rest: sealing, keyed hashes, key rotation and `ivr privacy scan`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+
+import pytest
+import redis.asyncio as redis
+
+from ivr import privacy, sealing
+from ivr.cli import main
+from ivr.engine.state import CallState
+from ivr.history import ani_key
+from ivr.otp import OneTimeCodes
+from ivr.sealing import SealError, Sealer
+from ivr.store import RedisCallStore
+
+
+def kinds(text: str) -> list[str]:
+    return sorted(f.kind for f in privacy.findings(text, "here"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("+15550012341", ["phone"]),
+    ("call back on 5550012341 please", ["phone"]),
+    ("card 4111111111111111", ["card"]),
+    ("born 1980-05-31", ["date_of_birth"]),
+    ("19800531", ["date_of_birth"]),
+    ("policy 41234567", ["policy_number"]),
+    ("code 482913", ["code"]),
+    ("id S1234567", ["id_number"]),
+    ('{"caller": {"dob": "31/05/1980"}}', ["dob"]),
+    ('{"new_phone": "555 001 2341"}', ["new_phone"]),
+])
+def test_personal_data_in_clear_is_found(text, expected):
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    Sealer.generate().seal('{"dob": "1980-05-31", "phone": "+15550012341"}'),
+    "1765123456.123 and 1700000000.42",                 # timestamps and Asterisk channel ids
+    "2026-12-07T18:00:00 2026-12-20",                    # when, and a due date: not a birth date
+    "C-900001 AUD-3F2A1B2C3D REV-00AB12CD34",            # person ids and references
+    "3f2a1b2c3d4e5f60718293a4b5c6d7e8",                 # a digest
+    "123e4567-e89b-12d3-a456-426614174000",              # a uuid
+    '{"policy": "****4567", "phone": "+*******341", "card": "[withheld]", "amount": 120}',
+    "4111111111111112",                                  # 16 digits failing Luhn: not a card (still not 10-11)
+])
+def test_what_is_not_personal_data_is_left_alone(text):
+    assert kinds(text) == []
+
+
+def test_a_clear_call_state_as_it_was_stored_before_is_full_of_findings():
+    state = {"vars": {"caller": {"dob": "1980-05-31", "policy_number": "41234567", "phone": "+15550106"},
+                      "new_phone": "5550012341", "code": "482913"}, "path": [{"heard": "19800531"}]}
+    assert {"dob", "policy_number", "new_phone", "code", "date_of_birth"} <= set(kinds(json.dumps(state)))
+
+
+def test_sealed_values_open_only_with_their_keys_and_rotate(tmp_path):
+    old_key, hash_key = sealing.new_data_key(), sealing.new_hash_key()
+    old = sealing.from_settings([old_key], hash_key, tmp_path / "unused.json")
+    token = old.seal("+15550012341")
+    assert "5550012341" not in token and old.open(token) == "+15550012341"
+    with pytest.raises(SealError):
+        Sealer.generate().open(token)
+    both = sealing.from_settings([sealing.new_data_key(), old_key], hash_key, tmp_path / "unused.json")
+    assert both.open(token) == "+15550012341"  # an older key still opens what it sealed
+    resealed = both.reseal(token)
+    assert both.open(resealed) == "+15550012341"
+    with pytest.raises(SealError):
+        old.open(resealed)  # sealed under the newest key now: the old one can be dropped
+
+
+def test_keyed_hashes_depend_on_the_key_and_the_purpose():
+    one, two = Sealer.generate(), Sealer.generate()
+    assert ani_key("+15550106", one) != ani_key("+15550106", two)
+    assert one.digest("ani", "+15550106") != one.digest("policy", "+15550106")
+    assert "15550106" not in ani_key("+15550106", one)
+
+
+def test_the_key_file_is_made_once_private_and_reused(tmp_path):
+    path = tmp_path / "state" / "keys.json"
+    first = sealing.from_settings([], None, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = sealing.from_settings([], None, path)
+    assert second.open(first.seal("x")) == "x" and first.digest("a", "b") == second.digest("a", "b")
+
+
+def test_unusable_keys_are_refused_with_a_reason(tmp_path):
+    with pytest.raises(ValueError, match="ivr keys new"):
+        sealing.from_settings(["not-a-key"], sealing.new_hash_key(), tmp_path / "k.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="broken.json"):
+        sealing.from_settings([], None, tmp_path / "broken.json")
+
+
+async def test_one_time_codes_cannot_be_recovered_from_redis(redis_client, prefix):
+    """Before: a salted SHA-256 with its salt beside it, and the phone's plain hash as the key: 10^6 tries."""
+    import hashlib
+
+    codes = OneTimeCodes(redis_client, Sealer.generate(), prefix=prefix + "otp:")
+    code = await codes.issue("+15550012341")
+    keys = [k.decode() for k in await redis_client.keys(prefix + "otp:*")]
+    plain = hashlib.sha256(b"+15550012341").hexdigest()[:24]
+    assert len(keys) == 1 and plain not in keys[0]
+    record = {k.decode(): v.decode() for k, v in (await redis_client.hgetall(keys[0])).items()}
+    assert "salt" not in record and code not in json.dumps(record)
+    guesses = {hashlib.sha256(f"{s}:{code}".encode()).hexdigest() for s in ("", record.get("salt", ""))}
+    assert record["hash"] not in guesses
+    assert await codes.check("+15550012341", code) == "ok"
+
+
+async def test_the_call_store_seals_state_and_reads_what_was_there_before(redis_client, prefix):
+    store = RedisCallStore(redis_client, Sealer.generate(), prefix=prefix + "call:", audio_prefix=prefix + "audio:")
+    state = CallState(call_id="c1", release="r", flow="verify", node="ask_dob", language="en",
+                      vars={"caller": {"dob": "1980-05-31"}})
+    await store.save(state)
+    raw = await redis_client.get(prefix + "call:c1")
+    assert raw.startswith(b"sealed:") and b"1980" not in raw
+    assert (await store.load("c1")).vars == state.vars
+    await redis_client.set(prefix + "call:c2", state.model_copy(update={"call_id": "c2"}).model_dump_json())
+    assert (await store.load("c2")).call_id == "c2"  # a call saved in clear before the upgrade resumes
+    other = RedisCallStore(redis_client, Sealer.generate(), prefix=prefix + "call:")
+    assert await other.load("c1") is None  # a key no longer configured: the step starts afresh, nothing crashes
+
+
+async def test_scan_names_each_finding_masked_and_the_command_fails_on_it(redis_url, prefix, capsys):
+    client = redis.from_url(redis_url)
+    await client.set(f"{prefix}leak", json.dumps({"dob": "1980-05-31"}))
+    await client.hset(f"{prefix}hist:ani:+15550106", "x", "1")
+    try:
+        found = [f async for f in privacy.scan_redis(client, match=f"{prefix}*")]
+        assert {(f.where.split(" ")[-1], f.kind) for f in found} >= {(f"{prefix}leak", "dob")}
+        assert any(f.where.startswith("redis key name") and f.kind == "phone" for f in found)
+        assert all("1980-05-31" not in f.line() and "5550106" not in f.line() for f in found)
+        assert await asyncio.to_thread(main, ["privacy", "scan", "--redis", redis_url, "--match", f"{prefix}*"]) == 1
+        await client.delete(f"{prefix}leak", f"{prefix}hist:ani:+15550106")
+        assert await asyncio.to_thread(main, ["privacy", "scan", "--redis", redis_url, "--match", f"{prefix}*"]) == 0
+    finally:
+        await client.delete(f"{prefix}leak", f"{prefix}hist:ani:+15550106")
+        await client.aclose()
+    assert "0 finding(s)" in capsys.readouterr().out
+
+
+async def test_keys_rotate_reseals_redis_under_the_newest_key(redis_url, prefix, tmp_path, monkeypatch):
+    old_key, new_key, hash_key = sealing.new_data_key(), sealing.new_data_key(), sealing.new_hash_key()
+    old = sealing.from_settings([old_key], hash_key, tmp_path / "unused.json")
+    client = redis.from_url(redis_url)
+    await client.set(f"ivr:call:{prefix}rot", old.seal('{"x": 1}'), ex=600)
+    monkeypatch.setenv("IVR_DATA_KEYS", f"{new_key},{old_key}")
+    monkeypatch.setenv("IVR_HASH_KEY", hash_key)
+    try:
+        assert await asyncio.to_thread(main, ["keys", "rotate", "--redis", redis_url]) == 0
+        value = await client.get(f"ivr:call:{prefix}rot")
+        newest = sealing.from_settings([new_key], hash_key, tmp_path / "unused.json")
+        assert newest.open(value) == '{"x": 1}' and 0 < await client.ttl(f"ivr:call:{prefix}rot") <= 600
+    finally:
+        await client.delete(f"ivr:call:{prefix}rot")
+        await client.aclose()
