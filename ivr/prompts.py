@@ -122,21 +122,24 @@ def load_prompts(directory: Path) -> tuple[PromptCatalog, list[Diagnostic]]:
     """Read every `<lang>.yaml` in the directory; report bad files and placeholders."""
     catalog = PromptCatalog()
     diagnostics: list[Diagnostic] = []
-    for language in LANGUAGES:
-        path = directory / f"{language}.yaml"
-        if path.exists():
-            texts, found = _load_language(path)
-            catalog.texts[language] = texts
-            diagnostics.extend(found)
+    for path in prompt_files(directory):
+        texts, found = _load_language(path)
+        catalog.texts[path.stem] = texts
+        diagnostics.extend(found)
     return catalog, diagnostics
+
+
+def prompt_files(directory: Path) -> list[Path]:
+    """The `<lang>.yaml` files of the directory that exist, in LANGUAGES order."""
+    return [path for language in LANGUAGES if (path := directory / f"{language}.yaml").exists()]
 
 
 def _load_language(path: Path) -> tuple[dict[str, PromptText], list[Diagnostic]]:
     name = str(path)
     try:
-        document = yamlsource.load(path.read_text(encoding="utf-8"))
-    except yamlsource.YamlSyntaxError as exc:
-        return {}, [Diagnostic(name, exc.position.line, exc.position.column, Severity.ERROR, "yaml", exc.message)]
+        document = yamlsource.load_file(path)
+    except yamlsource.SourceError as exc:
+        return {}, [exc.diagnostic(name)]
     diagnostics = [
         Diagnostic(name, pos.line, pos.column, Severity.ERROR, "duplicate-key", f"prompt key '{_dotted(p)}' is defined twice")
         for p, pos in document.duplicates

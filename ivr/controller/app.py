@@ -344,7 +344,7 @@ def _install_signals(stop: asyncio.Event, catalog: Catalog) -> None:
     try:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, catalog.reload)
+        loop.add_signal_handler(signal.SIGHUP, catalog.request_reload)  # parsed on a worker thread
     except (NotImplementedError, RuntimeError):
         pass  # not the main thread (tests): the caller sets `stop`
 

@@ -34,14 +34,18 @@ class LoadedFlow:
 
 
 def load_flow_file(path: Path) -> tuple[LoadedFlow | None, list[Diagnostic]]:
-    return load_flow_text(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = yamlsource.read(path)
+    except yamlsource.SourceError as exc:
+        return None, [exc.diagnostic(str(path))]
+    return load_flow_text(text, str(path))
 
 
 def load_flow_text(text: str, file: str) -> tuple[LoadedFlow | None, list[Diagnostic]]:
     try:
         document = yamlsource.load(text)
-    except yamlsource.YamlSyntaxError as exc:
-        return None, [Diagnostic(file, exc.position.line, exc.position.column, Severity.ERROR, "yaml", exc.message)]
+    except yamlsource.SourceError as exc:
+        return None, [exc.diagnostic(file)]
     diagnostics = [
         Diagnostic(file, pos.line, pos.column, Severity.ERROR, "duplicate-key",
                    f"'{path[-1]}' appears twice in {_where(path[:-1])}; the second would silently replace the first")

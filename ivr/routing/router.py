@@ -15,7 +15,8 @@ carries them and the agent's screen can show them):
 
 Deciding never holds a call up for long and never fails it: facts and rules
 get `budget` seconds, after which the call starts unrouted (logged). The rule
-file is re-read when it changes; a broken edit is refused with its
+file is re-read when it changes, on a worker thread; a broken edit (bad YAML,
+not UTF-8, over the size cap, an unknown destination) is refused with its
 diagnostics and the previous rules keep deciding.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 from ivr import expr
+from ivr.diagnostics import Diagnostic
 from ivr.routing.rules import PLACEHOLDER, Rule, RuleSet, INTENTS, load_rules
 
 log = logging.getLogger(__name__)
@@ -91,19 +93,48 @@ class Router:
         self.rules: RuleSet | None = None
         self._mtime: float | None = None
         self._refused: float | None = None
-        self._reload()
+        self._loading: asyncio.Task[None] | None = None
+        if (mtime := self._changed()) is not None:
+            self._adopt(mtime, *load_rules(self.path, self.flows))
 
-    def _reload(self) -> None:
+    def _changed(self) -> float | None:
+        """The file's new modification time when it changed since it was last read, else None."""
         try:
             mtime = self.path.stat().st_mtime
         except OSError:
             if self.rules is not None or self._mtime is None:
                 log.warning("routing file %s not found: calls start unrouted", self.path)
             self.rules, self._mtime = None, -1.0
-            return
-        if mtime in (self._mtime, self._refused):
-            return
-        rules, diagnostics = load_rules(self.path, self.flows)
+            return None
+        return None if mtime in (self._mtime, self._refused) else mtime
+
+    async def _refresh(self) -> None:
+        """Re-read a changed file on a worker thread, so other calls go on meanwhile.
+
+        A call waits for the new rules at most `budget` seconds, then is
+        decided by the rules in force; the reading goes on for later calls.
+        """
+        if self._loading is None:
+            if (mtime := self._changed()) is None:
+                return
+            self._loading = asyncio.create_task(self._load(mtime))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._loading), self.budget)
+        except asyncio.TimeoutError:
+            log.warning("routing rules still loading after %.1fs: this call is decided by the previous ones", self.budget)
+
+    async def _load(self, mtime: float) -> None:
+        try:
+            self._adopt(mtime, *await asyncio.to_thread(load_rules, self.path, self.flows))
+        except Exception:  # a checker bug must not unroute calls either
+            self._refused = mtime
+            log.exception("routing rules from %s could not be read: %s", self.path,
+                          "keeping the previous rules" if self.rules else "calls start unrouted")
+        finally:
+            self._loading = None
+
+    def _adopt(self, mtime: float, rules: RuleSet | None, diagnostics: list[Diagnostic]) -> None:
+        """Swap the new rules in (on the loop), or refuse them and keep the previous ones deciding."""
         if rules is None:
             self._refused = mtime
             log.error("routing rules refused, %s:\n%s", "keeping the previous rules" if self.rules else "calls start unrouted",
@@ -115,7 +146,7 @@ class Router:
 
     async def decide(self, call: dict[str, Any]) -> dict[str, Any]:
         """Call-data additions; {} when there are no rules, or facts take too long or fail."""
-        self._reload()
+        await self._refresh()
         if self.rules is None:
             return {}
         try:

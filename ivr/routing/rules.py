@@ -99,15 +99,19 @@ _VOCABULARY = set(Rule.model_fields) | set(RuleFile.model_fields)
 
 def load_rules(path: Path, flows: Mapping[str, flow_model.Flow] | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
     """Parse and check a rule file against the flows (when given); the rule set is None when there are errors."""
-    return load_rules_text(path.read_text(encoding="utf-8"), str(path), flows)
+    try:
+        text = yamlsource.read(path)
+    except yamlsource.SourceError as exc:
+        return None, [exc.diagnostic(str(path))]
+    return load_rules_text(text, str(path), flows)
 
 
 def load_rules_text(text: str, file: str,
                     flows: Mapping[str, flow_model.Flow] | None = None) -> tuple[RuleSet | None, list[Diagnostic]]:
     try:
         document = yamlsource.load(text)
-    except yamlsource.YamlSyntaxError as exc:
-        return None, [Diagnostic(file, exc.position.line, exc.position.column, ERROR, "yaml", exc.message)]
+    except yamlsource.SourceError as exc:
+        return None, [exc.diagnostic(file)]
     out = [_at(document, file, path, "duplicate-key", f"'{path[-1]}' appears twice; the second would replace the first",
                key=True) for path, _ in document.duplicates]
     if not isinstance(document.data, dict):

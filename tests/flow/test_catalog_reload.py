@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 import shutil
+import signal
+import threading
 from pathlib import Path
 
+from ivr.controller import app
 from ivr.diagnostics import Severity
+from ivr.flow import catalog as catalog_module
 from ivr.flow.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +51,97 @@ def test_reloading_unchanged_files_keeps_the_same_id(tmp_path):
     before = catalog.current.id
     catalog.reload()
     assert catalog.current.id == before
+
+
+# --- reloads off the event loop (SIGHUP) -------------------------------------------------
+
+
+def _catalog(tmp_path: Path) -> Catalog:
+    shutil.copytree(ROOT / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("scripts"))
+    return Catalog(tmp_path / "flows", ROOT / "prompts")
+
+
+def _bump(catalog: Catalog, version: int) -> None:
+    """Publish `version` of the payment flow."""
+    payment = catalog.flows_dir / "payment.yaml"
+    text = payment.read_text(encoding="utf-8")
+    payment.write_text(re.sub(r"(?m)^version: \d+$", f"version: {version}", text, count=1), encoding="utf-8")
+
+
+async def _until(condition, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+async def test_sighup_parses_on_a_worker_thread_while_calls_go_on(tmp_path, monkeypatch):
+    catalog = _catalog(tmp_path)
+    version = catalog.current.flows["payment"].version
+    _bump(catalog, version + 1)
+    handlers = {}
+    monkeypatch.setattr(asyncio.get_running_loop(), "add_signal_handler",
+                        lambda sig, handler: handlers.__setitem__(sig, handler))
+    app._install_signals(asyncio.Event(), catalog)
+    events: list[str] = []
+    let_go = threading.Event()  # set by a call's coroutine: a reload on the loop could never see it set
+    real = catalog_module.load_flow_set
+
+    def gated(*args):
+        events.append("reload started")
+        events.append(f"reload let go by the loop: {let_go.wait(2)}")
+        return real(*args)
+    monkeypatch.setattr(catalog_module, "load_flow_set", gated)
+
+    handlers[signal.SIGHUP]()  # what the loop runs on SIGHUP
+    await _until(lambda: "reload started" in events)
+    events.append("call served")
+    let_go.set()
+    await _until(lambda: catalog.current.version_of("payment") == f"payment@{version + 1}")
+    assert events == ["reload started", "call served", "reload let go by the loop: True"]
+
+
+async def test_sighups_in_a_row_reload_one_at_a_time_and_the_latest_files_win(tmp_path, monkeypatch):
+    catalog = _catalog(tmp_path)
+    version = catalog.current.flows["payment"].version
+    let_go, lock = threading.Event(), threading.Lock()
+    running, most, builds = [0], [0], [0]
+    real = catalog_module.load_flow_set
+
+    def gated(*args):
+        with lock:
+            running[0] += 1
+            builds[0] += 1
+            most[0] = max(most[0], running[0])
+        let_go.wait(5)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+    monkeypatch.setattr(catalog_module, "load_flow_set", gated)
+
+    first = catalog.request_reload()
+    await _until(lambda: running[0] == 1)
+    _bump(catalog, version + 1)
+    second = catalog.request_reload()
+    _bump(catalog, version + 2)
+    third = catalog.request_reload()
+    assert third is second  # it has not read the files yet: it will read the latest
+    let_go.set()
+    await asyncio.gather(first, second)
+    assert (most[0], builds[0]) == (1, 2)
+    assert catalog.current.version_of("payment") == f"payment@{version + 2}"
+
+
+async def test_a_flow_edit_that_is_not_utf8_keeps_the_release_serving(tmp_path, caplog):
+    catalog = _catalog(tmp_path)
+    old = catalog.current
+    payment = catalog.flows_dir / "payment.yaml"
+    payment.write_bytes(payment.read_bytes().replace(b"flow: payment\n", b"flow: payment\n# caf\xe9\n", 1))
+    with caplog.at_level(logging.ERROR, logger="ivr.flow.catalog"):
+        diagnostics = await catalog.request_reload()
+    assert catalog.current is old
+    assert ("payment.yaml", 6, 6, "encoding") in [(Path(d.file).name, d.line, d.column, d.code) for d in diagnostics]
+    assert "payment.yaml:6:6: error [encoding]" in caplog.text and f"still serving {old.id}" in caplog.text

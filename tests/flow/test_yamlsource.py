@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.yamlsource import Position, YamlSyntaxError, load
+from ivr import yamlsource
+from ivr.yamlsource import Position, SourceError, YamlSyntaxError, load, read
 
 TEXT = """\
 flow: payment
@@ -82,3 +83,55 @@ def test_syntax_errors_say_where(text, line, column, words):
     assert caught.value.position == Position(line, column)
     assert caught.value.message.startswith("YAML syntax: ")
     assert words in caught.value.message
+
+
+# --- what a file may cost: size, encoding, aliases -------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte(tmp_path):
+    path = tmp_path / "f.yaml"
+    path.write_bytes("flow: f\nnodes:\n  a: {hangup: 'déjà', reason: caf".encode() + b"\xe9}\n")
+    with pytest.raises(SourceError) as caught:
+        read(path)
+    assert (caught.value.code, caught.value.position) == ("encoding", Position(3, 34))  # characters, not bytes: é and à count one each
+    assert "0xe9" in caught.value.message and "UTF-8" in caught.value.message
+    assert str(caught.value.diagnostic("f.yaml")).startswith("f.yaml:3:34: error [encoding]")
+
+
+def test_a_file_over_the_limit_is_refused_without_reading_it_all(tmp_path, monkeypatch):
+    path = tmp_path / "f.yaml"
+    path.write_text("a: 1\n" * 1000)
+    assert read(path, limit=6000) == "a: 1\n" * 1000
+    with pytest.raises(SourceError) as caught:
+        read(path, limit=4999)
+    assert (caught.value.code, caught.value.position) == ("too-large", Position(1, 1))
+    assert "5 KB" in caught.value.message
+
+
+def test_an_unreadable_file_is_an_error_not_a_traceback(tmp_path):
+    with pytest.raises(SourceError) as caught:
+        read(tmp_path / "gone.yaml")
+    assert caught.value.code == "unreadable"
+
+
+def test_billion_laughs_is_refused_where_the_aliases_explode():
+    text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+    text += "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10))
+    with pytest.raises(YamlSyntaxError) as caught:
+        load(text)
+    assert caught.value.position.line == 5  # 10^5 values: over the limit at the fourth level of aliases
+    assert f"{yamlsource.ALIAS_LIMIT:,}" in caught.value.message
+
+
+def test_an_alias_inside_its_own_anchor_is_refused_not_a_loop():
+    for text, column in (("a: &x {b: *x}\n", 11), ("a: &x [1, [*x]]\n", 12)):
+        with pytest.raises(YamlSyntaxError) as caught:
+            load(text)
+        assert caught.value.position == Position(1, column)
+        assert "cannot contain itself" in caught.value.message
+
+
+def test_reusing_a_block_in_many_places_stays_allowed():
+    text = "desk: &desk {transfer: payments, priority: 6, reason: ivr_trouble}\n"
+    text += "".join(f"n{i}: *desk\n" for i in range(10_000))
+    assert load(text).data["n9999"]["priority"] == 6

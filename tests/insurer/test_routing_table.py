@@ -8,6 +8,10 @@ without one fails this file.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +19,11 @@ from typing import Any, Callable
 
 import pytest
 
+from ivr import yamlsource
 from ivr.callrecord import CallRecord
 from ivr.flow.catalog import load_flow_set
 from ivr.routing.facts import gather
+from ivr.routing import router as router_module
 from ivr.routing.router import Router
 from ivr.routing.rules import load_rules, load_rules_text
 from tests.conftest import ROOT
@@ -142,16 +148,89 @@ def test_rule_mistakes_point_at_the_line_with_a_suggestion(flows):
     assert lines[by_code["unknown-fact"].line - 1].strip() == "when: caller.orphan"
 
 
-async def test_a_broken_edit_is_refused_and_the_previous_rules_keep_deciding(tmp_path, systems, flows):
+def _orphan_line() -> int:
+    return RULES.read_text().splitlines().index("    to: orphan_desk") + 1
+
+
+def _edit(path: Path, content: bytes) -> None:
+    """Save over the rule file, dated in the future so the router sees a change."""
+    path.write_bytes(content)
+    os.utime(path, (time.time() + 5, time.time() + 5))
+
+
+BROKEN_EDITS = {  # name: (edit of the file's bytes, code, line, column)
+    "unknown destination": (lambda b: b.replace(b"to: orphan_desk", b"to: nowhere"), "unknown-destination", _orphan_line(), 9),
+    "not UTF-8": (lambda b: b.replace(b"to: orphan_desk", b"to: orphan_d\xe9sk"), "encoding", _orphan_line(), 17),
+    "bad YAML": (lambda b: b.replace(b"to: orphan_desk", b"to: [orphan_desk"), "yaml", _orphan_line() + 1, 11),
+    "over the size cap": (lambda b: b + b"#" * yamlsource.FILE_LIMIT, "too-large", 1, 1),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_EDITS)
+async def test_a_broken_edit_is_refused_and_the_previous_rules_keep_deciding(name, tmp_path, systems, flows, caplog):
+    edit, code, line, column = BROKEN_EDITS[name]
     path = tmp_path / "routing.yaml"
     path.write_text(RULES.read_text())
     router = Router(path, lambda call: gather(call, systems, systems.history), flows=flows)
     call = {"ani": persona("orphan").phone}
     assert (await router.decide(call))["route_start"] == "orphan_desk"
-    path.write_text(RULES.read_text().replace("to: orphan_desk", "to: nowhere"))
-    import os
-    os.utime(path, (time.time() + 5, time.time() + 5))
+    _edit(path, edit(RULES.read_bytes()))
+    with caplog.at_level(logging.ERROR, logger="ivr.routing.router"):
+        assert (await router.decide(call))["route_start"] == "orphan_desk"
+    assert "routing rules refused, keeping the previous rules" in caplog.text
+    assert f"{path}:{line}:{column}: error [{code}]" in caplog.text
     assert (await router.decide(call))["route_start"] == "orphan_desk"
+
+
+def _facts(call: dict[str, Any]) -> Any:
+    async def orphan() -> dict[str, Any]:
+        return {"caller": {"orphan": True}, "history": {}, "call": call}
+    return orphan()
+
+
+async def test_a_routing_edit_is_read_on_a_worker_thread_while_calls_go_on(tmp_path, flows, monkeypatch):
+    path = tmp_path / "routing.yaml"
+    path.write_text(RULES.read_text())
+    router = Router(path, _facts, flows=flows)
+    events: list[str] = []
+    let_go = threading.Event()  # set by a coroutine on the loop: a reload on the loop could never see it set
+    real = router_module.load_rules
+
+    def gated(*args):
+        events.append("reload started")
+        events.append(f"reload let go by the loop: {let_go.wait(2)}")
+        return real(*args)
+    monkeypatch.setattr(router_module, "load_rules", gated)
+    _edit(path, RULES.read_bytes().replace(b"to: orphan_desk", b"to: locked"))
+
+    deciding = asyncio.create_task(router.decide({}))
+    for _ in range(500):
+        if "reload started" in events:
+            break
+        await asyncio.sleep(0.01)
+    events.append("call served")
+    let_go.set()
+    assert (await deciding)["route_start"] == "locked"
+    assert events == ["reload started", "call served", "reload let go by the loop: True"]
+
+
+async def test_a_slow_reload_leaves_calls_to_the_previous_rules_until_it_is_done(tmp_path, flows, monkeypatch):
+    path = tmp_path / "routing.yaml"
+    path.write_text(RULES.read_text())
+    router = Router(path, _facts, flows=flows, budget=0.05)
+    let_go = threading.Event()
+    real = router_module.load_rules
+    monkeypatch.setattr(router_module, "load_rules", lambda *args: (let_go.wait(5), real(*args))[1])
+    _edit(path, RULES.read_bytes().replace(b"to: orphan_desk", b"to: locked"))
+
+    assert (await router.decide({}))["route_start"] == "orphan_desk"
+    assert (await router.decide({}))["route_start"] == "orphan_desk"  # the same reading goes on, not a second one
+    let_go.set()
+    for _ in range(500):
+        if (await router.decide({}))["route_start"] == "locked":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the new rules never took over")
 
 
 async def test_slow_facts_start_the_call_unrouted(systems, flows):
