@@ -255,7 +255,8 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
     store = RedisCallStore.from_url(settings.redis_url, sealing.for_settings(settings))
     page = agent_page if agent_page is not None else build_agent_page(settings, store, backend)  # /agent, or None
     media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer(),
-                          keyed_hash=sealing.for_settings(settings).digest)
+                          keyed_hash=sealing.for_settings(settings).digest,
+                          fetchers=settings.media_allowed_addresses)
     speech = _speech_service(settings)
     async with AriClient.from_settings(settings) as ari_client:
         services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,
