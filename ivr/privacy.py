@@ -132,7 +132,7 @@ async def scan_redis(client: Any, match: str = "*") -> AsyncIterator[Finding]:
 
 
 def _masked_digits(text: str) -> str:
-    return re.sub(r"\d{4,}", lambda match: mask_tail(match.group(0), 2), text)
+    return re.sub(r"(?<![A-Za-z0-9])\d{6,}(?![A-Za-z0-9])", lambda match: mask_tail(match.group(0), 2), text)
 
 
 async def _values(client: Any, key: bytes) -> list[str]:
