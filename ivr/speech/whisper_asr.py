@@ -17,6 +17,10 @@ Facts this follows (measured, shared/speech/README.md and `ivr bench asr`):
   audio must hold speech by silero's neural VAD (`ivr.speech.silero`) or the
   result says no speech was heard; Whisper's own no-speech probability and
   the snap onto the grammar do the rest.
+- A digit string whose greedy decode is no number of an allowed length gets
+  a second look: a beam search's n-best, the first that is one. Measured on
+  80 FSDD hearings: 40% right by greedy alone, 48% with the second look (6
+  found, 4 wrong, both read back); beam search alone is worse than greedy.
 
 Confidence: a logistic model (`ivr.speech.confidence`) over four features,
 fitted on held-out voices by `ivr bench asr --calibrate --recognisers whisper`.
@@ -60,6 +64,7 @@ MIN_NEW_SPEECH = {"phrases": 0.15, "digits": 0.8}  # new voiced audio since the 
 MAX_AUDIO = 28.0  # seconds decoded at most (Whisper's own window is 30 s)
 REPEAT_NGRAM = 4  # no 4 tokens twice: stops "1 1 1 1 1..." and "Agent. Agent. Agent..." loops early
 NO_SPEECH = 0.6  # Whisper's no-speech probability above which nothing was said
+SECOND_LOOK = 5  # beam width and hypotheses of a digit string's second look
 PARTIAL_SIMILARITY = 0.8  # a pause's transcript this near a sentence of the turn is a partial of it
 MIN_SILERO_SPEECH = 0.08  # seconds of silero speech an utterance needs to be speech at all
 
@@ -202,11 +207,16 @@ class WhisperRecognizer:
             self.reset()
             return Result("", 0.0, heard_speech=False)
         covered = self._decoded is not None and self._decoded.audio_bytes >= self._last_strict
-        decode = self._decoded if covered and self._decoded else self._decode(max(self._last_voiced, self._last_strict))
+        end = max(self._last_voiced, self._last_strict)
+        decode = self._decoded if covered and self._decoded else self._decode(end)
         self.result_was_pause_decode = covered
         speech = silero.speech_seconds(self._samples(self._last_voiced))
+        result = self._result(grammar, decode, speech)
+        if not result.text and grammar.kind == "digits" and decode.text and decode.no_speech <= NO_SPEECH \
+                and speech >= MIN_SILERO_SPEECH:
+            result = self._second_look(grammar, end, speech) or result
         self.reset()
-        return self._result(grammar, decode, speech)
+        return result
 
     def reset(self) -> None:
         self._audio = bytearray()
@@ -229,6 +239,24 @@ class WhisperRecognizer:
         return soxr.resample(pcm, CALL_RATE, MODEL_RATE, quality="HQ").astype(np.float32)
 
     def _decode(self, end: int, tail: float = 0.2) -> Decode:
+        return self._decodes(end, tail)[0]
+
+    def _second_look(self, grammar: Grammar, end: int, speech: float) -> Result | None:
+        """The first of a beam search's hypotheses that reads as an answer of the turn, with the
+        hypotheses after it that do as alternatives; None when none does."""
+        found: list[tuple[Result, dict[str, float] | None]] = []
+        for decode in self._decodes(end, beam=SECOND_LOOK):
+            result = self._result(grammar, decode, speech)
+            if result.text:
+                found.append((result, self.last_features))
+        if not found:
+            return None
+        (best, self.last_features), others = found[0], [r for r, _ in found[1:] if r.text != found[0][0].text]
+        alternatives = tuple(Alternative(r.text, min(r.confidence, best.confidence)) for r in others)
+        return Result(best.text, best.confidence, alternatives)
+
+    def _decodes(self, end: int, tail: float = 0.2, beam: int = 1) -> list[Decode]:
+        """Greedy (`beam` 1) or the beam's hypotheses, best first."""
         import ctranslate2
 
         started = time.process_time()
@@ -240,14 +268,17 @@ class WhisperRecognizer:
         view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
         prompt, most = self._prompt(self._grammar)
         result = self._model.model.generate(
-            view, [prompt], beam_size=1, return_scores=True, return_no_speech_prob=True,
+            view, [prompt], beam_size=beam, num_hypotheses=beam, return_scores=True, return_no_speech_prob=True,
             max_length=len(prompt) + most, suppress_blank=True, no_repeat_ngram_size=REPEAT_NGRAM)[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self._model.hf_tokenizer.get_vocab_size()]
-        text = self._model.hf_tokenizer.decode(tokens).strip()
-        decode = Decode(end, text, float(result.scores[0]) if result.scores else -5.0,
-                        float(result.no_speech_prob), time.process_time() - started)
-        self.decodes.append(decode)
-        return decode
+        seconds = time.process_time() - started
+        decodes = []
+        for index, sequence in enumerate(result.sequences_ids):
+            tokens = [t for t in sequence if t < self._model.hf_tokenizer.get_vocab_size()]
+            score = float(result.scores[index]) if index < len(result.scores) else -5.0
+            decodes.append(Decode(end, self._model.hf_tokenizer.decode(tokens).strip(), score,
+                                  float(result.no_speech_prob), seconds if index == 0 else 0.0))
+        self.decodes.append(decodes[0])
+        return decodes
 
     def _prompt(self, grammar: Grammar | None) -> tuple[list[int], int]:
         """The turn's prompt tokens, and how many tokens an answer may take (a loop stops there)."""

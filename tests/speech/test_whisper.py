@@ -116,3 +116,35 @@ def test_a_voice_detector_that_is_not_installed_is_refused(monkeypatch):
     assert endpoint.detector_for("auto") == "webrtc"
     with pytest.raises(ValueError, match="needs silero"):
         endpoint.detector_for("silero")
+
+
+def test_a_number_greedy_decoding_misses_gets_a_second_look_from_the_beam(whisper, monkeypatch):
+    """Greedy wrote 7 digits for an 8-digit number: the beam's first 8-digit hypothesis is the answer,
+    the next ones its alternatives (the engine tries them when the first is no number)."""
+    asked = []
+
+    def decodes(end, tail=0.2, beam=1):
+        asked.append(beam)
+        texts = ["4 1 2 2 9 0 3"] if beam == 1 else ["4 1 2 2 9 0 3", "4 1 2 2 9 0 3 7", "4 1 2 2 9 0 3 1"]
+        return [whisper_asr.Decode(end, text, -0.3, 0.01, 0.0) for text in texts]
+
+    monkeypatch.setattr(whisper, "_decodes", decodes)
+    event = turn_of(whisper, synth("four one two two, nine zero three seven", "slt"), {"agent": "global:agent"},
+                    mode="digits", digits=8).event
+    assert isinstance(event, Speech) and event.text == "41229037"
+    assert [a.text for a in event.alternatives] == ["41229031"] and asked[-1] == whisper_asr.SECOND_LOOK
+
+
+def test_choices_and_numbers_read_at_once_get_no_second_look(whisper, monkeypatch):
+    beams = []
+    original = whisper._decodes
+
+    def decodes(end, tail=0.2, beam=1):
+        beams.append(beam)
+        return original(end, tail, beam)
+
+    monkeypatch.setattr(whisper, "_decodes", decodes)
+    turn_of(whisper, synth("payment", "slt"))
+    turn_of(whisper, synth("four one two two, nine zero three seven", "slt"), {"agent": "global:agent"},
+            mode="digits", digits=8)
+    assert beams and set(beams) == {1}
