@@ -16,6 +16,7 @@ fall back to a default — the kind of mistake that only shows up on a live call
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -281,23 +282,23 @@ class Settings(BaseSettings):
         gt=0,
         description="How long an agent stays signed in on the agent page before signing in again.",
     )
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
             "Addresses or networks (10.0.0.5, 10.0.0.0/24, ::1) of the TLS proxies in front of the agent page, "
             "whose X-Forwarded-For, -Proto and -Host headers are believed. From any other address those headers "
             "are ignored, so a client cannot choose the address the sign-in throttle counts or claim https. "
             "Behind several proxies the client is the right-most X-Forwarded-For address that is not one of "
-            "them. In the environment as JSON: IVR_TRUSTED_PROXIES='[\"127.0.0.1\"]'. A wrong entry stops "
-            "`ivr serve` at start-up."
+            "them. In the environment comma-separated (IVR_TRUSTED_PROXIES=127.0.0.1,10.0.1.0/24) or as a "
+            "JSON list. A wrong entry stops `ivr serve` at start-up."
         ),
     )
     media_allowed_addresses: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
             "Addresses or networks allowed to fetch /media/ (Asterisk's, as the controller sees it), e.g. "
-            "10.0.0.5 or 10.0.0.0/24,::1; others get 403. Empty: anyone who reaches http_port. Set it "
-            "whenever that port is reachable by anything but Asterisk."
+            "10.0.0.5 or 10.0.0.0/24,::1 (comma-separated, or a JSON list); others get 403. Empty: anyone "
+            "who reaches http_port. Set it whenever that port is reachable by anything but Asterisk."
         ),
     )
     data_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -354,11 +355,15 @@ class Settings(BaseSettings):
         """Media URLs are built as base + '/' + name: drop a trailing slash."""
         return value.rstrip("/") if value else value
 
-    @field_validator("media_allowed_addresses", mode="before")
+    @field_validator("trusted_proxies", "media_allowed_addresses", "data_keys", mode="before")
     @classmethod
-    def _split_addresses(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
+        """Accept `a,b` or a JSON list (environment) as well as a list (config file)."""
         if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
     @field_validator("media_allowed_addresses")
@@ -372,14 +377,6 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"media_allowed_addresses: {item!r} is not an address or network") from None
-        return value
-
-    @field_validator("data_keys", mode="before")
-    @classmethod
-    def _split_data_keys(cls, value: Any) -> Any:
-        """Accept `key1,key2` (environment) as well as a list (config file)."""
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("dnis_languages", mode="before")
