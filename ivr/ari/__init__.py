@@ -24,7 +24,7 @@ Typical wiring in a controller::
     await stream.run()                                # until stream.aclose()
 """
 
-from ivr.ari.backoff import Backoff
+from ivr.backoff import Backoff
 from ivr.ari.client import AriClient
 from ivr.ari.errors import (
     AriConnectionError,

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ivr.ari.backoff import Backoff
+from ivr.backoff import Backoff
 from ivr.ari.event_types import (
     EVENT_CLASSES,
     AriEvent,

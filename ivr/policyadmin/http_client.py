@@ -4,7 +4,8 @@ Each attempt has its own timeout, so a slow core system costs a caller at
 most `attempts × timeout` plus short backoffs, which stays inside the flow's
 action timeout (8 s by default): the caller hears an apology and reaches a
 person rather than silence. Connection errors, timeouts and 502/503/504 are
-retried with jittered backoff. Writes carry an `Idempotency-Key` header, the
+retried after the project's one jittered backoff (`ivr.backoff`), counted
+afresh for each request. Writes carry an `Idempotency-Key` header, the
 same on every attempt, so a retry after a lost answer never writes twice;
 the core system must honour it (`http_api.py` shows the contract).
 
@@ -18,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import random
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from ivr.backoff import Backoff
 from ivr.policyadmin.base import Conflict, PolicyAdminError
 from ivr.policyadmin.model import (
     Claim, DebitFailure, DowngradeOptions, PaymentMethod, Person, PhoneChange, PhoneOwners, Policy, from_json, to_json,
@@ -31,10 +32,11 @@ from ivr.policyadmin.model import (
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = {502, 503, 504}
+RETRY_BACKOFF = Backoff(initial=0.1, cap=1.0)  # 0.05-0.1 s, then 0.1-0.2 s: short beside an attempt's timeout
 
 
 class HttpPolicyAdmin:
-    def __init__(self, base_url: str, timeout: float = 2.0, retries: int = 2, backoff: float = 0.1,
+    def __init__(self, base_url: str, timeout: float = 2.0, retries: int = 2, backoff: Backoff = RETRY_BACKOFF,
                  token: str | None = None, session: aiohttp.ClientSession | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -59,9 +61,10 @@ class HttpPolicyAdmin:
         """The decoded JSON answer; None for 404; Conflict for 409; PolicyAdminError when it cannot be had."""
         headers = {"Idempotency-Key": key} if key else {}
         last = "no attempt"
+        delays = self.backoff.fresh()
         for attempt in range(self.retries + 1):
             if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
+                await asyncio.sleep(delays.next_delay())
             try:
                 async with self._client().request(method, self.base_url + path, params=params, json=body,
                                                   headers=headers, timeout=self.timeout) as response:

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ivr.ari.backoff import Backoff
+from ivr.backoff import Backoff
 from ivr.ari.events import AriEvent, ConnectInfo, EventStream, StasisStart
 
 Script = Callable[[int, web.WebSocketResponse], Awaitable[None]]
@@ -306,6 +306,16 @@ def test_backoff_is_jittered_capped_and_resettable() -> None:
     assert len({round(d, 6) for d in delays[-8:]}) == 8  # jittered, not constant
     backoff.reset()
     assert backoff.next_delay() <= 0.5
+
+
+def test_a_fresh_backoff_counts_alone_under_the_same_policy() -> None:
+    policy = Backoff(initial=0.5, factor=2, cap=30, rng=random.Random(7))
+    first = policy.fresh()
+    first.next_delay(), first.next_delay(), first.next_delay()
+    second = policy.fresh()
+    assert first.failures == 3 and second.failures == 0 and policy.failures == 0
+    assert 0.25 <= second.next_delay() <= 0.5
+    assert (second.initial, second.factor, second.cap, second.rng) == (0.5, 2, 30, policy.rng)
 
 
 def test_backoff_rejects_nonsense() -> None:

@@ -319,9 +319,10 @@ async def test_slow_policy_system_becomes_timeout_not_silence(systems):
 
 
 async def test_unreachable_core_system_becomes_error(systems):
+    from ivr.backoff import Backoff
     from ivr.policyadmin.http_client import HttpPolicyAdmin
 
-    core = HttpPolicyAdmin(f"http://127.0.0.1:{free_port()}", timeout=0.2, retries=1, backoff=0.01)
+    core = HttpPolicyAdmin(f"http://127.0.0.1:{free_port()}", timeout=0.2, retries=1, backoff=Backoff(initial=0.01, cap=0.1))
     down = InsurerBackend(Systems(core, systems.gateway, systems.sms, systems.codes, systems.history))
     assert await call_with_timeout(down, "caller.identify", {"ani": "+15550101"}, 5) == ("error", {})
     await core.close()

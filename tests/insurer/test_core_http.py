@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import time
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from ivr.backoff import Backoff
 from ivr.policyadmin.base import PolicyAdminError
 from ivr.policyadmin.http_api import core_app
 from ivr.policyadmin.http_client import HttpPolicyAdmin
@@ -52,7 +54,8 @@ async def core(admin):
     faults = Faults()
     server = TestServer(faulty_core(admin, faults))
     await server.start_server()
-    client = HttpPolicyAdmin(str(server.make_url("")), timeout=0.5, retries=2, backoff=0.01)
+    client = HttpPolicyAdmin(str(server.make_url("")), timeout=0.5, retries=2,
+                             backoff=Backoff(initial=0.01, cap=0.1))
     yield client, faults, admin
     await client.close()
     await server.close()
@@ -88,6 +91,27 @@ async def test_unavailable_answers_are_retried(core):
     assert faults.requests == 3
 
 
+async def test_retries_wait_the_shared_backoff_counted_afresh_per_request(admin):
+    faults = Faults()
+    server = TestServer(faulty_core(admin, faults))
+    await server.start_server()
+    policy = Backoff(initial=0.15, cap=0.3, rng=random.Random(4))
+    twin = Backoff(initial=0.15, cap=0.3, rng=random.Random(4))
+    client = HttpPolicyAdmin(str(server.make_url("")), timeout=0.5, retries=2, backoff=policy)
+    try:
+        for _ in range(2):  # the second request starts again from `initial`, not where the first left off
+            faults.fail_next = 2
+            expected = twin.fresh()
+            waits = expected.next_delay() + expected.next_delay()
+            started = time.monotonic()
+            await client.policy(persona("policy").policy)
+            assert waits <= time.monotonic() - started < waits + 0.25
+        assert policy.failures == 0  # the shared policy is never counted on
+    finally:
+        await client.close()
+        await server.close()
+
+
 async def test_a_lost_answer_to_a_write_is_retried_without_writing_twice(core):
     client, faults, admin = core
     number = persona("payment").policy
@@ -116,7 +140,8 @@ async def test_a_stalled_core_system_fails_within_the_attempt_budget(core):
 
 
 async def test_an_unreachable_core_system_is_an_error():
-    client = HttpPolicyAdmin(f"http://127.0.0.1:{free_port()}", timeout=0.3, retries=1, backoff=0.01)
+    client = HttpPolicyAdmin(f"http://127.0.0.1:{free_port()}", timeout=0.3, retries=1,
+                             backoff=Backoff(initial=0.01, cap=0.1))
     with pytest.raises(PolicyAdminError):
         await client.persons_by_phone("+15550101")
     await client.close()

@@ -1,16 +1,21 @@
-"""Jittered, capped exponential backoff for reconnecting to Asterisk.
+"""Jittered, capped exponential backoff: the one retry delay of the project.
+
+Used where a failure is retried after a pause: reconnecting to Asterisk's
+events websocket (`ivr.ari.events`) and retrying a core-system request
+(`ivr.policyadmin.http_client`). One rule, so both spread their retries the
+same way and a change to it is made once.
 
 "Equal jitter": the n-th delay is uniformly drawn from [d/2, d] with
 d = min(cap, initial * factor**n). The lower half-bound means a retry never
 comes sooner than half the nominal delay (no tight loop even with bad luck),
-while the random half spreads many controllers reconnecting after an
-Asterisk restart.
+while the random half spreads many clients retrying after the same outage
+(controllers after an Asterisk restart, calls after a core-system blip).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
@@ -36,6 +41,14 @@ class Backoff:
         nominal = self.nominal()
         self.failures += 1
         return self.rng.uniform(nominal / 2, nominal)
+
+    def fresh(self) -> Backoff:
+        """A new count under the same policy and random source.
+
+        One policy can serve many operations at once (each core-system request
+        retries on its own), but a failure count belongs to one of them.
+        """
+        return replace(self, failures=0)
 
     def reset(self) -> None:
         """Start again from `initial` (after a connection proved stable)."""
