@@ -2,8 +2,9 @@
 
 The controller saves the engine state after every step, so a controller that
 restarts (or is killed) finds each call's last step and resumes it. Redis
-being down must not drop calls: the store says so once in the log and the
-calls go on in memory.
+being down must not drop calls: the store says so once in the log (through
+the project's one `RedisGuard`, like caller history and one-time codes) and
+the calls go on in memory.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import logging
 from typing import Protocol
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 from ivr.controller.step_audio import StepAudio
 from ivr.engine.state import CallState
+from ivr.redisguard import RedisGuard
 from ivr.sealing import SealError, Sealer
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class RedisCallStore:
         self.sealer = sealer
         self.prefix = prefix
         self.audio_prefix = audio_prefix
-        self._down = False
+        self.guard = RedisGuard("saved call state", log)
 
     @classmethod
     def from_url(cls, url: str, sealer: Sealer) -> "RedisCallStore":
@@ -59,22 +60,22 @@ class RedisCallStore:
             if audio is not None:
                 pipe.set(self.audio_prefix + audio.call_id, self.sealer.seal(audio.model_dump_json()),
                          ex=STATE_TTL_SECONDS)
-            await self._quietly(pipe.execute())
+            await self.guard.run(pipe.execute)
 
     async def load(self, call_id: str) -> CallState | None:
-        raw = await self._quietly(self.client.get(self.prefix + call_id))
+        raw = await self.guard.run(lambda: self.client.get(self.prefix + call_id))
         text = self._open(raw) if raw else None
         return CallState.model_validate_json(text) if text else None
 
     async def forget(self, call_id: str) -> None:
-        await self._quietly(self.client.delete(self.prefix + call_id, self.audio_prefix + call_id))
+        await self.guard.run(lambda: self.client.delete(self.prefix + call_id, self.audio_prefix + call_id))
 
     async def save_audio(self, audio: StepAudio) -> None:
-        await self._quietly(self.client.set(self.audio_prefix + audio.call_id,
-                                            self.sealer.seal(audio.model_dump_json()), ex=STATE_TTL_SECONDS))
+        sealed = self.sealer.seal(audio.model_dump_json())
+        await self.guard.run(lambda: self.client.set(self.audio_prefix + audio.call_id, sealed, ex=STATE_TTL_SECONDS))
 
     async def load_audio(self, call_id: str) -> StepAudio | None:
-        raw = await self._quietly(self.client.get(self.audio_prefix + call_id))
+        raw = await self.guard.run(lambda: self.client.get(self.audio_prefix + call_id))
         text = self._open(raw) if raw else None
         return StepAudio.model_validate_json(text) if text else None
 
@@ -88,16 +89,3 @@ class RedisCallStore:
 
     async def close(self) -> None:
         await self.client.aclose()
-
-    async def _quietly(self, command):
-        try:
-            result = await command
-        except (RedisError, OSError) as exc:
-            if not self._down:
-                log.error("Redis unavailable (%s): calls go on without saved state until it is back", exc)
-            self._down = True
-            return None
-        if self._down:
-            log.warning("Redis is back: call state is saved again")
-            self._down = False
-        return result

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import redis.asyncio as redis
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError
 
 from ivr.engine.state import CallState
+from ivr.redisguard import RedisGuard
 
 log = logging.getLogger(__name__)
 
@@ -115,28 +115,22 @@ class RedisContactHistory:
     """Contacts per caller in a Redis sorted set (by time), capped and expiring.
 
     Redis being down must not break the agent page: reads give an empty
-    history and writes fail loudly only to the agent who clicked (the
-    caller is on the line; the outcome can be clicked again).
+    history (through `RedisGuard`, logged once per outage) and writes fail
+    loudly only to the agent who clicked (the caller is on the line; the
+    outcome can be clicked again).
     """
 
     def __init__(self, client: redis.Redis, prefix: str = "ivr:contacts:"):
         self.client = client
         self.prefix = prefix
-        self._warned = False
+        self.guard = RedisGuard("contact history on screen pops", log)
 
     @classmethod
     def from_url(cls, url: str) -> "RedisContactHistory":
         return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
 
     async def recent(self, caller_id: str, limit: int = 5) -> list[Contact]:
-        try:
-            raw = await self.client.zrevrange(self.prefix + caller_id, 0, limit - 1)
-        except (RedisError, OSError) as exc:
-            if not self._warned:
-                log.error("Redis unavailable (%s): screen pops go out without contact history", exc)
-                self._warned = True
-            return []
-        self._warned = False
+        raw = await self.guard.run(lambda: self.client.zrevrange(self.prefix + caller_id, 0, limit - 1), [])
         return [Contact.model_validate_json(item) for item in raw]
 
     async def add(self, caller_id: str, contact: Contact) -> None:
