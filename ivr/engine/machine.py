@@ -583,9 +583,33 @@ def _follow(ctx: _Context, node: model.AskNode, outcome: str) -> None:
 
 def _ask_confirmation(ctx: _Context, node: model.AskNode, heard: ev.Hypothesis, outcome: str,
                       rest: list[ev.Hypothesis]) -> None:
+    """"Did you say ...?" with the choice's label when it has one, else the words heard.
+
+    The recogniser's words may be a fragment ("my claim") or, in another
+    language than the prompts, odd to hear back; a label is the designer's
+    own words for the choice ("a claim on your policy"), in the call's
+    language.
+    """
     ctx.state.pending = Pending(kind="confirm", choice=outcome, heard=heard.text, alternatives=rest)
-    ctx.emit(_play(ctx, ["common.did_you_say"], barge_in=True, values={"heard": heard.text}, echo=True))
+    label = _label_of(ctx, node, outcome)
+    if label is None:
+        ctx.emit(_play(ctx, ["common.did_you_say"], barge_in=True, values={"heard": heard.text}, echo=True))
+    else:
+        prompts = ctx.release.prompts
+        said = prompts.render(ctx.state.language, label, _placeholder_values(ctx, label))
+        ctx.emit(_play(ctx, ["common.did_you_say"], barge_in=True, values={"heard": said},
+                       echo=prompts.shows_numbers(label)))
     ctx.emit(_listen_action(ctx, node, "confirm"))
+
+
+def _label_of(ctx: _Context, node: model.AskNode, outcome: str) -> str | None:
+    """The prompt key naming a choice (or a global choice) in confirmations, if it has a text in the call's language."""
+    if outcome.startswith("global:"):
+        choice: model.Choice | None = ctx.flow.globals.get(outcome.removeprefix("global:"))
+    else:
+        choice = (node.ask.choices or {}).get(outcome)
+    label = choice.label if choice is not None else None
+    return label if label and ctx.release.prompts.has(ctx.state.language, label) else None
 
 
 def _yes_no(ctx: _Context, event: ev.Event) -> str | None:

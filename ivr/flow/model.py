@@ -128,7 +128,8 @@ class Choice(Strict):
 
     say: Phrases = Field(default_factory=list)
     dtmf: Annotated[str, Field(pattern=DTMF_PATTERN)] | None = Field(None, description="Key(s) that pick it")
-    label: PromptKey | None = Field(None, description="Prompt read back in 'Did you say ...?'")
+    label: PromptKey | None = Field(
+        None, description="Prompt whose text is read in 'Did you say ...?' instead of the words heard")
 
 
 class GlobalChoice(Choice):

@@ -317,6 +317,9 @@ class _FlowChecker:
         for field in ("noinput", "nomatch"):
             for i, key in enumerate(getattr(flow.defaults, field) or []):
                 yield ("defaults", field, i), key
+        for name, choice in flow.globals.items():
+            if choice.label:
+                yield ("globals", name, "label"), choice.label
         for name, node in flow.nodes.items():
             base = ("nodes", name)
             if isinstance(node, model.PlayNode):

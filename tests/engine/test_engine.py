@@ -138,9 +138,41 @@ def test_confirmation_no_tries_the_next_alternative(release):
     call.say("pay", confidence=0.5, alternatives=[("pay my bill", 0.45), ("claim", 0.4)])
     call.say("no")
     assert call.prompts() == ["common.did_you_say"]
-    assert call.of(act.Play)[0].prompts[0].values == {"heard": "claim"}, "skips an alternative meaning the same choice"
+    assert call.of(act.Play)[0].prompts[0].values == {"heard": "a claim on your policy"}, \
+        "skips an alternative meaning the same choice, and reads the next one's label"
     call.keys("1")  # 1 = yes
     assert call.state.status == "transferred" and call.state.result["queue"] == "claims"
+
+
+def test_a_labelled_choice_is_confirmed_in_its_label_words_in_the_call_language(release):
+    for language, said, heard, expected in [
+            ("en", "my claim", "a claim on your policy", "Did you say a claim on your policy?"),
+            ("zh", "理赔", "保单理赔", "您是说保单理赔吗？")]:
+        call = Call(release, language=language)
+        call.say(said, confidence=0.45)
+        [did_you_say] = call.of(act.Play)[0].prompts
+        assert (did_you_say.key, did_you_say.values) == ("common.did_you_say", {"heard": heard})
+        assert release.prompts.render(language, did_you_say.key, did_you_say.values) == expected
+        assert not did_you_say.private, "the label is the designer's words, not the caller's"
+        assert call.state.pending.heard == said, "what was heard is still what the turn remembers"
+        call.say("yes" if language == "en" else "是")
+        assert call.state.status == "transferred" and call.state.result["queue"] == "claims"
+
+
+def test_a_label_speaks_call_data_and_a_global_choice_may_have_one(release):
+    call = Call(release)
+    call.say("a person", confidence=0.45)
+    [did_you_say] = call.of(act.Play)[0].prompts
+    assert release.prompts.render("en", did_you_say.key, did_you_say.values) == "Did you say a person, Ann?"
+    call.keys("1")
+    assert call.of(act.Transfer)[0].reason == "asked_for_agent"
+
+
+def test_an_unlabelled_choice_is_confirmed_in_the_words_heard(release):
+    call = Call(release)
+    call.say("pay my bill", confidence=0.45)
+    [did_you_say] = call.of(act.Play)[0].prompts
+    assert did_you_say.values == {"heard": "pay my bill"} and did_you_say.private
 
 
 def test_confirmation_no_without_alternatives_reprompts(release):
