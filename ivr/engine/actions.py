@@ -59,11 +59,13 @@ class Listen(_Action):
 
 
 class CallBackend(_Action):
+    """Run a backend action. Whether it writes is the catalog's to say (`ivr.backend.catalog`):
+    `engine.resume` reads it there for a call saved while waiting, which has no action to look at."""
+
     type: Literal["backend"] = "backend"
     name: str
     args: dict[str, Any]
     timeout: float
-    writes: bool = False
 
 
 class Transfer(_Action):

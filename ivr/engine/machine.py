@@ -335,8 +335,7 @@ def _call_backend(ctx: _Context, node: model.ActionNode) -> None:
             _escape(ctx, "flow_error", str(exc))
             return
     ctx.state.pending = Pending(kind="backend", action=spec.name)
-    ctx.emit(act.CallBackend(name=spec.name, args=args, timeout=spec.timeout,
-                             writes=ACTIONS[spec.name].writes if spec.name in ACTIONS else False))
+    ctx.emit(act.CallBackend(name=spec.name, args=args, timeout=spec.timeout))
 
 
 def _backend_result(ctx: _Context, event: ev.BackendResult) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ivr import engine
+from ivr.backend.catalog import ACTIONS
 from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.state import CallState
@@ -271,10 +272,31 @@ def test_backend_outcomes_route_and_unhandled_ones_escape(release):
     assert release.prompts.render("en", due.key, due.values) == "You owe 120.50 dollars by December 1, 2026."
     assert call.of(act.Play)[1].barge_in is False
     call.say("yes")
-    assert call.of(act.CallBackend)[0].writes is True, "payment.retry changes a record"
+    assert call.of(act.CallBackend)[0].name == "payment.retry"
     call.reply("timeout")
     transfer = call.of(act.Transfer)[0]
     assert transfer.reason == "ivr_trouble" and "backend_timeout" in transfer.detail
+
+
+def test_a_restart_repeats_a_pending_read_but_not_a_pending_write(release):
+    """Whether an action writes comes from the catalog, the only thing a resumed call can ask."""
+    reading = Call(release)
+    reading.keys("1")
+    reading.keys("40012345")
+    reading.keys("1")  # yes to the read-back
+    assert reading.state.pending.action == "policy.summary" and not ACTIONS["policy.summary"].writes
+    resumed = engine.resume(release, reading.state)
+    assert [a.name for a in resumed.actions if isinstance(a, act.CallBackend)] == ["policy.summary"]
+    writing = Call(release)
+    writing.keys("1")
+    writing.keys("40012345")
+    writing.keys("1")
+    writing.reply("ok", amount=120.5, due="2026-12-01")
+    writing.say("yes")
+    assert writing.state.pending.action == "payment.retry" and ACTIONS["payment.retry"].writes
+    resumed = engine.resume(release, writing.state)
+    assert not [a for a in resumed.actions if isinstance(a, act.CallBackend)]
+    assert resumed.state.status == "transferred" and "may or may not have completed" in resumed.state.result["detail"]
 
 
 def test_late_backend_reply_is_ignored(release):
