@@ -403,6 +403,8 @@ class CallSession:
 
     async def _start_listening(self, action: act.Listen) -> None:
         self.listen = action
+        if self.listener is not None:
+            self.listener.keep_pre_roll(not action.sensitive)  # a keypad-only turn's audio reaches no recogniser
         self.heard_input = False
         self._cancel_timer()
         if not self.playing:

@@ -95,6 +95,7 @@ class CallListener(Protocol):
     def behind(self) -> bool: ...
     async def start_turn(self, listen: Listen) -> int: ...
     async def cancel_turn(self) -> None: ...
+    def keep_pre_roll(self, keep: bool) -> None: ...
     def on_event(self, event: Any) -> None: ...
     async def close(self) -> None: ...
 
@@ -131,6 +132,11 @@ class _Turns:
     def behind(self) -> bool:
         """Audio of the turn has arrived that the recogniser has not yet heard."""
         return False
+
+    def keep_pre_roll(self, keep: bool) -> None:
+        """Whether audio heard between turns may open the next turn. Not from a sensitive
+        (keypad-only) turn on, until the next turn that is not: a card number said aloud
+        while keyed must not reach a recogniser. Only a listener with a pre-roll has anything to drop."""
 
     async def _start(self, listen: Listen) -> int:
         self.generation += 1
@@ -183,6 +189,7 @@ class StreamListener(_Turns):
         self.started: dict[str, asyncio.Event] = {}  # helper leg id -> its StasisStart arrived
         self.audio: asyncio.Queue[bytes] = asyncio.Queue()
         self.recent: deque[bytes] = deque(maxlen=PRE_ROLL_PACKETS)  # heard between turns
+        self.pre_roll = True  # off from a sensitive turn on (keep_pre_roll)
         self.converter = RtpToFrames()
         self.feeder: asyncio.Task | None = None
         self.media_id: str | None = None
@@ -239,11 +246,16 @@ class StreamListener(_Turns):
         self.converter = RtpToFrames()
         return await self._start(listen)
 
+    def keep_pre_roll(self, keep: bool) -> None:
+        self.pre_roll = keep
+        if not keep:
+            self.recent.clear()
+
     def _on_payload(self, payload: bytes) -> None:
         if self.active:
             self.unheard += 1
             self.audio.put_nowait(payload)
-        else:
+        elif self.pre_roll:
             self.recent.append(payload)
 
     async def _feed_loop(self) -> None:

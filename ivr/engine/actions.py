@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Action(BaseModel):
@@ -42,6 +42,14 @@ class Listen(_Action):
 
     `grammar` maps each phrase the recogniser may return to the outcome it
     stands for, in the call's language; `keys` does the same for DTMF.
+
+    `sensitive`: what the caller gives here (a card number, its expiry) is
+    never recognised, recorded or logged. So the turn takes keys only (a
+    sensitive turn that takes speech is refused here), no recogniser hears
+    the caller while it is open, and the audio heard meanwhile is not kept
+    as the next turn's pre-roll (`CallListener.keep_pre_roll`); the call log
+    shows nothing of what was keyed (`calllog.shown_keys`) and the keys are
+    not kept at rest (`CallState.at_rest`).
     """
 
     type: Literal["listen"] = "listen"
@@ -55,7 +63,13 @@ class Listen(_Action):
     max_digits: int = 0
     terminator: str = ""
     timeouts: Timeouts
-    sensitive: bool = False  # never record or log what is said (card numbers)
+    sensitive: bool = False
+
+    @model_validator(mode="after")
+    def _keys_only_when_sensitive(self) -> Listen:
+        if self.sensitive and self.speech:
+            raise ValueError("a sensitive turn takes keys only: nothing said in it may reach a recogniser")
+        return self
 
 
 class CallBackend(_Action):

@@ -77,7 +77,7 @@ def _state(node: str, path: list[Turn], pending: Pending | None = None, status: 
 
 
 def _listen(mode: str, sensitive: bool = False) -> act.Listen:
-    return act.Listen(mode=mode, language="en", min_digits=8, max_digits=8, sensitive=sensitive,
+    return act.Listen(mode=mode, language="en", min_digits=8, max_digits=8, sensitive=sensitive, speech=not sensitive,
                       timeouts=act.Timeouts(noinput=5, end_silence=0.8, max_speech=15, interdigit=3))
 
 

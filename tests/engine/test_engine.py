@@ -477,6 +477,15 @@ def test_card_numbers_are_withheld_from_the_state_kept_at_rest(card_release):
     assert result.state.vars["card"] is None and result.state.at_rest() is result.state   # nothing left to hide
 
 
+def test_a_keypad_only_turn_is_sensitive_and_a_spoken_one_is_not(card_release, release):
+    [card] = engine.start(card_release, "card", "c1", call={}).actions[-1:]
+    assert isinstance(card, act.Listen) and card.sensitive and not card.speech
+    call = Call(release)
+    call.keys("1")
+    [number] = call.of(act.Listen)
+    assert number.mode == "digits" and number.speech and not number.sensitive, "a policy number may be said"
+
+
 def test_a_call_resumed_without_its_card_number_goes_to_a_person(card_release):
     state = engine.start(card_release, "card", "c1", call={}).state
     state = engine.step(card_release, state, ev.Dtmf(digits="4111111111111111#")).state
