@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from ivr.prompts import LANGUAGES
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -123,7 +125,7 @@ def _simulate_parser(commands) -> None:
                                         "With --script, replay scripted callers and check their path and outcome.")
     p.add_argument("flow", nargs="?", help="flow to start (not needed with --script)")
     p.add_argument("--script", type=Path, nargs="+", help="script files or directories of scripts to replay")
-    p.add_argument("--language", choices=["en", "zh"], help="caller language (default: the flow's first)")
+    p.add_argument("--language", choices=LANGUAGES, help="caller language (default: the flow's first)")
     p.add_argument("--ani", default="+15550100", help="caller number for the simulated call")
     _flow_dirs(p)
     p.set_defaults(handler=cmd_simulate)
@@ -412,7 +414,7 @@ def _prompts_parser(commands) -> None:
                                            "are not rebuilt; a recording in prompts/recorded/<lang>/<key>.wav wins.")
     build.add_argument("--prompts", type=Path, default=Path("prompts"), help="prompt texts (default: prompts)")
     build.add_argument("--out", type=Path, help="output directory (default: <prompts>/audio)")
-    build.add_argument("--language", nargs="+", choices=["en", "zh"], help="languages (default: all)")
+    build.add_argument("--language", nargs="+", choices=LANGUAGES, help="languages (default: all)")
     build.set_defaults(handler=cmd_prompts_build)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 

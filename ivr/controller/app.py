@@ -30,7 +30,7 @@ from ivr.engine.actions import PromptRef
 from ivr.engine.language import start_language
 from ivr.engine.state import CallState
 from ivr.flow.catalog import Catalog
-from ivr.prompts import TRANSFER_NOTICE
+from ivr.prompts import LANGUAGES, TRANSFER_NOTICE
 
 log = logging.getLogger(__name__)
 HANDOFF_QUEUE = "customer_service"
@@ -197,7 +197,7 @@ def _call_data(channel: Channel, args: list[str]) -> dict[str, Any]:
     (`Stasis(ivr,${IVR_DNIS})`): after the dialplan's Goto the channel's exten is `s`."""
     return {"ani": channel.caller.number, "caller_name": channel.caller.name,
             "dnis": args[0] if args else "", "channel": channel.name,
-            "language": channel.language if channel.language in ("en", "zh") else None}
+            "language": channel.language if channel.language in LANGUAGES else None}
 
 
 def stasis_args(channel: Channel) -> list[str]:

@@ -36,6 +36,7 @@ from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.designer.conversation import Conversation
 from ivr.flow.catalog import FlowSet
+from ivr.flow.model import Language
 
 
 class _Strict(BaseModel):
@@ -90,7 +91,7 @@ class Expect(_Strict):
 class Script(_Strict):
     script: str
     flow: str
-    language: Literal["en", "zh"] | None = None
+    language: Language | None = None
     call: dict[str, Any] = Field(default_factory=lambda: {"ani": "+15550100"})
     backend: dict[str, str | Reply | list[str | Reply]] = Field(default_factory=dict)
     steps: list[CallerStep | Literal["silence", "noise", "hangup"]] = Field(default_factory=list)

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
+from ivr.prompts import LANGUAGES
+
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PROMPT_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 DTMF_PATTERN = r"^[0-9*#]{1,4}$"
@@ -23,6 +25,7 @@ DTMF_PATTERN = r"^[0-9*#]{1,4}$"
 NODE_KINDS = ("play", "ask", "action", "set", "branch", "call", "return", "transfer", "hangup")
 ASK_MODES = ("choices", "digits", "confirm")
 BACKEND_OUTCOMES = ("ok", "declined", "error", "timeout")
+Language = Literal[LANGUAGES]  # the languages the IVR speaks, from their one list (ivr.prompts)
 
 
 def _seconds(value: Any) -> Any:
@@ -304,7 +307,7 @@ class Flow(Strict):
     flow: Name
     version: int | str = Field(1, description="Designer's version label; calls keep the version they started on")
     description: str | None = None
-    languages: list[Literal["en", "zh"]] = Field(default_factory=lambda: ["en"], min_length=1)
+    languages: list[Language] = Field(default_factory=lambda: ["en"], min_length=1)
     start: Name
     variables: dict[Name, Any] = Field(default_factory=dict, description="Call variables and their defaults")
     defaults: Defaults = Defaults()

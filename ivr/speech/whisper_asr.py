@@ -39,6 +39,7 @@ import numpy as np
 import soxr
 import webrtcvad
 
+from ivr.prompts import LANGUAGES
 from ivr.speech import silero
 from ivr.speech.confidence import Logistic
 from ivr.speech.endpoint import Voice
@@ -151,7 +152,7 @@ class WhisperRecognizer:
                  language: str = "en") -> None:
         self._model = load_model(model_path)
         self._multilingual = bool(self._model.model.is_multilingual)
-        self.languages = frozenset({language}) if not self._multilingual else frozenset({language, "en", "zh"})
+        self.languages = frozenset({language}) if not self._multilingual else frozenset({language, *LANGUAGES})
         self._models = confidence or CONFIDENCE
         self._voice = Voice("webrtc")  # voiced, as the endpointer's webrtc test hears it: what to decode
         self._strict = webrtcvad.Vad(3)  # a word's fading tail is not voice: when the caller paused

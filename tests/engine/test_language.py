@@ -145,3 +145,36 @@ def test_the_dialled_line_chooses_for_a_caller_nobody_is_on_file_for(shipped):
     call = {"ani": "+15557770001", "dnis": "18005550188", "language": "en"}
     caller = Caller(shipped, call, language=start_language(call, LINES))
     assert caller.heard[0] == ("main.welcome", "zh")
+
+
+def test_one_list_of_languages_is_what_every_part_accepts():
+    """`ivr.prompts.LANGUAGES` is the one list: flows, scripts, the command line and call data read it."""
+    import typing
+
+    from ivr import cli
+    from ivr.designer.script import Script
+    from ivr.flow.model import Flow, Language
+    from ivr.prompts import LANGUAGES
+
+    assert typing.get_args(Language) == LANGUAGES
+    assert Flow.model_json_schema()["properties"]["languages"]["items"]["enum"] == list(LANGUAGES)
+    assert Script(script="s", flow="f", language=LANGUAGES[-1]).language == LANGUAGES[-1]
+    with pytest.raises(ValidationError):
+        Script(script="s", flow="f", language="xx")
+    parser = cli.build_parser()
+    assert parser.parse_args(["simulate", "main_menu", "--language", LANGUAGES[-1]]).language == LANGUAGES[-1]
+    assert parser.parse_args(["prompts", "build", "--language", *LANGUAGES]).language == list(LANGUAGES)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "main_menu", "--language", "xx"])
+
+
+def test_every_language_the_ivr_speaks_has_what_its_logic_keys_by_language():
+    """Adding a language to the list is not enough: these tables must speak it too."""
+    from ivr.engine.matching import YES_NO
+    from ivr.prompts import LANGUAGES
+    from ivr.speech.tts import VOICES
+
+    for language in LANGUAGES:
+        assert set(YES_NO[language]) == {"yes", "no"}, language
+        assert language in VOICES, language
+        assert (ROOT / "prompts" / f"{language}.yaml").is_file(), language
