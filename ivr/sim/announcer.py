@@ -47,11 +47,9 @@ def check_request(bridge: Bridge, busy: bool, announcer_format: str | None, offs
 
 def new_channel(channel_id: str, suffix: str, creationtime: str, language: str) -> Channel:
     """The ``;2`` half that sits in the bridge; its audio is the prompt (see ``speak``)."""
-    ch = Channel(id=channel_id, name=f"Announcer/ARI-{suffix};2", state="Up", creationtime=creationtime,
-                 location=DialplanLocation("default", "s", 1, "", ""), language=language)
-    ch.kind = "announcer"  # type: ignore[attr-defined]
-    ch.audio_in = AudioIn(sending=True)
-    return ch
+    return Channel(id=channel_id, name=f"Announcer/ARI-{suffix};2", state="Up", creationtime=creationtime,
+                   location=DialplanLocation("default", "s", 1, "", ""), language=language, kind="announcer",
+                   audio_in=AudioIn(sending=True))
 
 
 def speak(audio_in: AudioIn, samples: array | None, now: float) -> None:

@@ -26,7 +26,7 @@ from .errors import AriError, ChannelGone, channel_not_found, not_in_stasis
 from .http_media import HttpMediaCache
 from .ids import IdFactory
 from .media import MediaError, MediaResolver
-from .model import Bridge, CallerId, Channel, DialplanLocation
+from .model import Bridge, CallerId, Channel, ChannelKind, DialplanLocation, OriginateTarget
 from .pbx import Goto, Pbx
 from .playback import Playback, split_media
 from .recording import LiveRecording, RecordingOptions, RecordingStore
@@ -86,15 +86,22 @@ class Simulator:
     def call_for(self, ch: Channel) -> SimCall | None:
         return self.calls.get(ch.id)
 
-    def new_channel(self, *, name: str, state: str, location: DialplanLocation, kind: str,
+    def new_channel(self, *, name: str, state: str, location: DialplanLocation, kind: ChannelKind,
                     caller: CallerId | None = None, connected: CallerId | None = None,
-                    channel_id: str | None = None) -> Channel:
+                    channel_id: str | None = None, audio_in: AudioIn | None = None,
+                    dialstring: str = "", pending: OriginateTarget | None = None,
+                    outgoing_app: tuple[str, str] = ("AppDial2", "(Outgoing Line)"),
+                    originated_into_stasis: bool = False, spied: Channel | None = None) -> Channel:
+        """A channel built whole from what is known when it is created; ChannelCreated follows."""
         cid = channel_id or self.ids.unique_id()
         if cid in self.channels:
             raise AriError(409, "Channel with given unique ID already exists")
         ch = Channel(id=cid, name=name, state=state, location=location, creationtime=self.ts(),
-                     caller=caller, connected=connected, language=self.config.language)
-        ch.kind = kind  # type: ignore[attr-defined]
+                     caller=caller if caller is not None else CallerId(),
+                     connected=connected if connected is not None else CallerId(),
+                     language=self.config.language, kind=kind, audio_in=audio_in, dialstring=dialstring,
+                     pending=pending, outgoing_app=outgoing_app,
+                     originated_into_stasis=originated_into_stasis, spied=spied)
         self.channels[cid] = ch
         self.emit(ev.channel_event("ChannelCreated", self.ts(), ch))
         return ch
@@ -119,7 +126,7 @@ class Simulator:
         elif func == "TALK_DETECT":
             self._talk_detect(ch, arg.lower(), value)
         elif func == "MASTER_CHANNEL":
-            master = getattr(ch, "master", None)
+            master = ch.master
             if master is not None and not master.destroyed:
                 self.set_variable(master, arg, value)
         else:
@@ -174,13 +181,13 @@ class Simulator:
         tech, _, resource = endpoint.partition("/")
         if not resource:
             raise AriError(400, "Endpoint parameter is not valid")
-        target = _Target(app, app_args, context, extension, priority, label)
+        target = OriginateTarget(app, app_args, context, extension, priority, label)
         if tech.lower() == "local":
             return self._originate_local(resource, target, caller_id, variables or {},
                                          channel_id, other_channel_id)
         return self._originate_remote(endpoint, target, caller_id, variables or {}, channel_id)
 
-    def _originate_local(self, resource: str, target: "_Target", caller_id: str | None,
+    def _originate_local(self, resource: str, target: OriginateTarget, caller_id: str | None,
                          variables: dict[str, str], channel_id: str | None,
                          other_channel_id: str | None) -> Channel:
         dest = resource.split("/", 1)[0]
@@ -191,19 +198,16 @@ class Simulator:
         one = self.new_channel(name=f"Local/{dest}-{suffix};1", state="Down", kind="local1",
                                location=DialplanLocation(ctx, exten, 1, "AppDial2", "(Outgoing Line)"),
                                caller=CallerId(cid.name, cid.number), connected=CallerId(cid.name, cid.number),
-                               channel_id=channel_id)
+                               channel_id=channel_id, audio_in=AudioIn(sending=False),
+                               dialstring=f"{exten}@{ctx}", pending=target,
+                               originated_into_stasis=bool(target.app))
         two = self.new_channel(name=f"Local/{dest}-{suffix};2", state="Ring", kind="local2",
                                location=DialplanLocation(ctx, exten, 1, "", ""),
                                caller=CallerId(cid.name, cid.number), connected=CallerId(cid.name, cid.number),
                                channel_id=other_channel_id)
         one.partner, two.partner = two, one
-        one.is_local_one = True
-        one.audio_in = AudioIn(sending=False)
-        one.dialstring = f"{exten}@{ctx}"  # type: ignore[attr-defined]
-        one.pending = target  # type: ignore[attr-defined]
         self.calls[one.id] = SimCall(self, one, kind="local", exten=exten)
         if target.app:
-            one.originated_into_stasis = True
             app = self.bus.app(target.app)
             app.subscribe_channel(one.id)
             app.subscribe_channel(two.id)
@@ -219,35 +223,33 @@ class Simulator:
         if with_callerid:
             self.emit(ev.caller_id(self.ts(), two))
             self.emit(ev.channel_event("ChannelConnectedLine", self.ts(), two))
-        self.emit(ev.dial(self.ts(), one, "", one.dialstring))  # type: ignore[attr-defined]
-        two.pbx_task = two.spawn(self.pbx.run(two, two.location.context, two.location.exten, 1), "pbx")  # type: ignore[attr-defined]
+        self.emit(ev.dial(self.ts(), one, "", one.dialstring))
+        two.pbx_task = two.spawn(self.pbx.run(two, two.location.context, two.location.exten, 1), "pbx")
 
-    def _originate_remote(self, endpoint: str, target: "_Target", caller_id: str | None,
+    def _originate_remote(self, endpoint: str, target: OriginateTarget, caller_id: str | None,
                           variables: dict[str, str], channel_id: str | None) -> Channel:
         """Originate to a simulated phone (e.g. ``PJSIP/1000``): it answers by itself."""
         cid = CallerId.parse(caller_id)
         ch = self.new_channel(name=f"{endpoint}-{self.ids.trunk_suffix()}", state="Down", kind="trunk",
                               location=DialplanLocation("default", "s", 1, "AppDial2", "(Outgoing Line)"),
-                              caller=cid, connected=CallerId(cid.name, cid.number), channel_id=channel_id)
-        ch.audio_in = AudioIn(sending=True)
+                              caller=cid, connected=CallerId(cid.name, cid.number), channel_id=channel_id,
+                              audio_in=AudioIn(sending=True), dialstring=endpoint.partition("/")[2],
+                              pending=target, originated_into_stasis=bool(target.app))
         ch.media_flowing.set()
-        ch.dialstring = endpoint.partition("/")[2]  # type: ignore[attr-defined]
-        ch.pending = target  # type: ignore[attr-defined]
         for name, value in variables.items():
             ch.set_var(name, value)
         call = SimCall(self, ch, kind="outbound", exten=endpoint)
         self.calls[ch.id] = call
         if target.app:
-            ch.originated_into_stasis = True
             self.bus.app(target.app).subscribe_channel(ch.id)
         ch.spawn(self._ring_remote(ch, call), "ring")
         return ch
 
     async def _ring_remote(self, ch: Channel, call: SimCall) -> None:
         await asyncio.sleep(0)
-        self.emit(ev.dial(self.ts(), ch, "", ch.dialstring))  # type: ignore[attr-defined]
+        self.emit(ev.dial(self.ts(), ch, "", ch.dialstring))
         self.set_state(ch, "Ringing")
-        self.emit(ev.dial(self.ts(), ch, "RINGING", ch.dialstring))  # type: ignore[attr-defined]
+        self.emit(ev.dial(self.ts(), ch, "RINGING", ch.dialstring))
         after = call.answer_after if call.answer_after is not None else self.config.outbound_answer_after
         if after is None:
             return
@@ -260,15 +262,14 @@ class Simulator:
         """A call arriving from the trunk into ``context``/``exten`` (normally -> Stasis)."""
         ch = self.new_channel(name=f"{self.config.trunk_name}-{self.ids.trunk_suffix()}", state="Ring",
                               kind="trunk", location=DialplanLocation(context, exten, 1, "", ""),
-                              caller=CallerId(caller_name, ani))
-        ch.protocol_id = f"{uuid.uuid4()}@sim"
-        ch.audio_in = AudioIn(sending=True)
+                              caller=CallerId(caller_name, ani), audio_in=AudioIn(sending=True))
+        ch.protocol_id = f"{uuid.uuid4()}@sim"       # after ChannelCreated, as the SIP channel learns it
         ch.media_flowing.set()
         for name, value in (variables or {}).items():
             ch.set_var(name, value)
         call = SimCall(self, ch, kind="inbound", exten=exten)
         self.calls[ch.id] = call
-        ch.pbx_task = ch.spawn(self.pbx.run(ch, context, exten, 1), "pbx")  # type: ignore[attr-defined]
+        ch.pbx_task = ch.spawn(self.pbx.run(ch, context, exten, 1), "pbx")
         return call
 
     # -- answering -----------------------------------------------------------
@@ -278,10 +279,9 @@ class Simulator:
             return
         self.set_state(ch, "Up")
         ch.answered.set()
-        kind = getattr(ch, "kind", "")
-        if kind == "local2" and ch.partner is not None and ch.partner.state != "Up":
+        if ch.kind == "local2" and ch.partner is not None and ch.partner.state != "Up":
             self._remote_answered(ch.partner)
-        elif kind == "trunk" and getattr(ch, "pending", None) is not None:
+        elif ch.kind == "trunk" and ch.pending is not None:
             self._remote_answered(ch, state_already_set=True)
         call = self.calls.get(ch.id)
         if call is not None:
@@ -294,27 +294,29 @@ class Simulator:
         call = self.calls.get(one.id)
         if call is not None:
             call._on_answer()        # a Local ;1 is answered when its ;2 answers
-        self.emit(ev.dial(self.ts(), one, "ANSWER", one.dialstring))  # type: ignore[attr-defined]
-        target: _Target | None = getattr(one, "pending", None)
-        one.pending = None  # type: ignore[attr-defined]
+        self.emit(ev.dial(self.ts(), one, "ANSWER", one.dialstring))
+        target = one.pending
+        one.pending = None
         if target is None:
             return
         if target.app:
             one.location.app_name = "Stasis"
             one.location.app_data, args = app_entry(target.app, target.app_args)
             self.enter_stasis(one, target.app, args)
-            one.pbx_task = one.spawn(self._after_stasis(one), "stasis")  # type: ignore[attr-defined]
+            one.pbx_task = one.spawn(self._after_stasis(one), "stasis")
         else:
             ctx = target.context or one.location.context
             ext = target.extension or "s"
             prio = target.priority or 1
             if target.label:
                 prio = self.dialplan.label(ctx, ext, target.label) or 1
-            one.pbx_task = one.spawn(self.pbx.run(one, ctx, ext, prio), "pbx")  # type: ignore[attr-defined]
+            one.pbx_task = one.spawn(self.pbx.run(one, ctx, ext, prio), "pbx")
 
     async def _after_stasis(self, ch: Channel) -> None:
         """An originated channel that leaves Stasis by /continue runs the dialplan."""
-        target = await ch.stasis_exit  # type: ignore[attr-defined]
+        if ch.stasis_exit is None:      # the app was not registered: it never entered Stasis
+            return
+        target = await ch.stasis_exit
         if isinstance(target, Goto):
             await self.pbx.run(ch, target.context, target.exten, target.priority)
 
@@ -330,7 +332,7 @@ class Simulator:
         ch.stasis_app = app_name
         ch.stasis_args = list(args)
         ch.control = ChannelControl(ch.spawn)
-        ch.stasis_exit = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+        ch.stasis_exit = asyncio.get_running_loop().create_future()
         self.emit(ev.stasis_start(self.ts(), ch, args))
         call = self.calls.get(ch.id)
         if call is not None:
@@ -341,7 +343,8 @@ class Simulator:
         """Dialplan ``Stasis()``: returns where /continue sends the channel."""
         if not self.enter_stasis(ch, app_name, args):
             return None
-        return await ch.stasis_exit  # type: ignore[attr-defined, no-any-return]
+        assert ch.stasis_exit is not None
+        return await ch.stasis_exit
 
     def _leave_stasis(self, ch: Channel, for_dialplan: bool) -> None:
         app = self.bus.apps.get(ch.stasis_app or "")
@@ -575,9 +578,9 @@ class Simulator:
         if call is not None:
             call.continued = ContinueRecord(ctx, ext, prio, label, dict(ch.variables), self.clock.now())
             call._notify()      # wake SimCall.wait_continued now, not at its timeout
-        exit_future: asyncio.Future[Any] = ch.stasis_exit  # type: ignore[attr-defined]
+        exit_future = ch.stasis_exit
         self._leave_stasis(ch, for_dialplan=True)
-        if not exit_future.done():
+        if exit_future is not None and not exit_future.done():
             exit_future.set_result(Goto(ctx, ext, prio))
 
     def cmd_moh(self, channel_id: str, moh_class: str | None, start: bool) -> None:
@@ -607,17 +610,17 @@ class Simulator:
     def hangup_by_app(self, channel_id: str, cause: int) -> None:
         """``DELETE /channels/{id}``: a soft hang-up requested by the app."""
         ch = self.channel(channel_id)
-        ch.hangup_cause = cause  # type: ignore[attr-defined]
-        ch.hungup_by = "app"  # type: ignore[attr-defined]
+        ch.hangup_cause = cause
+        ch.hungup_by = "app"
         self.emit(ev.hangup_request(self.ts(), ch, 32, soft=True))
         if ch.stasis_app is not None:
             self._leave_bridge(ch)
             self._abort_media(ch)
             self._leave_stasis(ch, for_dialplan=False)
             self._destroy_with_partner(ch, cause)
-        elif self._dialplan_running(ch):
+        elif ch.pbx_task is not None and not ch.pbx_task.done():
             ch.soft_hungup = True
-            ch.pbx_task.cancel()  # type: ignore[attr-defined]
+            ch.pbx_task.cancel()
         else:
             self._destroy_with_partner(ch, cause)
 
@@ -625,8 +628,8 @@ class Simulator:
         """The caller (or the Local ;2 dialplan) hangs up the call facing the app."""
         if ch.destroyed:
             return
-        ch.hangup_cause = cause  # type: ignore[attr-defined]
-        ch.hungup_by = "caller"  # type: ignore[attr-defined]
+        ch.hangup_cause = cause
+        ch.hungup_by = "caller"
         two = ch.partner
         if two is not None and not two.destroyed:
             self.emit(ev.hangup_request(self.ts(), two, 16, soft=True))
@@ -638,9 +641,9 @@ class Simulator:
             self._leave_bridge(ch)
             self._leave_stasis(ch, for_dialplan=False)
             self._destroy(ch, cause)
-        elif self._dialplan_running(ch):
-            ch.far_hungup = True  # type: ignore[attr-defined]
-            ch.pbx_task.cancel()  # type: ignore[attr-defined]
+        elif ch.pbx_task is not None and not ch.pbx_task.done():
+            ch.far_hungup = True
+            ch.pbx_task.cancel()
         else:
             self._destroy(ch, cause)
 
@@ -648,34 +651,29 @@ class Simulator:
         """A channel's dialplan ended (Hangup(), fell off the end, or was interrupted)."""
         if ch.destroyed or self.closing:
             return
-        kind = getattr(ch, "kind", "")
-        if kind == "local2":
+        if ch.kind == "local2":
             if ch.partner is not None and not ch.partner.destroyed:
                 self.hangup_by_far_end(ch.partner, cause)
             else:
                 self._destroy(ch, cause, blank_app=True)
             return
-        if getattr(ch, "far_hungup", False):
-            self._destroy(ch, getattr(ch, "hangup_cause", cause))
+        if ch.far_hungup:
+            self._destroy(ch, ch.hangup_cause if ch.hangup_cause is not None else cause)
             return
         if ch.soft_hungup:
-            cause = getattr(ch, "hangup_cause", 16)
+            cause = ch.hangup_cause if ch.hangup_cause is not None else 16
             if not ch.originated_into_stasis:
                 self.emit(ev.hangup_request(self.ts(), ch, 16, soft=True))
-        elif getattr(ch, "hungup_by", None) is None:
-            ch.hungup_by = "dialplan"  # type: ignore[attr-defined]
+        elif ch.hungup_by is None:
+            ch.hungup_by = "dialplan"
         if ch.originated_into_stasis:
             self.set_variable(ch, "STASISSTATUS", "SUCCESS")
         self._leave_bridge(ch)
         self._destroy_with_partner(ch, cause)
 
-    def _dialplan_running(self, ch: Channel) -> bool:
-        task = getattr(ch, "pbx_task", None)
-        return task is not None and not task.done()
-
     def _destroy_with_partner(self, one: Channel, cause: int) -> None:
         two = one.partner
-        if two is not None and not two.destroyed and getattr(one, "kind", "") == "local1":
+        if two is not None and not two.destroyed and one.kind == "local1":
             self.emit(ev.hangup_request(self.ts(), two, 16, soft=False))
             self._destroy(one, cause)
             if two.location.app_name == "Playback":
@@ -702,10 +700,9 @@ class Simulator:
     def _destroy(self, ch: Channel, cause: int, blank_app: bool = False) -> None:
         if ch.destroyed:
             return
-        kind = getattr(ch, "kind", "")
         if blank_app:
             ch.location.app_name, ch.location.app_data = "", ""
-        elif kind in ("local1", "unicast", "agent"):
+        elif ch.kind in ("local1", "unicast", "agent"):
             ch.location.app_name, ch.location.app_data = ch.outgoing_app
         self._abort_media(ch)
         self._leave_bridge(ch, quiet=True)
@@ -723,7 +720,7 @@ class Simulator:
             ch.external_media.close()
         call = self.calls.get(ch.id)
         if call is not None:
-            call._on_hangup(cause, getattr(ch, "hungup_by", None) or "caller")
+            call._on_hangup(cause, ch.hungup_by or "caller")
         ch.cancel_tasks()
 
     # -- externalMedia -------------------------------------------------------------
@@ -742,7 +739,7 @@ class Simulator:
         if fmt not in SUPPORTED_FORMATS:
             raise AriError(400, f"Unsupported format {fmt}")
         ch = self.new_channel(name=f"UnicastRTP/{external_host}-{self.ids.pointer()}", state="Down",
-                              kind="unicast", channel_id=channel_id,
+                              kind="unicast", channel_id=channel_id, originated_into_stasis=True,
                               location=DialplanLocation("default", "s", 1, "AppDial2", "(Outgoing Line)"))
         media = ExternalMedia(self, ch, host, int(port), fmt)
         await media.open()
@@ -750,7 +747,6 @@ class Simulator:
         ch.channelvars = {"UNICASTRTP_LOCAL_PORT": str(media.local_port), "UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1"}
         for name, value in {**ch.channelvars, **(variables or {})}.items():
             ch.set_var(name, value)
-        ch.originated_into_stasis = True
         self.bus.app(app).subscribe_channel(ch.id)
         ch.spawn(self._external_media_enter(ch, app, f"{external_host}/c({fmt})"), "em-enter")
         return ch
@@ -775,10 +771,9 @@ class Simulator:
         spied = self.channel(channel_id)
         ch = self.new_channel(name=snoop.snoop_name(spied.id, self.ids.snoop_suffix()), state="Up",
                               kind="snoop", location=DialplanLocation("default", "s", 1, "", ""),
-                              channel_id=snoop_id or None)
-        ch.audio_in = spied.audio_in       # spy=in: what the spied channel hears from its far end
+                              channel_id=snoop_id or None, spied=spied,
+                              audio_in=spied.audio_in)   # spy=in: what the spied channel hears from its far end
         ch.answered.set()
-        ch.spied = spied
         spied.snoops.append(ch)
         ch.spawn(self._snoop_enter(ch, app, app_args), "snoop-enter")
         return ch
@@ -914,15 +909,3 @@ class Simulator:
         await self.http_media.close()
         await asyncio.sleep(0)
 
-
-class _Target:
-    """Where an originated channel goes once answered: an app or a dialplan spot."""
-
-    def __init__(self, app: str | None, app_args: str, context: str | None, extension: str | None,
-                 priority: int | None, label: str | None) -> None:
-        self.app = app
-        self.app_args = app_args
-        self.context = context
-        self.extension = extension
-        self.priority = priority
-        self.label = label

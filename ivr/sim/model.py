@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Coroutine, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from .audio_in import AudioIn
     from .control import ChannelControl
+    from .external_media import ExternalMedia
+    from .pbx import Goto
+    from .playback import Playback
+    from .queues import QueueWait
+    from .talkdetect import TalkDetector
 
 
 @dataclass
@@ -66,50 +71,80 @@ HANGUP_REASONS: dict[str, int] = {
 }
 
 
-class Channel:
-    """One Asterisk channel (a Local half, an inbound trunk leg, an agent leg...)."""
+ChannelKind = Literal["trunk", "local1", "local2", "agent", "unicast", "snoop", "announcer"]
+"""What a channel is: a trunk leg (inbound call, or originated to a phone), a Local pair's ``;1``
+(facing whoever originated) or ``;2`` (running the dialplan), a queue member's leg, an
+externalMedia (UnicastRTP) channel, a snoop, or the Announcer a bridge playback adds."""
 
-    def __init__(self, *, id: str, name: str, state: str, location: DialplanLocation,
-                 creationtime: str, caller: CallerId | None = None,
-                 connected: CallerId | None = None, language: str = "en",
-                 protocol_id: str = "") -> None:
-        self.id = id
-        self.name = name
-        self.state = state
-        self.location = location
-        self.creationtime = creationtime
-        self.caller = caller or CallerId()
-        self.connected = connected or CallerId()
-        self.language = language
-        self.protocol_id = protocol_id
-        self.accountcode = ""
-        self.variables: dict[str, str] = {}
-        self.channelvars: dict[str, str] | None = None   # only in externalMedia's response
-        # topology
-        self.partner: Channel | None = None     # other half of a Local pair
-        self.is_local_one = False                # ";1" half (the one facing the caller of originate)
-        self.originated_into_stasis = False      # originate(app=...) rather than dialplan entry
-        self.outgoing_app = ("AppDial2", "(Outgoing Line)")  # what ChannelDestroyed shows
-        # runtime
-        self.stasis_app: str | None = None
-        self.stasis_args: list[str] = []
-        self.control: ChannelControl | None = None
-        self.audio_in: AudioIn | None = None    # what the app hears from this channel
-        self.bridge_id: str | None = None
-        self.destroyed = False
-        self.hangup_pending = False
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.answered = asyncio.Event()
-        self.media_flowing = asyncio.Event()     # first frame towards this channel's far end
-        self.current_dialplan_app: str | None = None
-        self.talk_detect: Any = None
-        self.external_media: Any = None
-        self.queue_state: Any = None
-        self.soft_hungup = False
-        self.inherited: dict[str, str] = {}
-        self.snoops: list[Channel] = []          # snoop channels spying on this one
-        self.spied: Channel | None = None        # for a snoop channel: the channel it spies on
-        self.channel_playback: Any = None        # the channel playback playing now (suspends it from its bridge)
+
+@dataclass(frozen=True)
+class OriginateTarget:
+    """Where an originated channel goes once answered: an app or a dialplan spot."""
+    app: str | None
+    app_args: str
+    context: str | None
+    extension: str | None
+    priority: int | None
+    label: str | None
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class Channel:
+    """One Asterisk channel (a Local half, an inbound trunk leg, an agent leg...).
+
+    Every part of the simulator keeps what it needs to know about a channel
+    in a field declared here, so that who sets what can be read in one place.
+    Identity is the object itself (``eq=False``): a Local pair points at
+    each other, and two channels are never equal by their fields.
+    """
+    # -- what snapshots show ------------------------------------------------------------
+    id: str
+    name: str
+    state: str
+    location: DialplanLocation
+    creationtime: str
+    caller: CallerId = field(default_factory=CallerId)
+    connected: CallerId = field(default_factory=CallerId)
+    language: str = "en"
+    protocol_id: str = ""        # an inbound call's SIP Call-ID (set after its ChannelCreated)
+    accountcode: str = ""
+    # -- what it is and how it came to be (fixed when it is created) -----------------------
+    kind: ChannelKind
+    audio_in: AudioIn | None = None          # what the app hears from this channel
+    dialstring: str = ""                     # originated: the dialstring its Dial events show
+    outgoing_app: tuple[str, str] = ("AppDial2", "(Outgoing Line)")   # what ChannelDestroyed shows
+    originated_into_stasis: bool = False     # originate(app=...) rather than dialplan entry
+    spied: Channel | None = None             # a snoop channel: the channel it spies on
+    partner: Channel | None = None           # the other half of a Local pair
+    channelvars: dict[str, str] | None = None   # only in externalMedia's response
+    # -- originated: where it goes once answered (cleared then) ----------------------------
+    pending: OriginateTarget | None = None
+    # -- variables ------------------------------------------------------------------------
+    variables: dict[str, str] = field(default_factory=dict)
+    inherited: dict[str, str] = field(default_factory=dict)   # _X/__X: what a dialled leg inherits
+    master: Channel | None = None            # a queue agent running a Gosub: MASTER_CHANNEL()
+    # -- Stasis -----------------------------------------------------------------------------
+    stasis_app: str | None = None
+    stasis_args: list[str] = field(default_factory=list)
+    control: ChannelControl | None = None
+    stasis_exit: asyncio.Future[Goto] | None = None   # resolved by /continue: where the dialplan goes on
+    # -- running ------------------------------------------------------------------------------
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    pbx_task: asyncio.Task[None] | None = None        # its dialplan (or what waits to run it)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    media_flowing: asyncio.Event = field(default_factory=asyncio.Event)   # first frame to its far end
+    bridge_id: str | None = None
+    talk_detect: TalkDetector | None = None
+    external_media: ExternalMedia | None = None
+    channel_playback: Playback | None = None  # playing now (suspends it from its bridge)
+    snoops: list[Channel] = field(default_factory=list)   # snoop channels spying on this one
+    queue_wait: QueueWait | None = None       # a caller in Queue(): the legs ringing, then the agent
+    # -- ending -------------------------------------------------------------------------------
+    destroyed: bool = False
+    soft_hungup: bool = False                # DELETE while its dialplan runs: the dialplan is interrupted
+    far_hungup: bool = False                 # the caller hung up while its dialplan runs
+    hangup_cause: int | None = None          # the cause asked by DELETE or the caller's hang-up
+    hungup_by: str | None = None             # "app" | "caller" | "dialplan", for SimCall
 
     # -- variables ----------------------------------------------------------
     def set_var(self, name: str, value: str) -> None:
@@ -122,7 +157,7 @@ class Channel:
     def get_var(self, name: str) -> str | None:
         return self.variables.get(name.lstrip("_"))
 
-    def spawn(self, coro: Any, name: str = "") -> "asyncio.Task[Any]":
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> "asyncio.Task[Any]":
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

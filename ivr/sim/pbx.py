@@ -68,7 +68,7 @@ class Pbx:
         except asyncio.CancelledError:
             if ch.destroyed or self.sim.closing:
                 raise
-            cause = getattr(ch, "hangup_cause", 16)
+            cause = ch.hangup_cause if ch.hangup_cause is not None else 16
         self.sim.dialplan_finished(ch, cause)
 
     async def run_subroutine(self, ch: Channel, context: str, exten: str = "s", priority: int = 1) -> None:
@@ -117,7 +117,7 @@ class Pbx:
                 if func == "LEN":
                     return str(len(arg))
                 if func == "MASTER_CHANNEL":
-                    master = getattr(ch, "master", None)
+                    master = ch.master
                     return (self.sim.get_variable(master, arg) or "") if master else ""
                 if func == "REGEX":
                     return _regex(arg)
@@ -203,8 +203,7 @@ class Pbx:
     async def _stream(self, ch: Channel, name: str, samples: array) -> None:
         """Audio a channel's dialplan plays goes to whoever is at the other end."""
         clock = self.sim.clock
-        kind = getattr(ch, "kind", "")
-        if kind == "local2" and ch.partner is not None and ch.partner.audio_in is not None:
+        if ch.kind == "local2" and ch.partner is not None and ch.partner.audio_in is not None:
             audio_in = ch.partner.audio_in
             audio_in.sending = True
             seg = audio_in.schedule(samples, clock.now())
@@ -225,7 +224,7 @@ class Pbx:
         start = clock.now()
         for i, digit in enumerate(digits):
             await clock.sleep_until(start + 0.2 + i * (duration + 100) / 1000)
-            if getattr(ch, "kind", "") == "local2" and ch.partner is not None:
+            if ch.kind == "local2" and ch.partner is not None:
                 self.sim.dtmf_from_far_end(ch.partner, digit, 100)
             else:
                 call = self.sim.calls.get(ch.id)
@@ -236,7 +235,7 @@ class Pbx:
 
     async def _wait(self, ch: Channel, data: str) -> AppResult:
         seconds = float(data.split(",")[0] or 0) if data.strip() else 0.0
-        if getattr(ch, "kind", "") == "local2" and ch.partner is not None and ch.partner.audio_in:
+        if ch.kind == "local2" and ch.partner is not None and ch.partner.audio_in:
             ch.partner.audio_in.sending = False      # Wait() sends no frames over a Local channel
         await self.sim.clock.sleep(seconds)
         return None

@@ -10,8 +10,8 @@ and when, comes from ``QueueMember.answer_after``.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .config import QueueConfig, QueueMember
@@ -36,9 +36,23 @@ class QueueOutcome:
 
 
 @dataclass
-class _Leg:
+class QueueLeg:
+    """A member's phone ringing for a queued caller."""
     member: QueueMember
     channel: Channel
+
+
+@dataclass
+class QueueWait:
+    """A caller in ``Queue()``: the legs ringing for them, then the agent who answered.
+
+    Kept on the caller's channel (``Channel.queue_wait``) while Queue() runs,
+    so that the simulated caller can make a member pick up or the agent hang up.
+    """
+    legs: list[QueueLeg]
+    pickup: asyncio.Future[str]        # resolved by pick_up(): the interface that answers now
+    agent: Channel | None = None       # once connected
+    agent_gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
@@ -67,34 +81,34 @@ async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
         leg.channel.state = "Ringing"
         leg.channel.location.exten = caller.location.exten
         sim.emit(ev.dial(sim.ts(), leg.channel, "RINGING", leg.member.interface, caller=caller))
-    answered: _Leg | None = None
-    caller.queue_legs = legs  # type: ignore[attr-defined]
-    caller.queue_pickup = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+    answered: QueueLeg | None = None
+    queued = QueueWait(legs, asyncio.get_running_loop().create_future())
+    caller.queue_wait = queued
     try:
-        answered = await _first_answer(sim, legs, timeout, caller.queue_pickup)  # type: ignore[attr-defined]
+        answered = await _first_answer(sim, legs, timeout, queued.pickup)
         if answered is None:
             _cancel_legs(sim, caller, legs)
             outcome.status = "TIMEOUT"
             sim.set_variable(caller, "QUEUESTATUS", "TIMEOUT")
             return False
-        await _connect(sim, queue, caller, answered, legs, outcome, gosub)
-        await caller.agent_gone.wait()  # type: ignore[attr-defined]
-        _after_call(sim, queue, caller, outcome)
+        await _connect(sim, queue, queued, caller, answered, outcome, gosub)
+        await queued.agent_gone.wait()
+        _after_call(sim, queue, queued, caller, outcome)
         return "c" not in options
     except asyncio.CancelledError:
         if answered is None:
             _cancel_legs(sim, caller, legs)
             queue.abandoned += 1
         else:
-            _after_call(sim, queue, caller, outcome)
+            _after_call(sim, queue, queued, caller, outcome)
         raise
     finally:
-        caller.queue_legs = []  # type: ignore[attr-defined]
+        caller.queue_wait = None
         for leg in legs:
             sim._destroy(leg.channel, 16)
 
 
-def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> _Leg:
+def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> QueueLeg:
     tech, _, resource = member.interface.partition("/")
     if tech.lower() == "local":
         dest = resource.split("/")[0]
@@ -105,15 +119,14 @@ def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> _Leg:
         name = f"{member.interface}-{sim.ids.trunk_suffix()}"
     ch = sim.new_channel(name=name, state="Down", kind="agent",
                          location=DialplanLocation(ctx, exten, 1, "AppQueue", "(Outgoing Line)"),
-                         caller=CallerId("", caller.location.exten))
-    ch.outgoing_app = ("AppQueue", "(Outgoing Line)")
+                         caller=CallerId("", caller.location.exten), outgoing_app=("AppQueue", "(Outgoing Line)"))
     for var, value in caller.inherited.items():
         ch.set_var(var, value)
-    return _Leg(member, ch)
+    return QueueLeg(member, ch)
 
 
-async def _first_answer(sim: "Simulator", legs: list[_Leg], timeout: float | None,
-                        pickup: "asyncio.Future[str]") -> _Leg | None:
+async def _first_answer(sim: "Simulator", legs: list[QueueLeg], timeout: float | None,
+                        pickup: "asyncio.Future[str]") -> QueueLeg | None:
     """The member who answers first: by ``answer_after``, or whoever :func:`pick_up` names."""
     candidates = [leg for leg in legs if leg.member.answer_after is not None]
     first = min(candidates, key=lambda leg: leg.member.answer_after or 0.0, default=None)
@@ -122,8 +135,9 @@ async def _first_answer(sim: "Simulator", legs: list[_Leg], timeout: float | Non
     if first is not None and delay > limit:
         first, delay = None, limit
     timer = asyncio.ensure_future(sim.clock.sleep(delay))
+    waiters: set[asyncio.Future[Any]] = {timer, pickup}
     try:
-        await asyncio.wait({timer, pickup}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
         timer.cancel()
     if pickup.done():
@@ -135,34 +149,33 @@ async def _first_answer(sim: "Simulator", legs: list[_Leg], timeout: float | Non
 
 def pick_up(caller: Channel, interface: str) -> bool:
     """A ringing member answers this queued caller now; False if it is not ringing for them."""
-    legs: list[_Leg] = getattr(caller, "queue_legs", [])
-    pickup: asyncio.Future[str] | None = getattr(caller, "queue_pickup", None)
-    if pickup is None or pickup.done() or not any(leg.member.interface == interface for leg in legs):
+    wait = caller.queue_wait
+    if wait is None or wait.pickup.done() or not any(leg.member.interface == interface for leg in wait.legs):
         return False
-    pickup.set_result(interface)
+    wait.pickup.set_result(interface)
     return True
 
 
 def ringing_members(caller: Channel) -> list[str]:
     """Interfaces ringing for this caller right now (empty once answered or gone)."""
-    pickup: asyncio.Future[str] | None = getattr(caller, "queue_pickup", None)
-    if pickup is None or pickup.done():
+    wait = caller.queue_wait
+    if wait is None or wait.pickup.done():
         return []
-    return [leg.member.interface for leg in getattr(caller, "queue_legs", [])]
+    return [leg.member.interface for leg in wait.legs]
 
 
-def _cancel_legs(sim: "Simulator", caller: Channel, legs: list[_Leg]) -> None:
+def _cancel_legs(sim: "Simulator", caller: Channel, legs: list[QueueLeg]) -> None:
     for leg in legs:
         sim.emit(ev.dial(sim.ts(), leg.channel, "CANCEL", "", caller=caller))
         sim.emit(ev.dial(sim.ts(), leg.channel, "CANCEL", leg.member.interface, caller=caller))
 
 
-async def _connect(sim: "Simulator", queue: QueueConfig, caller: Channel, answered: _Leg,
-                   legs: list[_Leg], outcome: QueueOutcome, gosub: str) -> None:
+async def _connect(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller: Channel, answered: QueueLeg,
+                   outcome: QueueOutcome, gosub: str) -> None:
     agent = answered.channel
     agent.state = "Up"
     sim.emit(ev.dial(sim.ts(), agent, "ANSWER", answered.member.interface, caller=caller))
-    _cancel_legs(sim, caller, [leg for leg in legs if leg is not answered])
+    _cancel_legs(sim, caller, [leg for leg in queued.legs if leg is not answered])
     now = sim.clock.now()
     wait = now - outcome.entered_at
     member = answered.member
@@ -178,7 +191,7 @@ async def _connect(sim: "Simulator", queue: QueueConfig, caller: Channel, answer
     _queue_vars(sim, queue, caller, calls=1)
     sim.set_variable(caller, "QUEUEPOSITION", "1")
     if gosub:
-        agent.master = caller  # type: ignore[attr-defined]
+        agent.master = caller
         await sim.pbx.run_subroutine(agent, gosub, "s", 1)
     sim.set_variable(caller, "QUEUEWAIT", str(int(wait)))
     sim.set_variable(caller, "QUEUEWAIT_MS", str(int(wait * 1000)))
@@ -189,8 +202,7 @@ async def _connect(sim: "Simulator", queue: QueueConfig, caller: Channel, answer
     outcome.agent_channel = agent.name
     outcome.answered_at = now
     outcome.status = "ANSWERED"
-    caller.agent_gone = asyncio.Event()  # type: ignore[attr-defined]
-    caller.queue_agent = agent  # type: ignore[attr-defined]
+    queued.agent = agent
     _bridge(sim, caller, agent)
 
 
@@ -217,10 +229,11 @@ def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: in
         sim.set_variable(caller, name, value)
 
 
-def _after_call(sim: "Simulator", queue: QueueConfig, caller: Channel, outcome: QueueOutcome) -> None:
+def _after_call(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller: Channel,
+                outcome: QueueOutcome) -> None:
     """Caller or agent left the bridge: Queue() publishes its variables again."""
     sim._leave_bridge(caller)
-    agent = getattr(caller, "queue_agent", None)
+    agent = queued.agent
     if agent is not None:
         sim._leave_bridge(agent, quiet=True)
     bridge_ids = [b for b, br in sim.bridges.items() if br.bridge_class == "basic" and not br.channels]
@@ -238,8 +251,8 @@ def _after_call(sim: "Simulator", queue: QueueConfig, caller: Channel, outcome: 
     _queue_vars(sim, queue, caller, calls=0)
 
 
-def agent_hangup(sim: "Simulator", caller: Channel) -> None:
+def agent_hangup(caller: Channel) -> None:
     """End the bridged call from the agent's side; the caller's dialplan continues."""
-    gone = getattr(caller, "agent_gone", None)
-    if gone is not None:
-        gone.set()
+    wait = caller.queue_wait
+    if wait is not None and wait.agent is not None:
+        wait.agent_gone.set()

@@ -168,7 +168,7 @@ class SimCall:
     def agent_hangup(self) -> None:
         """The queue agent talking to this caller hangs up."""
         from .queues import agent_hangup
-        agent_hangup(self.sim, self.channel)
+        agent_hangup(self.channel)
 
     async def _sleep_until(self, t: float) -> None:
         sleeper = asyncio.ensure_future(self.sim.clock.sleep_until(t))
