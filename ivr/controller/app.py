@@ -26,14 +26,13 @@ from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
 from ivr.controller.session import Begin, CallSession, Resume, Services, continue_to_queue
 from ivr.controller.speech import owner_of_helper
-from ivr.engine.actions import PromptRef
+from ivr.engine.actions import FALLBACK_QUEUE, PromptRef
 from ivr.engine.language import start_language
 from ivr.engine.state import CallState
 from ivr.flow.catalog import Catalog
 from ivr.prompts import LANGUAGES, TRANSFER_NOTICE
 
 log = logging.getLogger(__name__)
-HANDOFF_QUEUE = "customer_service"
 
 
 class Controller:
@@ -156,11 +155,11 @@ class Controller:
         Saved as transferred first: it stays subscribed, and the next controller to start
         must not take a caller waiting in the queue for one to resume."""
         channel_id, language = state.call_id, state.language
-        log.warning("call %s handed to %s: %s", channel_id, HANDOFF_QUEUE, detail)
-        await self.services.store.save(engine.hand_off(state, HANDOFF_QUEUE, "controller_restart", 7, detail))
+        log.warning("call %s handed to %s: %s", channel_id, FALLBACK_QUEUE, detail)
+        await self.services.store.save(engine.hand_off(state, FALLBACK_QUEUE, "controller_restart", 7, detail))
         notice = await self.services.media.uri(language, PromptRef(key=TRANSFER_NOTICE))
         await self.services.ari.play(channel_id, notice, playback_id=f"ivr-handoff-{channel_id}", lang=language)
-        await continue_to_queue(self.services, channel_id, HANDOFF_QUEUE, 7, "controller_restart")
+        await continue_to_queue(self.services, channel_id, FALLBACK_QUEUE, 7, "controller_restart")
 
     def _open(self, channel_id: str, release) -> CallSession:
         session = CallSession(self.services, channel_id, release)

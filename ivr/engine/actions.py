@@ -82,6 +82,13 @@ class CallBackend(_Action):
     timeout: float
 
 
+FALLBACK_QUEUE = "customer_service"
+"""The queue a caller goes to when nothing else names one: an escape in a flow that has
+none, a call the controller cannot resume. Asterisk's dialplan names the same queue as
+`IVR_FALLBACK_QUEUE` (asterisk-conf/extensions.conf) for when the controller is down,
+which cannot import this; tests/ari/test_asterisk_conf.py keeps the two the same."""
+
+
 class Transfer(_Action):
     """Hand the caller to a person in a queue, with why and what happened so far."""
 

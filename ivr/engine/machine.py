@@ -271,7 +271,7 @@ def _escape(ctx: _Context, reason: str, detail: str) -> None:
     ctx.state.record("escape", matched=reason, detail=detail)
     ctx.state.pending = None
     if target is None:
-        target = model.TransferTarget(transfer="customer_service", reason=reason)
+        target = model.TransferTarget(transfer=act.FALLBACK_QUEUE, reason=reason)
     if isinstance(target, model.TransferTarget):
         _transfer(ctx, target, detail=f"{reason}: {detail}")
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ivr.config import Settings
+from ivr.engine.actions import FALLBACK_QUEUE
 
 CONF = Path(__file__).resolve().parents[2] / "asterisk-conf"
 QUEUES = {"save_specialists", "payments", "policy_service", "orphan_desk", "complaints", "customer_service"}
@@ -143,6 +144,7 @@ def test_dialplan_matches_controller_defaults() -> None:
     assert "CALLERID(num)=" not in text, "the caller's number must be kept as received"
     globals_ = dict(sections["globals"].items)
     assert {globals_["IVR_FALLBACK_QUEUE"], globals_["IVR_ORPHAN_QUEUE"]} <= QUEUES
+    assert globals_["IVR_FALLBACK_QUEUE"] == FALLBACK_QUEUE, "the controller down and the controller lost: one queue"
 
 
 def test_queues_are_all_defined_with_interface_vars() -> None:

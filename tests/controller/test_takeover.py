@@ -163,6 +163,7 @@ async def test_a_call_handed_to_a_person_at_takeover_is_not_resumed_by_the_next_
 
     from ivr.ari.events import ConnectInfo
     from ivr.controller.app import Controller
+    from ivr.engine.actions import FALLBACK_QUEUE
     from ivr.engine.state import CallState
 
     caller = Channel(id="c1", name="PJSIP/trunk-00000001")
@@ -204,3 +205,4 @@ async def test_a_call_handed_to_a_person_at_takeover_is_not_resumed_by_the_next_
         await asyncio.gather(*first._tasks)
     assert requests.count("continue_in_dialplan") == 1, requests
     assert saved["c1"].status == "transferred" and saved["c1"].result["reason"] == "controller_restart"
+    assert saved["c1"].result["queue"] == FALLBACK_QUEUE

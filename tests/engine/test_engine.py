@@ -498,6 +498,20 @@ def test_a_call_resumed_without_its_card_number_goes_to_a_person(card_release):
     assert not any(isinstance(a, act.CallBackend) for a in result.actions)
 
 
+def test_an_escape_in_a_flow_without_one_goes_to_the_fallback_queue(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "en.yaml").write_text("t:\n  hello: Hello.\n")
+    (tmp_path / "flows" / "bare.yaml").write_text(
+        "flow: bare\nstart: lookup\nnodes:\n"
+        "  lookup:\n    action: {name: policy.summary, args: {policy: \"'1'\"}}\n    next: {ok: {hangup: done}}\n")
+    release, _ = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
+    state = engine.start(release, "bare", "c1", call={}).state
+    result = engine.step(release, state, ev.BackendResult(name="policy.summary", outcome="error"))
+    [transfer] = [a for a in result.actions if isinstance(a, act.Transfer)]
+    assert (transfer.queue, transfer.reason) == (act.FALLBACK_QUEUE, "backend_error")
+
+
 def test_a_turn_that_requires_its_terminator_asks_again_after_a_pause(tmp_path):
     (tmp_path / "flows").mkdir()
     (tmp_path / "prompts").mkdir()
