@@ -229,7 +229,9 @@ def _serve_parser(commands) -> None:
                                         "in Redis. IVR_BACKEND=sample answers with the canned sample data instead. "
                                         "Before connecting it checks that every prompt has audio, building what is "
                                         "missing (as `ivr prompts build`), and refuses to start when some cannot be "
-                                        "played. Logs one line per caller turn and per call end at INFO.",
+                                        "played. Logs one line per caller turn and per call end at INFO. Flows, "
+                                        "prompts (with their audio) and routing rules reload together, as one release, "
+                                        "on SIGHUP or an edit of the routing file; calls in progress keep theirs.",
                             formatter_class=_SettingsHelpFormatter)
     p.add_argument("--log-format", choices=["text", "json"],
                    help="log lines as text or as JSON lines for log shippers (default: IVR_LOG_FORMAT, else text)")
@@ -294,13 +296,11 @@ async def _serve_embedded(settings) -> None:
     from ivr.controller.app import serve
     from ivr.controller.calllog import CallLog
     from ivr.embedded import open_embedded
-    from ivr.flow.catalog import load_flow_set
 
     if settings.backend == "sample":
         await serve(settings, observers=[CallLog()])
         return
-    release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
-    embedded = await open_embedded(settings, flows=release.flows)
+    embedded = await open_embedded(settings)  # its routing rules are loaded with the flows, by serve
     try:
         await serve(settings, backend=embedded.backend, router=embedded.router,
                     observers=[embedded.recorder, CallLog()])
@@ -496,6 +496,7 @@ def _keys_parser(commands) -> None:
     new.set_defaults(handler=cmd_keys_new)
     rotate = actions.add_parser("rotate", help="seal every sealed value in Redis again under the newest data key")
     rotate.add_argument("--redis", help="Redis URL (default: IVR_REDIS_URL)")
+    rotate.add_argument("--match", default="ivr:*", help="only keys matching this pattern (default: ivr:*)")
     rotate.set_defaults(handler=cmd_keys_rotate)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
@@ -521,18 +522,22 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         print("no Redis to rotate: set IVR_REDIS_URL or pass --redis", file=sys.stderr)
         return 2
 
-    async def rotate() -> int:
+    async def rotate() -> tuple[int, list[str]]:
         client = redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
         try:
-            return await privacy.reseal_redis(client, sealing.for_settings(settings))
+            return await privacy.reseal_redis(client, sealing.for_settings(settings), args.match)
         finally:
             await client.aclose()
     try:
-        count = asyncio.run(rotate())
-    except (sealing.SealError, OSError, Exception) as exc:
+        count, unreadable = asyncio.run(rotate())
+    except Exception as exc:  # Redis unreachable, unusable keys: say so, never a traceback
         print(f"rotation stopped: {exc}", file=sys.stderr)
         return 1
     print(f"{count} value(s) sealed again under the newest data key")
+    if unreadable:
+        print(f"{len(unreadable)} value(s) no configured key opens, left as they are: "
+              + ", ".join(unreadable[:20]), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Iterator
 
 from ivr.masking import IDENTIFYING_KEYS, SECRET_KEYS, mask_tail
 from ivr.payments import luhn_ok
-from ivr.sealing import SEALED
+from ivr.sealing import SEALED, SealError
 
 MAX_VALUE = 1 << 20  # bytes of one value read at most: a scan must not be the thing that runs out of memory
 BOOK_TABLES = ("audit", "reviews", "idempotency")
@@ -166,16 +166,25 @@ def scan_book(path: Path) -> Iterator[Finding]:
                         yield from findings(value, f"book {table} row {row[0]} column {column}")
 
 
-async def reseal_redis(client: Any, sealer: Any, match: str = "ivr:*") -> int:
-    """Seal every sealed string value again under the newest data key (`ivr keys rotate`); how many."""
-    count = 0
+async def reseal_redis(client: Any, sealer: Any, match: str = "ivr:*") -> tuple[int, list[str]]:
+    """Seal every sealed string value again under the newest data key (`ivr keys rotate`).
+
+    How many were sealed again, and the keys of values no configured key opens: those are left
+    as they are (no controller can read them either) and named, so the operator can look.
+    """
+    count, unreadable = 0, []
     async for key in client.scan_iter(match=match, count=500):
         if (await client.type(key)).decode() != "string":
             continue
         value = await client.get(key)
         if value is None or not value.startswith(SEALED.encode()):
             continue
+        try:
+            sealed = sealer.reseal(value)
+        except SealError:
+            unreadable.append(_masked_digits(key.decode(errors="replace")))
+            continue
         ttl = await client.pttl(key)
-        await client.set(key, sealer.reseal(value), px=ttl if ttl > 0 else None, xx=True)
+        await client.set(key, sealed, px=ttl if ttl > 0 else None, xx=True)
         count += 1
-    return count
+    return count, unreadable

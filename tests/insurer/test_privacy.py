@@ -155,10 +155,14 @@ async def test_keys_rotate_reseals_redis_under_the_newest_key(redis_url, prefix,
     monkeypatch.setenv("IVR_DATA_KEYS", f"{new_key},{old_key}")
     monkeypatch.setenv("IVR_HASH_KEY", hash_key)
     try:
-        assert await asyncio.to_thread(main, ["keys", "rotate", "--redis", redis_url]) == 0
+        rotate = ["keys", "rotate", "--redis", redis_url, "--match", f"ivr:call:{prefix}*"]
+        assert await asyncio.to_thread(main, rotate) == 0
         value = await client.get(f"ivr:call:{prefix}rot")
         newest = sealing.from_settings([new_key], hash_key, tmp_path / "unused.json")
         assert newest.open(value) == '{"x": 1}' and 0 < await client.ttl(f"ivr:call:{prefix}rot") <= 600
+        await client.set(f"ivr:call:{prefix}lost", Sealer.generate().seal("x"))  # under a key no longer held
+        assert await asyncio.to_thread(main, rotate) == 1  # named, left as it is, the rest still rotated
+        assert newest.open(await client.get(f"ivr:call:{prefix}rot")) == '{"x": 1}'
     finally:
-        await client.delete(f"ivr:call:{prefix}rot")
+        await client.delete(f"ivr:call:{prefix}rot", f"ivr:call:{prefix}lost")
         await client.aclose()
