@@ -24,6 +24,7 @@ nothing to gain from processes at this cost).
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import io
@@ -216,7 +217,16 @@ def _default_tts() -> EspeakTts:
     with _CACHE_LOCK:
         if _TTS is None:
             _TTS = EspeakTts()
+            atexit.register(_release_tts)
         return _TTS
+
+
+def _release_tts() -> None:
+    """Let the driver go while the interpreter is whole: dropped at shutdown, pyttsx3's
+    finaliser ran after its module globals were gone and printed a traceback on every exit."""
+    global _TTS
+    with _CACHE_LOCK:
+        _TTS = None
 
 
 def cache_dir() -> Path:
