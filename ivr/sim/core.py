@@ -285,7 +285,7 @@ class Simulator:
             self._remote_answered(ch, state_already_set=True)
         call = self.calls.get(ch.id)
         if call is not None:
-            call._on_answer()
+            call.on_answer()
 
     def _remote_answered(self, one: Channel, state_already_set: bool = False) -> None:
         if not state_already_set:
@@ -293,7 +293,7 @@ class Simulator:
         one.answered.set()
         call = self.calls.get(one.id)
         if call is not None:
-            call._on_answer()        # a Local ;1 is answered when its ;2 answers
+            call.on_answer()        # a Local ;1 is answered when its ;2 answers
         self.emit(ev.dial(self.ts(), one, "ANSWER", one.dialstring))
         target = one.pending
         one.pending = None
@@ -336,7 +336,7 @@ class Simulator:
         self.emit(ev.stasis_start(self.ts(), ch, args))
         call = self.calls.get(ch.id)
         if call is not None:
-            call._on_stasis_start(app_name, args)
+            call.on_stasis_start(app_name, args)
         return True
 
     async def run_stasis(self, ch: Channel, app_name: str, args: list[str]) -> Goto | None:
@@ -407,7 +407,7 @@ class Simulator:
         pb.heard_by = [call for call in heard_by if call is not None]
         self.emit(ev.playback_event("PlaybackStarted", self.ts(), pb.to_json()))
         for call in pb.heard_by:
-            call._on_prompt_started(pb)
+            call.on_prompt_started(pb)
 
     async def _play_media(self, pb: Playback, sound: Callable[[array | None], None]) -> None:
         """Each media URI in turn (PlaybackContinuing between them) until the last ends or a stop.
@@ -433,7 +433,7 @@ class Simulator:
             sound(samples)
             if audio.audible(samples):
                 for call in pb.heard_by:
-                    call._on_prompt_audio(pb)
+                    call.on_prompt_audio(pb)
             duration = None if samples is None else len(samples) / 8000
             if await self._wait_stop(pb, duration):
                 pb.stopped = True
@@ -465,7 +465,7 @@ class Simulator:
             ch.channel_playback = None
         self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
         for call in pb.heard_by:
-            call._on_prompt_finished(pb)
+            call.on_prompt_finished(pb)
         bridge = self.bridges.get(pb.bridge_id)
         if bridge is not None and bridge.announcer is not None:
             self._announcer_leaves(bridge)
@@ -544,7 +544,7 @@ class Simulator:
             self.emit(ev.dtmf_received(self.ts(), ch.partner, digit, duration))
         call = self.calls.get(ch.id)
         if call is not None:
-            call.dtmf_heard.append(digit)
+            call.on_dtmf_heard(digit)
 
     def dtmf_from_far_end(self, ch: Channel, digit: str, duration_ms: int = 100) -> None:
         """The caller pressed a key: ChannelDtmfReceived on the channel facing the app."""
@@ -576,8 +576,7 @@ class Simulator:
     async def _do_continue(self, ch: Channel, ctx: str, ext: str, prio: int, label: str | None) -> None:
         call = self.calls.get(ch.id)
         if call is not None:
-            call.continued = ContinueRecord(ctx, ext, prio, label, dict(ch.variables), self.clock.now())
-            call._notify()      # wake SimCall.wait_continued now, not at its timeout
+            call.on_continued(ContinueRecord(ctx, ext, prio, label, dict(ch.variables), self.clock.now()))
         exit_future = ch.stasis_exit
         self._leave_stasis(ch, for_dialplan=True)
         if exit_future is not None and not exit_future.done():
@@ -589,7 +588,7 @@ class Simulator:
 
         async def run() -> None:
             if call is not None:
-                call._on_moh((moh_class or "default") if start else None)
+                call.on_moh((moh_class or "default") if start else None)
         assert ch.control is not None
         ch.control.submit("moh", run)
 
@@ -614,7 +613,7 @@ class Simulator:
         ch.hungup_by = "app"
         self.emit(ev.hangup_request(self.ts(), ch, 32, soft=True))
         if ch.stasis_app is not None:
-            self._leave_bridge(ch)
+            self.leave_bridge(ch)
             self._abort_media(ch)
             self._leave_stasis(ch, for_dialplan=False)
             self._destroy_with_partner(ch, cause)
@@ -635,17 +634,17 @@ class Simulator:
             self.emit(ev.hangup_request(self.ts(), two, 16, soft=True))
         self.emit(ev.hangup_request(self.ts(), ch, cause, soft=False))
         if two is not None and not two.destroyed:
-            self._destroy(two, cause, blank_app=True)
+            self.destroy_channel(two, cause, blank_app=True)
         if ch.stasis_app is not None:
             self._abort_media(ch)
-            self._leave_bridge(ch)
+            self.leave_bridge(ch)
             self._leave_stasis(ch, for_dialplan=False)
-            self._destroy(ch, cause)
+            self.destroy_channel(ch, cause)
         elif ch.pbx_task is not None and not ch.pbx_task.done():
             ch.far_hungup = True
             ch.pbx_task.cancel()
         else:
-            self._destroy(ch, cause)
+            self.destroy_channel(ch, cause)
 
     def dialplan_finished(self, ch: Channel, cause: int) -> None:
         """A channel's dialplan ended (Hangup(), fell off the end, or was interrupted)."""
@@ -655,10 +654,10 @@ class Simulator:
             if ch.partner is not None and not ch.partner.destroyed:
                 self.hangup_by_far_end(ch.partner, cause)
             else:
-                self._destroy(ch, cause, blank_app=True)
+                self.destroy_channel(ch, cause, blank_app=True)
             return
         if ch.far_hungup:
-            self._destroy(ch, ch.hangup_cause if ch.hangup_cause is not None else cause)
+            self.destroy_channel(ch, ch.hangup_cause if ch.hangup_cause is not None else cause)
             return
         if ch.soft_hungup:
             cause = ch.hangup_cause if ch.hangup_cause is not None else 16
@@ -668,20 +667,20 @@ class Simulator:
             ch.hungup_by = "dialplan"
         if ch.originated_into_stasis:
             self.set_variable(ch, "STASISSTATUS", "SUCCESS")
-        self._leave_bridge(ch)
+        self.leave_bridge(ch)
         self._destroy_with_partner(ch, cause)
 
     def _destroy_with_partner(self, one: Channel, cause: int) -> None:
         two = one.partner
         if two is not None and not two.destroyed and one.kind == "local1":
             self.emit(ev.hangup_request(self.ts(), two, 16, soft=False))
-            self._destroy(one, cause)
+            self.destroy_channel(one, cause)
             if two.location.app_name == "Playback":
                 self.set_variable(two, "PLAYBACKSTATUS", "SUCCESS")
             self.emit(ev.hangup_request(self.ts(), two, 16, soft=True))
-            self._destroy(two, cause, blank_app=True)
+            self.destroy_channel(two, cause, blank_app=True)
             return
-        self._destroy(one, cause)
+        self.destroy_channel(one, cause)
 
     def _abort_media(self, ch: Channel) -> None:
         for pb in list(self.playbacks.values()):
@@ -697,7 +696,8 @@ class Simulator:
             ch.talk_detect.stop()
             ch.talk_detect = None
 
-    def _destroy(self, ch: Channel, cause: int, blank_app: bool = False) -> None:
+    def destroy_channel(self, ch: Channel, cause: int, blank_app: bool = False) -> None:
+        """The last step of every hang-up: media and bridge left, ChannelDestroyed, the SimCall told."""
         if ch.destroyed:
             return
         if blank_app:
@@ -705,7 +705,7 @@ class Simulator:
         elif ch.kind in ("local1", "unicast", "agent"):
             ch.location.app_name, ch.location.app_data = ch.outgoing_app
         self._abort_media(ch)
-        self._leave_bridge(ch, quiet=True)
+        self.leave_bridge(ch, quiet=True)
         self._end_snoops(ch, cause)
         if ch.spied is not None:
             ch.spied.snoops.remove(ch)
@@ -720,7 +720,7 @@ class Simulator:
             ch.external_media.close()
         call = self.calls.get(ch.id)
         if call is not None:
-            call._on_hangup(cause, ch.hungup_by or "caller")
+            call.on_hangup(cause, ch.hungup_by or "caller")
         ch.cancel_tasks()
 
     # -- externalMedia -------------------------------------------------------------
@@ -787,11 +787,11 @@ class Simulator:
     def _end_snoops(self, spied: Channel, cause: int) -> None:
         """The spied channel goes: its snoops leave bridge and Stasis without a ChannelHangupRequest."""
         for ch in list(spied.snoops):
-            self._leave_bridge(ch)
+            self.leave_bridge(ch)
             self._abort_media(ch)
             if ch.stasis_app is not None:
                 self._leave_stasis(ch, for_dialplan=False)
-            self._destroy(ch, cause)
+            self.destroy_channel(ch, cause)
 
     # -- bridges -----------------------------------------------------------------
     def create_bridge(self, bridge_type: str = "mixing", bridge_id: str | None = None,
@@ -825,7 +825,7 @@ class Simulator:
             if ch.bridge_id == bridge.id:
                 continue
             if ch.bridge_id is not None:
-                self._leave_bridge(ch)
+                self.leave_bridge(ch)
             self.bus.app(ch.stasis_app or "").bridges[bridge.id] += 1
             bridge.channels.append(ch.id)
             ch.bridge_id = bridge.id
@@ -864,9 +864,9 @@ class Simulator:
             raise AriError(400, "Channel not found")
         if ch.bridge_id != bridge.id:
             raise AriError(422, "Channel not in this bridge")
-        self._leave_bridge(ch)
+        self.leave_bridge(ch)
 
-    def _leave_bridge(self, ch: Channel, quiet: bool = False) -> None:
+    def leave_bridge(self, ch: Channel, quiet: bool = False) -> None:
         bridge = self.bridges.get(ch.bridge_id or "")
         if bridge is None:
             ch.bridge_id = None
@@ -890,7 +890,7 @@ class Simulator:
         for cid in list(bridge.channels):
             ch = self.channels.get(cid)
             if ch is not None:
-                self._leave_bridge(ch)
+                self.leave_bridge(ch)
         del self.bridges[bridge_id]
         self.emit(ev.bridge_event("BridgeDestroyed", self.ts(), bridge))
         self.bus.forget_bridge(bridge_id)

@@ -2,7 +2,7 @@
 
 Implements what the project's dialplans use: ``${VAR}``, ``${IF(c?a:b)}``,
 ``${CALLERID(num|name|all)}``, ``${EXTEN}``, ``${CHANNEL}``, ``${UNIQUEID}``,
-``${LEN(x)}``, ``${MASTER_CHANNEL(VAR)}`` and arithmetic/comparison
+``${LEN(x)}``, ``${REGEX("re" s)}``, ``${MASTER_CHANNEL(VAR)}`` and arithmetic/comparison
 expressions.  Values are strings, as in Asterisk.
 """
 from __future__ import annotations
@@ -65,6 +65,17 @@ def split_condition(text: str) -> tuple[str, str, str]:
 def function_if(arg: str) -> str:
     cond, a, b = split_condition(arg)
     return a if truthy(cond) else b
+
+
+def function_regex(arg: str) -> str:
+    """``REGEX("pattern" string)``: 1 when the pattern matches."""
+    match = re.match(r'\s*"((?:[^"\\]|\\.)*)"\s?(.*)$', arg, re.S)
+    if not match:
+        return "0"
+    try:
+        return "1" if re.search(match.group(1), match.group(2)) else "0"
+    except re.error:
+        return "0"
 
 
 # -- $[...] ----------------------------------------------------------------

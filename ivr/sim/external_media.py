@@ -65,7 +65,7 @@ class ExternalMedia:
                     lambda: _Protocol(self), local_addr=("127.0.0.1", port))
             except OSError:
                 continue
-            self.transport = transport  # type: ignore[assignment]
+            self.transport = transport
             self.local_port = port
             return
         raise OSError("no free RTP port in 10000-20000")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from . import audio
 from . import events as ev
 from .dialplan import split_app
-from .expressions import function_if, split_condition, substitute, truthy
+from .expressions import function_if, function_regex, split_condition, substitute, truthy
 from .model import Channel, DialplanLocation
 from .sounds import SoundNotFound
 
@@ -120,13 +119,13 @@ class Pbx:
                     master = ch.master
                     return (self.sim.get_variable(master, arg) or "") if master else ""
                 if func == "REGEX":
-                    return _regex(arg)
+                    return function_regex(arg)
             if ":" in expr and not sep:
                 var, _, rng = expr.partition(":")
-                value = self.sim.get_variable(ch, var) or ""
+                text = self.sim.get_variable(ch, var) or ""
                 off, _, length = rng.partition(":")
                 start = int(off or 0)
-                return value[start:start + int(length)] if length else value[start:]
+                return text[start:start + int(length)] if length else text[start:]
             value = self.sim.get_variable(ch, expr)
             return value if value is not None else self.sim.dialplan.globals.get(expr, "")
         return resolve
@@ -215,7 +214,7 @@ class Pbx:
         start = clock.now()
         await clock.sleep(len(samples) / 8000)
         if call is not None:
-            call._on_dialplan_prompt(f"sound:{name}", start, clock.now(), audio.audible(samples))
+            call.on_dialplan_prompt(f"sound:{name}", start, clock.now(), audio.audible(samples))
 
     async def _senddtmf(self, ch: Channel, data: str) -> AppResult:
         digits, _, dur = data.partition(",")
@@ -229,7 +228,7 @@ class Pbx:
             else:
                 call = self.sim.calls.get(ch.id)
                 if call is not None:
-                    call.dtmf_heard.append(digit)
+                    call.on_dtmf_heard(digit)
         await clock.sleep_until(start + len(digits) * (duration + 100) / 1000 + 0.1)
         return None
 
@@ -270,13 +269,3 @@ class Pbx:
         await self.run_subroutine(ch, dest.context, dest.exten, dest.priority)
         return None
 
-
-def _regex(arg: str) -> str:
-    """``REGEX("pattern" string)``: 1 when the pattern matches."""
-    match = re.match(r'\s*"((?:[^"\\]|\\.)*)"\s?(.*)$', arg, re.S)
-    if not match:
-        return "0"
-    try:
-        return "1" if re.search(match.group(1), match.group(2)) else "0"
-    except re.error:
-        return "0"

@@ -105,7 +105,7 @@ async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
     finally:
         caller.queue_wait = None
         for leg in legs:
-            sim._destroy(leg.channel, 16)
+            sim.destroy_channel(leg.channel, 16)
 
 
 def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> QueueLeg:
@@ -232,10 +232,10 @@ def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: in
 def _after_call(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller: Channel,
                 outcome: QueueOutcome) -> None:
     """Caller or agent left the bridge: Queue() publishes its variables again."""
-    sim._leave_bridge(caller)
+    sim.leave_bridge(caller)
     agent = queued.agent
     if agent is not None:
-        sim._leave_bridge(agent, quiet=True)
+        sim.leave_bridge(agent, quiet=True)
     bridge_ids = [b for b, br in sim.bridges.items() if br.bridge_class == "basic" and not br.channels]
     for bid in bridge_ids:
         del sim.bridges[bid]

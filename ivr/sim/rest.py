@@ -14,7 +14,8 @@ from aiohttp import web
 from .core import Simulator
 from .errors import AriError
 from .model import HANGUP_REASONS
-from .recording import CONTENT_TYPES, RecordingOptions
+from .recording import CONTENT_TYPES, LiveRecording, RecordingOptions
+from .stasis import StasisApp
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIM_KEY = web.AppKey("sim", Simulator)
@@ -262,7 +263,7 @@ async def recording_stored_file(request: web.Request) -> web.Response:
     return web.Response(body=path.read_bytes(), content_type=CONTENT_TYPES.get(path.suffix[1:], "audio/wav"))
 
 
-def _live(request: web.Request) -> Any:
+def _live(request: web.Request) -> LiveRecording:
     rec = sim_of(request).live_recordings.get(request.match_info["name"])
     if rec is None:
         raise AriError(404, "Recording not found")
@@ -283,9 +284,16 @@ async def recording_live_cancel(request: web.Request) -> web.Response:
     return no_content()
 
 
-def recording_toggle(method: str, on: bool) -> Handler:
+def recording_pause(on: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        getattr(_live(request), method)(on)
+        _live(request).pause(on)
+        return no_content()
+    return handler
+
+
+def recording_mute(on: bool) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        _live(request).mute(on)
         return no_content()
     return handler
 
@@ -342,7 +350,7 @@ async def applications_list(request: web.Request) -> web.Response:
     return json_ok([app.to_json() for app in sim_of(request).bus.apps.values()])
 
 
-def _app(request: web.Request) -> Any:
+def _app(request: web.Request) -> StasisApp:
     app = sim_of(request).bus.apps.get(request.match_info["app"])
     if app is None:
         raise AriError(404, "Application not found")
@@ -434,10 +442,10 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/ari/recordings/live/{name}", recording_live_get)
     r.add_delete("/ari/recordings/live/{name}", recording_live_cancel)
     r.add_post("/ari/recordings/live/{name}/stop", recording_live_stop)
-    r.add_post("/ari/recordings/live/{name}/pause", recording_toggle("pause", True))
-    r.add_delete("/ari/recordings/live/{name}/pause", recording_toggle("pause", False))
-    r.add_post("/ari/recordings/live/{name}/mute", recording_toggle("mute", True))
-    r.add_delete("/ari/recordings/live/{name}/mute", recording_toggle("mute", False))
+    r.add_post("/ari/recordings/live/{name}/pause", recording_pause(True))
+    r.add_delete("/ari/recordings/live/{name}/pause", recording_pause(False))
+    r.add_post("/ari/recordings/live/{name}/mute", recording_mute(True))
+    r.add_delete("/ari/recordings/live/{name}/mute", recording_mute(False))
     r.add_get("/ari/bridges", bridges_list)
     r.add_post("/ari/bridges", bridge_create)
     r.add_post("/ari/bridges/{bridgeId}", bridge_create)

@@ -136,6 +136,5 @@ async def start_simulator(config: SimulatorConfig | None = None, host: str = "12
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    bound = server.sockets[0].getsockname()[1] if server and server.sockets else port  # type: ignore[union-attr]
+    bound = runner.addresses[0][1] if runner.addresses else port    # the port picked for port=0
     return RunningSimulator(sim, runner, host, bound)

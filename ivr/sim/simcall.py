@@ -210,42 +210,53 @@ class SimCall:
         return self.continued
 
     # -- notifications from the simulator ---------------------------------------
+    # What the parts of the simulator tell the call as it happens; each wakes
+    # wait_until() so a test sees it at once, not at its timeout.
     def _notify(self) -> None:
         self._changed.set()
 
-    def _on_answer(self) -> None:
+    def on_continued(self, record: ContinueRecord) -> None:
+        """``POST /continue`` sent the call on into the dialplan."""
+        self.continued = record
+        self._notify()
+
+    def on_dtmf_heard(self, digit: str) -> None:
+        """A key sent towards the caller (``POST /dtmf``, or the dialplan's SendDTMF())."""
+        self.dtmf_heard.append(digit)
+
+    def on_answer(self) -> None:
         if self.state == "ringing":
             self.state = "up"
         if self.answered_at is None:
             self.answered_at = self.sim.clock.now()
         self._notify()
 
-    def _on_stasis_start(self, app: str, args: list[str]) -> None:
+    def on_stasis_start(self, app: str, args: list[str]) -> None:
         self.stasis_app, self.stasis_args = app, list(args)
         self.state = "up"
         self.in_stasis.set()
         self._notify()
 
-    def _on_prompt_started(self, pb: "Playback") -> None:
+    def on_prompt_started(self, pb: "Playback") -> None:
         self.prompts.append(PromptRecord(",".join(pb.media), pb.id, self.sim.clock.now()))
         self._notify()
 
-    def _on_prompt_finished(self, pb: "Playback") -> None:
+    def on_prompt_finished(self, pb: "Playback") -> None:
         for rec in self.prompts:
             if rec.playback_id == pb.id and rec.finished_at is None:
                 rec.finished_at, rec.state, rec.stopped = self.sim.clock.now(), pb.state, pb.stopped
         self._notify()
 
-    def _on_prompt_audio(self, pb: "Playback") -> None:
+    def on_prompt_audio(self, pb: "Playback") -> None:
         for rec in self.prompts:
             if rec.playback_id == pb.id and rec.finished_at is None and rec.audio_from is None:
                 rec.audio_from = self.sim.clock.now()
 
-    def _on_dialplan_prompt(self, uri: str, start: float, end: float, audible: bool) -> None:
+    def on_dialplan_prompt(self, uri: str, start: float, end: float, audible: bool) -> None:
         self.prompts.append(PromptRecord(uri, None, start, end, "done", audio_from=start if audible else None))
         self._notify()
 
-    def _on_moh(self, moh_class: str | None) -> None:
+    def on_moh(self, moh_class: str | None) -> None:
         """MOH started (a class) or stopped (None) on the caller's channel."""
         self.moh = moh_class
         playing = bool(self.moh_spans) and self.moh_spans[-1][1] is None
@@ -254,7 +265,7 @@ class SimCall:
         elif moh_class is None and playing:
             self.moh_spans[-1][1] = self.sim.clock.now()
 
-    def _on_hangup(self, cause: int, by: str) -> None:
+    def on_hangup(self, cause: int, by: str) -> None:
         self.state = "hungup"
         self.ended_at = self.sim.clock.now()
         self.hangup_cause, self.hungup_by = cause, by

@@ -39,9 +39,9 @@ async def events_websocket(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         for name in names:
-            app = sim.bus.apps.get(name)
-            if app is not None and sock in app.sockets:
-                app.sockets.remove(sock)
+            registered = sim.bus.apps.get(name)
+            if registered is not None and sock in registered.sockets:
+                registered.sockets.remove(sock)
         await sock.close()
     return ws
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from ivr.sim import parse_queues_conf
 from ivr.sim.dialplan import Dialplan, pattern_matches
-from ivr.sim.expressions import evaluate, substitute
-from ivr.sim.pbx import _regex
+from ivr.sim.expressions import evaluate, function_regex, substitute
 
 CONF = """
 [general]
@@ -56,7 +55,7 @@ def test_expressions_like_asterisk():
     assert substitute('$["${NAME}" != ""]', lookup) == "1"
     assert evaluate("2 * (3 + 4)") == "14" and evaluate("10 / 4") == "2.5"
     assert evaluate("1 & 0") == "0" and evaluate("0 | 5") == "5" and evaluate("!0") == "1"
-    assert _regex('"^[0-9]+$" 42') == "1" and _regex('"^[0-9]+$" 4x') == "0"
+    assert function_regex('"^[0-9]+$" 42') == "1" and function_regex('"^[0-9]+$" 4x') == "0"
 
 
 def test_queues_conf_with_templates():
