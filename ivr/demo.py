@@ -29,7 +29,6 @@ from ivr.controller.session import CallSession
 from ivr.embedded import open_embedded
 from ivr.engine import actions as act
 from ivr.engine.machine import Step
-from ivr.flow.catalog import load_flow_set
 from ivr.policyadmin.seed import seed_book
 from ivr.prompts import PromptCatalog, load_prompts
 from ivr.redis_server import private_redis
@@ -86,11 +85,10 @@ def _hum(samples: int, amplitude: int = 1000) -> bytes:
 
 
 class TurnPrinter:
-    """Prints each call's new turns as the engine takes them."""
+    """Prints each call's new turns as the engine takes them, in the words of the call's release."""
 
-    def __init__(self, out: TextIO, prompts: PromptCatalog):
+    def __init__(self, out: TextIO):
         self.out = out
-        self.prompts = prompts
         self.seen: dict[str, int] = {}
         self.labels: dict[str, str] = {}
 
@@ -99,7 +97,7 @@ class TurnPrinter:
         if kind == "start" and isinstance(detail, dict):
             self._routing(label, detail.get("routing") or {})
         elif kind == "step" and isinstance(detail, Step):
-            self._step(label, session.channel_id, detail)
+            self._step(label, session, detail)
         elif kind == "transfer":
             self._line(label, f"☎  queued for {detail.queue} (reason {detail.reason}, priority {detail.priority})")
         elif kind == "ended":
@@ -112,8 +110,8 @@ class TurnPrinter:
             if decision:
                 self._line(label, f"🧭 {when}: rule {decision['rule']} → {decision['to']} ({decision['reason']})")
 
-    def _step(self, label: str, channel_id: str, step: Step) -> None:
-        path = step.state.path
+    def _step(self, label: str, session: CallSession, step: Step) -> None:
+        channel_id, path = session.channel_id, step.state.path
         start = self.seen.get(channel_id, 0)
         start = min(start, len(path))
         for turn in path[start:]:
@@ -129,7 +127,7 @@ class TurnPrinter:
         for action in step.actions:
             if isinstance(action, act.Play):
                 for prompt in action.prompts:
-                    text = self.prompts.render(action.language, prompt.key, prompt.values)
+                    text = session.release.prompts.render(action.language, prompt.key, prompt.values)
                     self._line(label, f"🔊 {text}")
 
     def _line(self, label: str, text: str) -> None:
@@ -158,10 +156,9 @@ async def _run(redis_url: str, out: TextIO, calls: tuple[DemoCall, ...]) -> int:
                             book_path=Path(tmp) / "book.sqlite")
         seeded = seed_book(settings.book_path)
         print(f"sample book: {seeded.counts['persons']} people, {seeded.counts['policies']} policies", file=out)
-        release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
-        embedded = await open_embedded(settings, flows=release.flows)
+        embedded = await open_embedded(settings)
         started = time.time()
-        printer = TurnPrinter(out, prompts)
+        printer = TurnPrinter(out)
         stop, ready = asyncio.Event(), asyncio.Event()
         controller = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
                                                ready=ready, observers=[printer, embedded.recorder]))

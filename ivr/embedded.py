@@ -68,7 +68,9 @@ async def open_admin(settings: Any) -> PolicyAdmin:
 
 
 async def open_embedded(settings: Any, admin: PolicyAdmin | None = None, gateway: PaymentGateway | None = None,
-                        sms: SmsSender | None = None, flows: Any = None) -> Embedded:
+                        sms: SmsSender | None = None) -> Embedded:
+    """The insurer's systems; the router's rule file joins every release `serve` loads (checked against
+    the flows of the same release there), so nothing here reads the flows."""
     client = redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0) \
         if settings.redis_url else None
     sealer = sealing.for_settings(settings)
@@ -76,5 +78,5 @@ async def open_embedded(settings: Any, admin: PolicyAdmin | None = None, gateway
     systems = Systems(admin=admin or await open_admin(settings), gateway=gateway or SimulatedGateway(),
                       sms=sms or Outbox(), codes=OneTimeCodes(client, sealer), history=history)
     rules = settings.routing_file or Path(settings.flows_dir) / "routing.yaml"
-    router = Router(Path(rules), lambda call: gather(call, systems, history), flows=flows)
+    router = Router(Path(rules), lambda call: gather(call, systems, history))
     return Embedded(systems, InsurerBackend(systems), router, HistoryRecorder(history), client)

@@ -64,6 +64,21 @@ class PromptText:
         return [Placeholder(m.group(1).strip(), m.group(2) or "text") for m in PLACEHOLDER.finditer(self.text)]
 
 
+@dataclass(frozen=True, slots=True)
+class PromptSound:
+    """Where one release plays a prompt from, and what that audio says.
+
+    `stem` is the file under the sounds directory, without `.wav`: `en/main.menu`
+    as `ivr prompts build` lays it out, or `en/<source>/main.menu` for a text a
+    reload changed or added, so the old and the new audio coexist while calls
+    begun on the previous release still play theirs. `source` is a digest of
+    what the audio says (its text, or its recording).
+    """
+
+    stem: str
+    source: str
+
+
 @dataclass(slots=True)
 class PromptCatalog:
     """All prompt texts, by language then key."""

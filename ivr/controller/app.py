@@ -7,6 +7,10 @@ Asterisk which channels its application still holds: callers gone meanwhile
 end their sessions, calls it does not know (a restart, or a StasisStart lost
 while disconnected) are adopted: resumed at their saved step, started if they
 never got going, or handed to a person when resuming is not safe.
+
+Each call runs on one release of the catalog (flows, prompts, routing rules):
+a new call takes the current one, with the routing decision of that same
+release's rules (`Router.route`), and a resumed call the one its state names.
 """
 
 from __future__ import annotations
@@ -29,17 +33,20 @@ from ivr.controller.speech import owner_of_helper
 from ivr.engine.actions import FALLBACK_QUEUE, PromptRef
 from ivr.engine.language import start_language
 from ivr.engine.state import CallState
-from ivr.flow.catalog import Catalog
+from ivr.flow.catalog import Catalog, FlowSet
 from ivr.prompts import LANGUAGES, TRANSFER_NOTICE
+from ivr.routing.router import Router
 
 log = logging.getLogger(__name__)
 
 
 class Controller:
     def __init__(self, services: Services, catalog: Catalog, entry_flow: str, stream: EventStream | None = None,
-                 dnis_languages: Mapping[str, str] | None = None):
+                 dnis_languages: Mapping[str, str] | None = None, router: Router | None = None):
+        """`router`: decides where each new call starts; None: every call starts in `entry_flow` as is."""
         self.services = services
         self.catalog = catalog
+        self.router = router
         self.entry_flow = entry_flow
         self.dnis_languages = dict(dnis_languages or {})  # dialled number -> language of its callers
         self.stream = stream
@@ -91,26 +98,28 @@ class Controller:
     # --- sessions ----------------------------------------------------------------
 
     def _new_call(self, channel: Channel, args: list[str]) -> None:
-        session = self._open(channel.id, self.catalog.current)
-        router = getattr(self, "router", None)  # set by serve(); None: every call starts in entry_flow as is
+        session = self._open(channel.id)
+        router = self.router
         if router is None:
-            session.submit(self._begin(_call_data(channel, args)))
+            session.submit(self._begin(_call_data(channel, args), self.catalog.current))
             return
 
         async def routed() -> None:
-            """The routing rules' decision joins the call data (bounded in time, never raises)."""
+            """The call's release, and its rules' decision joined to the call data (bounded in time, never raises)."""
             call = _call_data(channel, args)
+            release = self.catalog.current
             try:
-                call.update(await router.decide(call))
+                release, decision = await router.route(call, self.catalog)
+                call.update(decision)
             except Exception:  # a routing bug must not leave the caller in silence
                 log.exception("call %s: routing failed, starting unrouted", channel.id)
-            session.submit(self._begin(call))
+            session.submit(self._begin(call, release))
         self._spawn(routed())
 
-    def _begin(self, call: dict[str, Any]) -> Begin:
+    def _begin(self, call: dict[str, Any], release: FlowSet) -> Begin:
         """The call starts in its caller's language, else its dialled number's, else the channel's."""
         call["language"] = start_language(call, self.dnis_languages)
-        return Begin(self.entry_flow, call)
+        return Begin(self.entry_flow, call, release)
 
     async def _adopt(self, channel_id: str) -> None:
         if (owner := owner_of_helper(channel_id)) is not None:
@@ -136,7 +145,7 @@ class Controller:
             await self._hand_off(state, f"flows changed since the call began (release {state.release})")
             return
         log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
-        self._open(channel_id, release).submit(Resume(state))
+        self._open(channel_id).submit(Resume(state, release))
 
     async def _drop_stale_media(self, channel_id: str, owner: str) -> None:
         """A helper leg that is not a live one of its call (left by a controller that died)."""
@@ -157,12 +166,13 @@ class Controller:
         channel_id, language = state.call_id, state.language
         log.warning("call %s handed to %s: %s", channel_id, FALLBACK_QUEUE, detail)
         await self.services.store.save(engine.hand_off(state, FALLBACK_QUEUE, "controller_restart", 7, detail))
-        notice = await self.services.media.uri(language, PromptRef(key=TRANSFER_NOTICE))
+        notice = await self.services.media.uri(self.catalog.current, language,  # the call's release is gone
+                                               PromptRef(key=TRANSFER_NOTICE))
         await self.services.ari.play(channel_id, notice, playback_id=f"ivr-handoff-{channel_id}", lang=language)
         await continue_to_queue(self.services, channel_id, FALLBACK_QUEUE, 7, "controller_restart")
 
-    def _open(self, channel_id: str, release) -> CallSession:
-        session = CallSession(self.services, channel_id, release)
+    def _open(self, channel_id: str) -> CallSession:
+        session = CallSession(self.services, channel_id)
         self.sessions[channel_id] = session
         session.held = self.unclaimed.take(channel_id)  # events that came before we knew the call
         session.task = self._spawn(self._run_session(session))
@@ -243,17 +253,22 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
     """Run the controller until `stop` is set (or SIGTERM/SIGINT).
 
     `router` (ivr.routing.Router) decides where each new call starts; its
-    decision is part of the call data the flows and the agent see.
+    decision is part of the call data the flows and the agent see. Its rule
+    file joins every release of the catalog, with the flows and prompts.
     """
     from ivr.backend.base import SampleBackend
     from ivr.controller.media import MediaResolver
+    from ivr.controller.promptaudio import ReleaseAudio
     from ivr.store import RedisCallStore
     from ivr.web.server import agent_page as build_agent_page
 
-    catalog = Catalog(settings.flows_dir, settings.prompts_dir)
+    synthesize = _synthesizer()
+    audio = ReleaseAudio(settings.prompts_dir, settings.sounds_dir, settings.media_base_url, synthesize)
+    catalog = Catalog(settings.flows_dir, settings.prompts_dir, routing=router.path if router else None,
+                      prepare=audio.prepare)
     store = RedisCallStore.from_url(settings.redis_url, sealing.for_settings(settings))
     page = agent_page if agent_page is not None else build_agent_page(settings, store, backend)  # /agent, or None
-    media = MediaResolver(catalog.current.prompts, settings.sounds_dir, settings.media_base_url, _synthesizer(),
+    media = MediaResolver(settings.sounds_dir, settings.media_base_url, synthesize,
                           keyed_hash=sealing.for_settings(settings).digest,
                           fetchers=settings.media_allowed_addresses)
     speech = _speech_service(settings)
@@ -261,8 +276,8 @@ async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready
         services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,
                             app=settings.ari_app, transfer_context=settings.transfer_context,
                             observers=list(observers or []), speech=speech)
-        controller = Controller(services, catalog, settings.entry_flow, dnis_languages=settings.dnis_languages)
-        controller.router = router
+        controller = Controller(services, catalog, settings.entry_flow, dnis_languages=settings.dnis_languages,
+                                router=router)
         on_event = page.desk.wrap(controller.on_event) if page else controller.on_event  # the desk sees events first
         stream = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)
         controller.stream = stream

@@ -6,6 +6,13 @@ URLs served by the controller (Asterisk caches them when told to; on Asterisk
 media base URL, prompts are `sound:ivr/<lang>/<key>` names under a sounds
 directory Asterisk reads.
 
+Every prompt is resolved for the release of the call that plays it: its text
+comes from that release's prompts, and its file from that release's sounds
+(`FlowSet.sound_stem`): `<lang>/<key>` as `ivr prompts build` lays it out, or
+`<lang>/<source>/<key>` for a text a reload changed or added (built before
+the release served, `ivr.controller.promptaudio`). A call begun before a
+prompt was edited goes on hearing the old words; the next call hears the new.
+
 Prompts with call data ("Thank you, Ann.", a premium, a due date) are
 synthesised per call, off the event loop, and belong to that call alone.
 Their names are a keyed hash (HMAC under the server's hash key) of the call
@@ -39,7 +46,7 @@ from typing import Callable, Sequence
 from aiohttp import web
 
 from ivr.engine.actions import PromptRef
-from ivr.prompts import PromptCatalog
+from ivr.flow.catalog import FlowSet
 
 log = logging.getLogger(__name__)
 Synthesize = Callable[[str, str], bytes]  # (text, language) -> 8 kHz WAV bytes
@@ -58,13 +65,13 @@ class _CallAudio:
 
 
 class MediaResolver:
-    def __init__(self, prompts: PromptCatalog, sounds_dir: Path, base_url: str | None,
+    def __init__(self, sounds_dir: Path, base_url: str | None,
                  synthesize: Synthesize | None = None, cache_size: int = 512,
                  keyed_hash: KeyedHash | None = None, fetchers: Sequence[str] = ()):
         """`keyed_hash` names per-call audio; without it, a key of this process alone (a controller
         taking a call over then renders its prompts again under its own names). `fetchers`: the
-        addresses or networks (`10.0.0.5`, `10.0.0.0/24`) that may fetch `/media/`; empty: anyone."""
-        self.prompts = prompts
+        addresses or networks (`10.0.0.5`, `10.0.0.0/24`) that may fetch `/media/`; empty: anyone.
+        No prompt texts here: each prompt is asked with the release of its call."""
         self.sounds_dir = sounds_dir
         self.base_url = base_url.rstrip("/") if base_url else None
         self.synthesize = synthesize
@@ -77,13 +84,14 @@ class MediaResolver:
         if not self.base_url:  # a previous controller's per-call audio, but not what its calls still play
             _remove_older_than(self.sounds_dir / "call", STALE_SECONDS)
 
-    async def uri(self, language: str, prompt: PromptRef, call_id: str | None = None) -> str:
-        """The media URI for one prompt as this caller should hear it; `call_id` is the call
-        whose data it says (needed for prompts with values: their audio goes when the call ends)."""
+    async def uri(self, release: FlowSet, language: str, prompt: PromptRef, call_id: str | None = None) -> str:
+        """The media URI for one prompt as this caller should hear it, in the words of `release`
+        (the call's); `call_id` is the call whose data it says (needed for prompts with values:
+        their audio goes when the call ends)."""
         if prompt.values and self.synthesize:
             if not call_id:
                 raise ValueError(f"prompt {prompt.key} says call data: its call id is needed")
-            text = self.prompts.render(language, prompt.key, prompt.values)
+            text = release.prompts.render(language, prompt.key, prompt.values)
             name = self._keyed("media.call", f"{call_id}\0{language}\0{prompt.key}\0{text}", NAME_SIZE)
             if self.base_url:
                 if not self._touch(name):
@@ -97,9 +105,10 @@ class MediaResolver:
                         "(first: %s/%s): %s", language, prompt.key,
                         "no speech synthesiser" if not self.synthesize else "a recording stands in the sounds directory")
             self._warned = True
+        stem = release.sound_stem(language, prompt.key)
         if self.base_url:
-            return f"sound:{self.base_url}/prompts/{language}/{prompt.key}.wav"
-        return f"sound:ivr/{language}/{prompt.key}"
+            return f"sound:{self.base_url}/prompts/{stem}.wav"
+        return f"sound:ivr/{stem}"
 
     async def end_call(self, call_id: str) -> None:
         """The call has left us (hung up, or transferred out of Stasis: its prompts are over):
@@ -175,15 +184,19 @@ class MediaResolver:
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/media/prompts/{language}/{name}", self._static),
+                web.get("/media/prompts/{language}/{source}/{name}", self._static),
                 web.get("/media/call/{name}", self._per_call_audio)]
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
-        """A prompt by its plain file name: an encoded slash, dots or a NUL byte is not one."""
+        """A prompt by its plain file name, under its language or the digest of a text a reload
+        gave it: an encoded slash, dots or a NUL byte is not one."""
         self._admit(request)
         language, name = request.match_info["language"], request.match_info["name"]
-        if not (_LANGUAGE.fullmatch(language) and _FILE_NAME.fullmatch(name)):
+        source = request.match_info.get("source")
+        if not (_LANGUAGE.fullmatch(language) and _FILE_NAME.fullmatch(name)) or \
+                (source is not None and not _SOURCE.fullmatch(source)):
             raise web.HTTPNotFound()
-        path = (self.sounds_dir / language / name).resolve()
+        path = (self.sounds_dir / language / (source or "") / name).resolve()
         if self.sounds_dir.resolve() not in path.parents or not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": f"max-age={CACHE_SECONDS}"})
@@ -209,6 +222,7 @@ class MediaResolver:
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})?")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.wav")
 _CALL_FILE = re.compile(r"[0-9a-f]{16,64}\.wav")
+_SOURCE = re.compile(r"[0-9a-f]{20}")  # ivr.controller.promptaudio.SOURCE_SIZE
 
 
 def _peer_in(remote: str | None, networks: list[Network]) -> bool:

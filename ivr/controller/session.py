@@ -18,6 +18,11 @@ engine decides; this class only carries its actions out on the channel:
   each further 1.5 s, so the caller never sits in dead air.
 - Transfer / Hangup: wait for the prompts before them, then act.
 
+A call runs on one release (`FlowSet`), given with its first item (`Begin`,
+`Resume`): the engine steps it with that release's flows, and every prompt is
+resolved with that release's texts and audio, so a reload meanwhile changes
+nothing for this call.
+
 The state is saved after every engine step, and the step's prompts are
 written down (`step_audio`) before they are posted, so another controller can
 resume the call from its last step without the caller missing a word.
@@ -96,6 +101,7 @@ class Begin:
 
     flow: str
     call: dict[str, Any]
+    release: FlowSet  # the call's for its whole life: the current one when it started
 
 
 @dataclass
@@ -103,13 +109,14 @@ class Resume:
     """Continue a call another controller left at `state`."""
 
     state: CallState
+    release: FlowSet  # the one `state.release` names
 
 
 class CallSession:
-    def __init__(self, services: Services, channel_id: str, release: FlowSet):
+    def __init__(self, services: Services, channel_id: str):
         self.services = services
         self.channel_id = channel_id
-        self.release = release
+        self.release: FlowSet | None = None  # from the first item (Begin or Resume), with `state`
         self.state: CallState | None = None
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.playing: list[tuple[str, bool]] = []  # (playback id, barge-in), in play order
@@ -135,14 +142,16 @@ class CallSession:
         except WrongState:
             pass  # already answered (a call adopted after a restart)
         await self._open_listener()
-        result = engine.start(self.release, item.flow, self.channel_id, call=item.call)
+        self.release = item.release
+        result = engine.start(item.release, item.flow, self.channel_id, call=item.call)
         self._notify("start", item.call)
         await self._apply(result)
 
     async def _resume(self, item: Resume) -> None:
         self._notify("resume", item.state.node)
         await self._open_listener()
-        result = engine.resume(self.release, item.state)
+        self.release = item.release
+        result = engine.resume(item.release, item.state)
         audio = await self.services.store.load_audio(self.channel_id)
         if audio is not None and audio.played == item.state.played:
             result = await self._recover(audio, result)
@@ -162,7 +171,7 @@ class CallSession:
         media, servable = self.services.media, []
         for prompt in audio.prompts:  # also renders per-call audio again, for Asterisk to fetch from us
             servable.append(prompt.replayable and media.servable(
-                await media.uri(prompt.language, prompt.prompt(), self.channel_id)))
+                await media.uri(self.release, prompt.language, prompt.prompt(), self.channel_id)))
         plan = recover(audio, live, time.time(), servable)
         await self._stop_ids(plan.stop)
         if plan.ask_again:
@@ -334,7 +343,8 @@ class CallSession:
                 audio = audio or self._step_audio()
                 posts.append([])
                 for prompt in action.prompts:
-                    uri, playback_id = await media.uri(action.language, prompt, self.channel_id), f"ivr-{uuid.uuid4().hex}"
+                    uri = await media.uri(self.release, action.language, prompt, self.channel_id)
+                    playback_id = f"ivr-{uuid.uuid4().hex}"
                     audio.prompts.append(sent_prompt(playback_id, prompt, action, media.seconds(uri)))
                     posts[-1].append((playback_id, uri))
         return audio, posts
@@ -398,7 +408,7 @@ class CallSession:
                         self.state.language, key)
             return
         self.fillers += 1
-        uri = await self.services.media.uri(self.state.language, act.PromptRef(key=key))
+        uri = await self.services.media.uri(self.release, self.state.language, act.PromptRef(key=key))
         await self._post(f"ivr-{uuid.uuid4().hex}", uri, self.state.language, True)
 
     async def _start_listening(self, action: act.Listen) -> None:

@@ -1,8 +1,9 @@
 """Deciding where a caller goes first, at call start, and saying why.
 
-`Router.decide(call)` gathers facts, runs the rules and answers additions to
-the call data, which the engine keeps in the call's state (so a transfer
-carries them and the agent's screen can show them):
+`Router.route(call, catalog)` picks the release the call runs on, and
+`Router.decide(call, rules)` gathers facts, runs that release's rules and
+answers additions to the call data, which the engine keeps in the call's
+state (so a transfer carries them and the agent's screen can show them):
 
 - `route_start`: the destination of the first start rule that holds, or None
 - `route_for`: {intent: destination} from intent rules, read by the entry
@@ -13,11 +14,19 @@ carries them and the agent's screen can show them):
   caller number identified (None when it identified nobody), so the call
   speaks it from the first prompt (`ivr.engine.language.start_language`)
 
-Deciding never holds a call up for long and never fails it: facts and rules
-get `budget` seconds, after which the call starts unrouted (logged). The rule
-file is re-read when it changes, on a worker thread; a broken edit (bad YAML,
-not UTF-8, over the size cap, an unknown destination) is refused with its
-diagnostics and the previous rules keep deciding.
+The rules belong to a release (`ivr.flow.catalog.FlowSet.routing`): they
+are loaded with its flows and prompts, their destinations checked against
+the entry flow of the same release, and a call is decided by the rules of
+the release it runs on. The router watches the rule file: the first call to
+find it changed asks the catalog for a new release (read on a worker
+thread, as SIGHUP's is) and waits for it at most `budget` seconds, after
+which the release in force decides and the reading goes on for later calls.
+A broken edit (bad YAML, not UTF-8, over the size cap, an unknown
+destination) is refused with its diagnostics and the previous release, rules
+included, keeps deciding.
+
+Deciding never holds a call up for long and never fails it: facts get
+`budget` seconds, after which the call starts unrouted (logged).
 """
 
 from __future__ import annotations
@@ -25,11 +34,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ivr import expr
-from ivr.diagnostics import Diagnostic
-from ivr.routing.rules import PLACEHOLDER, Rule, RuleSet, INTENTS, load_rules
+from ivr.routing.rules import PLACEHOLDER, Rule, RuleSet, INTENTS
+
+if TYPE_CHECKING:  # the catalog loads routing rules: importing it here would go round in a circle
+    from ivr.flow.catalog import Catalog, FlowSet
 
 log = logging.getLogger(__name__)
 FactSource = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -85,69 +96,52 @@ def _reason(rule: Rule, facts: dict[str, Any]) -> str:
 
 
 class Router:
-    def __init__(self, path: Path, facts: FactSource, flows: Mapping[str, Any] | None = None, budget: float = 0.5):
-        self.path = path
+    """Where each new call starts, decided by the rules of the release it runs on (see the module)."""
+
+    def __init__(self, path: Path, facts: FactSource, budget: float = 0.5):
+        self.path = path  # the rule file every release reads (`Catalog(routing=...)`)
         self.facts = facts
-        self.flows = flows  # to check destinations against the entry flow
         self.budget = budget
-        self.rules: RuleSet | None = None
-        self._mtime: float | None = None
-        self._refused: float | None = None
-        self._loading: asyncio.Task[None] | None = None
-        if (mtime := self._changed()) is not None:
-            self._adopt(mtime, *load_rules(self.path, self.flows))
+        self._seen = self._stamp()
+        if self._seen is None:
+            log.warning("routing file %s not found: calls start unrouted", self.path)
 
-    def _changed(self) -> float | None:
-        """The file's new modification time when it changed since it was last read, else None."""
+    def _stamp(self) -> float | None:
         try:
-            mtime = self.path.stat().st_mtime
+            return self.path.stat().st_mtime
         except OSError:
-            if self.rules is not None or self._mtime is None:
-                log.warning("routing file %s not found: calls start unrouted", self.path)
-            self.rules, self._mtime = None, -1.0
             return None
-        return None if mtime in (self._mtime, self._refused) else mtime
 
-    async def _refresh(self) -> None:
-        """Re-read a changed file on a worker thread, so other calls go on meanwhile.
+    def _changed(self) -> bool:
+        """Has the file changed since a call last looked? Each change is acted on once: a broken
+        edit is refused once, not by every call until it is fixed."""
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        if stamp is None:
+            log.warning("routing file %s not found: calls start unrouted", self.path)
+        self._seen = stamp
+        return True
 
-        A call waits for the new rules at most `budget` seconds, then is
-        decided by the rules in force; the reading goes on for later calls.
-        """
-        if self._loading is None:
-            if (mtime := self._changed()) is None:
-                return
-            self._loading = asyncio.create_task(self._load(mtime))
+    async def route(self, call: dict[str, Any], catalog: Catalog) -> tuple[FlowSet, dict[str, Any]]:
+        """The release a new call runs on, and the call-data additions its rules decide."""
+        if self._changed():
+            await self._reload(catalog)
+        release = catalog.current
+        return release, await self.decide(call, release.routing)
+
+    async def _reload(self, catalog: Catalog) -> None:
+        """A new release with the edited rules; this call waits for it at most `budget` seconds."""
+        reloading = catalog.request_reload()
         try:
-            await asyncio.wait_for(asyncio.shield(self._loading), self.budget)
+            await asyncio.wait_for(asyncio.shield(reloading), self.budget)
         except asyncio.TimeoutError:
-            log.warning("routing rules still loading after %.1fs: this call is decided by the previous ones", self.budget)
+            log.warning("routing rules still loading after %.1fs: this call is decided by the release in force",
+                        self.budget)
 
-    async def _load(self, mtime: float) -> None:
-        try:
-            self._adopt(mtime, *await asyncio.to_thread(load_rules, self.path, self.flows))
-        except Exception:  # a checker bug must not unroute calls either
-            self._refused = mtime
-            log.exception("routing rules from %s could not be read: %s", self.path,
-                          "keeping the previous rules" if self.rules else "calls start unrouted")
-        finally:
-            self._loading = None
-
-    def _adopt(self, mtime: float, rules: RuleSet | None, diagnostics: list[Diagnostic]) -> None:
-        """Swap the new rules in (on the loop), or refuse them and keep the previous ones deciding."""
-        if rules is None:
-            self._refused = mtime
-            log.error("routing rules refused, %s:\n%s", "keeping the previous rules" if self.rules else "calls start unrouted",
-                      "\n".join(str(d) for d in diagnostics))
-            return
-        if self._mtime not in (None, -1.0):
-            log.info("routing rules reloaded from %s (%d rules)", self.path, len(rules.rules))
-        self.rules, self._mtime = rules, mtime
-
-    async def decide(self, call: dict[str, Any]) -> dict[str, Any]:
+    async def decide(self, call: dict[str, Any], rules: RuleSet | None) -> dict[str, Any]:
         """Call-data additions; {} when there are no rules, or facts take too long or fail."""
-        await self._refresh()
-        if self.rules is None:
+        if rules is None:
             return {}
         try:
             facts = await asyncio.wait_for(self.facts(call), self.budget)
@@ -157,7 +151,7 @@ class Router:
         except Exception:
             log.exception("routing facts failed: call starts unrouted")
             return {}
-        decision = decide_with(self.rules, facts)
+        decision = decide_with(rules, facts)
         routing = decision["routing"]
         if routing["start"] or routing["intents"] or routing["prefer_agent"]:
             log.info("routing: start %s, by intent %s%s",

@@ -18,7 +18,6 @@ from ivr import sealing
 from ivr.config import Settings
 from ivr.controller.app import serve
 from ivr.embedded import Embedded, open_embedded
-from ivr.flow.catalog import load_flow_set
 from ivr.payments import SimulatedGateway
 from ivr.policyadmin.seed import PERSONAS
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
@@ -58,10 +57,8 @@ async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = 
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                         redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
                         sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", speech=speech)
-    release, _ = load_flow_set(settings.flows_dir, settings.prompts_dir)
     admin = await SqlitePolicyAdmin.open(settings.book_path, sealing.for_settings(settings))
-    embedded = await open_embedded(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3),
-                                   flows=release.flows)
+    embedded = await open_embedded(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
                                      ready=ready, observers=[embedded.recorder, *observers]))

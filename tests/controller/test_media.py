@@ -9,19 +9,20 @@ from pathlib import Path
 
 from ivr.controller.media import STALE_SECONDS, MediaResolver
 from ivr.engine.actions import PromptRef
-from ivr.prompts import load_prompts
+from ivr.flow.catalog import load_flow_set
 from tests.conftest import ROOT
+
+RELEASE, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")  # every prompt is resolved for its call's release
 
 
 def resolver(sounds: Path, base_url: str | None = None, cache_size: int = 512) -> tuple[MediaResolver, list[str]]:
-    catalog, _ = load_prompts(ROOT / "prompts")
     spoken: list[str] = []
 
     def synthesize(text: str, language: str) -> bytes:
         spoken.append(text)
         return b"RIFF" + text.encode()
 
-    return MediaResolver(catalog, sounds, base_url, synthesize, cache_size=cache_size), spoken
+    return MediaResolver(sounds, base_url, synthesize, cache_size=cache_size), spoken
 
 
 def greeting(name: str) -> PromptRef:
@@ -38,12 +39,12 @@ async def test_prompts_with_call_data_are_written_once_and_the_oldest_removed(tm
     assert not old.exists(), "a starting controller clears old per-call audio"
     assert young.exists(), "but not what a call it takes over may still be playing"
     shutil.rmtree(young)
-    ann = await media.uri("en", greeting("Ann"), "call-1")
+    ann = await media.uri(RELEASE, "en", greeting("Ann"), "call-1")
     assert ann.startswith("sound:ivr/call/") and ann.endswith("/verify.verified")
     assert (sounds / (ann.removeprefix("sound:ivr/") + ".wav")).read_bytes() == b"RIFFThank you, Ann."
-    assert await media.uri("en", greeting("Ann"), "call-1") == ann and spoken == ["Thank you, Ann."]
-    await media.uri("en", greeting("Ben"), "call-1")
-    await media.uri("en", greeting("Cy"), "call-1")
+    assert await media.uri(RELEASE, "en", greeting("Ann"), "call-1") == ann and spoken == ["Thank you, Ann."]
+    await media.uri(RELEASE, "en", greeting("Ben"), "call-1")
+    await media.uri(RELEASE, "en", greeting("Cy"), "call-1")
     assert not (sounds / ann.removeprefix("sound:ivr/")).parent.exists()
     assert len(list((sounds / "call").iterdir())) == 2
 
@@ -53,13 +54,13 @@ async def test_a_recording_in_the_sounds_directory_wins_and_plain_prompts_play_b
     (sounds / "en").mkdir(parents=True)
     (sounds / "en" / "verify.verified.wav").write_bytes(b"RIFF")
     media, spoken = resolver(sounds)
-    assert await media.uri("en", greeting("Ann"), "call-1") == "sound:ivr/en/verify.verified" and spoken == []
-    assert await media.uri("en", PromptRef(key="main.menu")) == "sound:ivr/en/main.menu"
+    assert await media.uri(RELEASE, "en", greeting("Ann"), "call-1") == "sound:ivr/en/verify.verified" and spoken == []
+    assert await media.uri(RELEASE, "en", PromptRef(key="main.menu")) == "sound:ivr/en/main.menu"
 
 
 async def test_over_http_prompts_with_call_data_are_served_from_memory(tmp_path):
     media, spoken = resolver(tmp_path / "ivr", base_url="http://10.0.0.5:8090/media")
-    uri = await media.uri("en", greeting("Ann"), "call-1")
+    uri = await media.uri(RELEASE, "en", greeting("Ann"), "call-1")
     assert uri.startswith("sound:http://10.0.0.5:8090/media/call/") and uri.endswith(".wav")
     assert not (tmp_path / "ivr" / "call").exists() and spoken == ["Thank you, Ann."]
 
@@ -81,7 +82,7 @@ async def test_lengths_and_availability_of_what_a_call_was_played(tmp_path):
     assert media.servable("sound:ivr/en/main.menu") and not media.servable("sound:ivr/en/main.welcome")
     remote, _ = resolver(sounds, base_url="http://10.0.0.5:8090/media")
     assert remote.seconds("sound:http://10.0.0.5:8090/media/prompts/en/main.menu.wav") == 1.5
-    uri = await remote.uri("en", greeting("Ann"), "call-1")
+    uri = await remote.uri(RELEASE, "en", greeting("Ann"), "call-1")
     assert remote.servable(uri) and remote.seconds(uri) is None  # served from memory; not a WAV in this test
     assert not remote.servable("sound:http://10.0.0.5:8090/media/call/0123.wav")
 

@@ -26,10 +26,11 @@ from ivr.ari.models import Channel
 from ivr.controller.media import MediaResolver
 from ivr.controller.session import CallSession, Services
 from ivr.engine.actions import PromptRef
-from ivr.prompts import load_prompts
+from ivr.flow.catalog import load_flow_set
 from tests.conftest import ROOT
 
 BASE = "http://10.0.0.5:8090/media"
+RELEASE, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")  # every prompt is resolved for its call's release
 
 
 def keyed_with(key: bytes):
@@ -40,8 +41,7 @@ def keyed_with(key: bytes):
 
 
 def resolver(sounds: Path, base_url: str | None = BASE, key: bytes = b"k" * 32, fetchers: tuple[str, ...] = ()):
-    catalog, _ = load_prompts(ROOT / "prompts")
-    return MediaResolver(catalog, sounds, base_url, lambda text, language: b"RIFF" + text.encode(),
+    return MediaResolver(sounds, base_url, lambda text, language: b"RIFF" + text.encode(),
                          keyed_hash=keyed_with(key), fetchers=fetchers)
 
 
@@ -63,7 +63,7 @@ async def served(media: MediaResolver):
 
 async def test_the_probe_by_a_plain_hash_of_the_text_finds_nothing(tmp_path):
     media = resolver(tmp_path)
-    uri = await media.uri("en", greeting("Ann"), "1712.42")
+    uri = await media.uri(RELEASE, "en", greeting("Ann"), "1712.42")
     probe = hashlib.sha256("en\0Thank you, Ann.".encode()).hexdigest()[:32]
     async with served(media) as client:
         assert (await client.get(f"/media/call/{probe}.wav")).status == 404
@@ -74,19 +74,19 @@ async def test_the_probe_by_a_plain_hash_of_the_text_finds_nothing(tmp_path):
 
 async def test_per_call_names_differ_by_call_and_by_key_and_suit_asterisk(tmp_path):
     one, other_key = resolver(tmp_path), resolver(tmp_path, key=b"x" * 32)
-    ann_in_a = await one.uri("en", greeting("Ann"), "call-a")
-    ann_in_b = await one.uri("en", greeting("Ann"), "call-b")
+    ann_in_a = await one.uri(RELEASE, "en", greeting("Ann"), "call-a")
+    ann_in_b = await one.uri(RELEASE, "en", greeting("Ann"), "call-b")
     assert ann_in_a != ann_in_b, "two calls saying the same words share no name"
-    assert await other_key.uri("en", greeting("Ann"), "call-a") != ann_in_a, "a name needs the key"
-    assert await resolver(tmp_path).uri("en", greeting("Ann"), "call-a") == ann_in_a, "a takeover with the key agrees"
+    assert await other_key.uri(RELEASE, "en", greeting("Ann"), "call-a") != ann_in_a, "a name needs the key"
+    assert await resolver(tmp_path).uri(RELEASE, "en", greeting("Ann"), "call-a") == ann_in_a, "a takeover with the key agrees"
     assert re.fullmatch(re.escape(f"sound:{BASE}/call/") + "[0-9a-f]{40}" + re.escape(".wav"), ann_in_a)
-    short = await resolver(tmp_path, base_url="http://a/m").uri("en", greeting("Ann"), "c")
+    short = await resolver(tmp_path, base_url="http://a/m").uri(RELEASE, "en", greeting("Ann"), "c")
     assert len(short.removeprefix("sound:")) > 41, "Asterisk 22 fails on media URLs shorter than about 41 characters"
 
 
 async def test_a_call_that_ends_takes_its_audio_with_it(tmp_path):
     media = resolver(tmp_path)
-    ended, other = await media.uri("en", greeting("Ann"), "call-a"), await media.uri("en", greeting("Ann"), "call-b")
+    ended, other = await media.uri(RELEASE, "en", greeting("Ann"), "call-a"), await media.uri(RELEASE, "en", greeting("Ann"), "call-b")
     assert media.servable(ended)
     await media.end_call("call-a")
     assert not media.servable(ended) and media.servable(other)
@@ -98,7 +98,7 @@ async def test_a_call_that_ends_takes_its_audio_with_it(tmp_path):
 async def test_in_the_sounds_directory_names_are_keyed_and_go_with_the_call(tmp_path):
     sounds = tmp_path / "ivr"
     media = resolver(sounds, base_url=None)
-    ann_a, ann_b = await media.uri("en", greeting("Ann"), "call-a"), await media.uri("en", greeting("Ann"), "call-b")
+    ann_a, ann_b = await media.uri(RELEASE, "en", greeting("Ann"), "call-a"), await media.uri(RELEASE, "en", greeting("Ann"), "call-b")
     assert ann_a != ann_b and ann_a.endswith("/verify.verified")
     plain = hashlib.sha256("en\0Thank you, Ann.".encode()).hexdigest()[:32]
     assert plain not in ann_a and not (sounds / "call" / plain).exists()
@@ -106,20 +106,20 @@ async def test_in_the_sounds_directory_names_are_keyed_and_go_with_the_call(tmp_
     assert file_a.read_bytes() == b"RIFFThank you, Ann." and file_b.is_file()
     await media.end_call("call-a")
     assert not file_a.parent.exists() and file_b.is_file()
-    assert await resolver(sounds, base_url=None, key=b"x" * 32).uri("en", greeting("Ann"), "call-a") != ann_a
+    assert await resolver(sounds, base_url=None, key=b"x" * 32).uri(RELEASE, "en", greeting("Ann"), "call-a") != ann_a
 
 
 async def test_shared_prompts_keep_their_stable_names(tmp_path):
     media = resolver(tmp_path)
-    assert await media.uri("en", PromptRef(key="main.menu"), "call-a") == f"sound:{BASE}/prompts/en/main.menu.wav"
-    assert await media.uri("en", PromptRef(key="main.menu")) == f"sound:{BASE}/prompts/en/main.menu.wav"
+    assert await media.uri(RELEASE, "en", PromptRef(key="main.menu"), "call-a") == f"sound:{BASE}/prompts/en/main.menu.wav"
+    assert await media.uri(RELEASE, "en", PromptRef(key="main.menu")) == f"sound:{BASE}/prompts/en/main.menu.wav"
     with pytest.raises(ValueError):
-        await media.uri("en", greeting("Ann"))  # call data without its call: it could never be removed
+        await media.uri(RELEASE, "en", greeting("Ann"))  # call data without its call: it could never be removed
 
 
 async def test_odd_per_call_paths_are_404_never_a_traceback(tmp_path):
     media = resolver(tmp_path)
-    name = path_of(await media.uri("en", greeting("Ann"), "call-a")).removeprefix("/media/call/").removesuffix(".wav")
+    name = path_of(await media.uri(RELEASE, "en", greeting("Ann"), "call-a")).removeprefix("/media/call/").removesuffix(".wav")
     async with served(media) as client:
         for path in (f"/media/call/{name}%2f.wav", f"/media/call/..%2f{name}.wav", f"/media/call/{name}%00.wav",
                      f"/media/call/x/{name}.wav", f"/media/call/{name.upper()}.wav", f"/media/call/{name}",
@@ -133,7 +133,7 @@ async def test_only_asterisk_may_fetch_when_its_addresses_are_configured(tmp_pat
     (tmp_path / "en" / "main.menu.wav").write_bytes(b"RIFFmenu")
     refused, allowed = resolver(tmp_path, fetchers=("10.0.0.9",)), resolver(tmp_path, fetchers=("127.0.0.0/8", "::1"))
     for media, status in ((refused, 403), (allowed, 200)):
-        uri = await media.uri("en", greeting("Ann"), "call-a")
+        uri = await media.uri(RELEASE, "en", greeting("Ann"), "call-a")
         async with served(media) as client:
             assert (await client.get(path_of(uri))).status == status
             assert (await client.get("/media/prompts/en/main.menu.wav")).status == status
@@ -143,13 +143,13 @@ async def test_only_asterisk_may_fetch_when_its_addresses_are_configured(tmp_pat
 
 def session_for(media: MediaResolver, channel_id: str) -> CallSession:
     services = Services(ari=SimpleNamespace(), store=SimpleNamespace(), backend=SimpleNamespace(), media=media, app="ivr")
-    return CallSession(services, channel_id, release=SimpleNamespace())
+    return CallSession(services, channel_id)
 
 
 async def test_the_session_releases_its_audio_when_the_call_leaves_but_not_when_we_stop(tmp_path):
     """A controller that stops leaves its calls in Stasis for the next one: their audio stays."""
     media = resolver(tmp_path)
-    gone, kept = await media.uri("en", greeting("Ann"), "call-a"), await media.uri("en", greeting("Ann"), "call-b")
+    gone, kept = await media.uri(RELEASE, "en", greeting("Ann"), "call-a"), await media.uri(RELEASE, "en", greeting("Ann"), "call-b")
     hung_up = session_for(media, "call-a")
     hung_up.submit(ari.StasisEnd(channel=Channel(id="call-a")))
     await asyncio.wait_for(hung_up.run(), 5)

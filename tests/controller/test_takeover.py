@@ -142,7 +142,7 @@ async def test_a_call_entering_stasis_while_the_controller_lists_its_calls_gets_
                             SimpleNamespace(current="release"), "main_menu")
     opened: list[str] = []
 
-    def open_session(channel_id, release):
+    def open_session(channel_id):
         opened.append(channel_id)
         controller.sessions[channel_id] = session = SimpleNamespace(submit=lambda item: None, held=[])
         return session
@@ -190,7 +190,7 @@ async def test_a_call_handed_to_a_person_at_takeover_is_not_resumed_by_the_next_
             saved[state.call_id] = state
 
     class Media:
-        async def uri(self, language, prompt):
+        async def uri(self, release, language, prompt):
             return "sound:ivr/en/common.transfer_notice"
 
     def controller() -> Controller:

@@ -1,9 +1,12 @@
 """The routing table: generated caller histories against the shipped rules (flows/routing.yaml).
 
 Each case makes a caller (from the seeded book) and their history (written
-to the real Redis), lets the router gather facts and decide, and checks the
-first destination. Every shipped rule must have a case here, so a rule added
-without one fails this file.
+to the real Redis), lets the router gather facts and decide with the rules
+of a release, and checks the first destination. Every shipped rule must have
+a case here, so a rule added without one fails this file.
+
+The rules belong to a release (loaded, checked against its flows and swapped
+with them), so the reload tests drive the router with a catalog.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import pytest
 
 from ivr import yamlsource
 from ivr.callrecord import CallRecord
-from ivr.flow.catalog import load_flow_set
+from ivr.flow import catalog as catalog_module
+from ivr.flow.catalog import Catalog, FlowSet, load_flow_set
 from ivr.routing.facts import gather
-from ivr.routing import router as router_module
-from ivr.routing.router import Router
+from ivr.routing.router import Router, decide_with
 from ivr.routing.rules import load_rules, load_rules_text
 from tests.conftest import ROOT
 from tests.insurer.conftest import persona
@@ -34,8 +37,14 @@ DAY = 86400
 
 
 @pytest.fixture(scope="module")
-def flows():
-    release, _ = load_flow_set(ROOT / "flows", ROOT / "prompts")
+def release() -> FlowSet:
+    """The shipped flows, prompts and routing rules, as `ivr serve` loads them."""
+    loaded, _ = load_flow_set(ROOT / "flows", ROOT / "prompts", routing=RULES)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def flows(release):
     return release.flows
 
 
@@ -106,9 +115,9 @@ async def _prepare(case: Case, systems) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-async def test_first_destination(case: Case, systems, flows):
-    router = Router(RULES, lambda call: gather(call, systems, systems.history), flows=flows)
-    decision = await router.decide(await _prepare(case, systems))
+async def test_first_destination(case: Case, systems, release):
+    router = Router(RULES, lambda call: gather(call, systems, systems.history))
+    decision = await router.decide(await _prepare(case, systems), release.routing)
     routing = decision["routing"]
     assert decision["route_start"] == case.expect_start
     for intent, expected in case.expect_intents.items():
@@ -167,19 +176,25 @@ BROKEN_EDITS = {  # name: (edit of the file's bytes, code, line, column)
 
 
 @pytest.mark.parametrize("name", BROKEN_EDITS)
-async def test_a_broken_edit_is_refused_and_the_previous_rules_keep_deciding(name, tmp_path, systems, flows, caplog):
+async def test_a_broken_edit_is_refused_and_the_previous_rules_keep_deciding(name, tmp_path, systems, caplog):
     edit, code, line, column = BROKEN_EDITS[name]
     path = tmp_path / "routing.yaml"
     path.write_text(RULES.read_text())
-    router = Router(path, lambda call: gather(call, systems, systems.history), flows=flows)
+    catalog = Catalog(ROOT / "flows", ROOT / "prompts", routing=path)
+    router = Router(path, lambda call: gather(call, systems, systems.history))
     call = {"ani": persona("orphan").phone}
-    assert (await router.decide(call))["route_start"] == "orphan_desk"
+    first, decision = await router.route(call, catalog)
+    assert decision["route_start"] == "orphan_desk"
     _edit(path, edit(RULES.read_bytes()))
-    with caplog.at_level(logging.ERROR, logger="ivr.routing.router"):
-        assert (await router.decide(call))["route_start"] == "orphan_desk"
-    assert "routing rules refused, keeping the previous rules" in caplog.text
+    with caplog.at_level(logging.ERROR, logger="ivr.flow.catalog"):  # the release is refused as a whole
+        release, decision = await router.route(call, catalog)
+    assert release is first and decision["route_start"] == "orphan_desk"
+    assert f"still serving {first.id}" in caplog.text
     assert f"{path}:{line}:{column}: error [{code}]" in caplog.text
-    assert (await router.decide(call))["route_start"] == "orphan_desk"
+    caplog.clear()
+    release, decision = await router.route(call, catalog)
+    assert release is first and decision["route_start"] == "orphan_desk"
+    assert "refused" not in caplog.text, "a broken edit is read once, not by every call until it is fixed"
 
 
 def _facts(call: dict[str, Any]) -> Any:
@@ -188,71 +203,100 @@ def _facts(call: dict[str, Any]) -> Any:
     return orphan()
 
 
-async def test_a_routing_edit_is_read_on_a_worker_thread_while_calls_go_on(tmp_path, flows, monkeypatch):
+async def test_a_routing_edit_is_read_on_a_worker_thread_while_calls_go_on(tmp_path, monkeypatch):
     path = tmp_path / "routing.yaml"
     path.write_text(RULES.read_text())
-    router = Router(path, _facts, flows=flows)
+    catalog = Catalog(ROOT / "flows", ROOT / "prompts", routing=path)
+    router = Router(path, _facts)
     events: list[str] = []
     let_go = threading.Event()  # set by a coroutine on the loop: a reload on the loop could never see it set
-    real = router_module.load_rules
+    real = catalog_module.load_flow_set
 
     def gated(*args):
         events.append("reload started")
         events.append(f"reload let go by the loop: {let_go.wait(2)}")
         return real(*args)
-    monkeypatch.setattr(router_module, "load_rules", gated)
+    monkeypatch.setattr(catalog_module, "load_flow_set", gated)
     _edit(path, RULES.read_bytes().replace(b"to: orphan_desk", b"to: locked"))
 
-    deciding = asyncio.create_task(router.decide({}))
+    deciding = asyncio.create_task(router.route({}, catalog))
     for _ in range(500):
         if "reload started" in events:
             break
         await asyncio.sleep(0.01)
     events.append("call served")
     let_go.set()
-    assert (await deciding)["route_start"] == "locked"
+    release, decision = await deciding
+    assert decision["route_start"] == "locked"
+    assert release is catalog.current, "the call runs on the release its rules came from"
     assert events == ["reload started", "call served", "reload let go by the loop: True"]
 
 
-async def test_a_slow_reload_leaves_calls_to_the_previous_rules_until_it_is_done(tmp_path, flows, monkeypatch):
+async def test_a_slow_reload_leaves_calls_to_the_previous_rules_until_it_is_done(tmp_path, monkeypatch):
     path = tmp_path / "routing.yaml"
     path.write_text(RULES.read_text())
-    router = Router(path, _facts, flows=flows, budget=0.05)
-    let_go = threading.Event()
-    real = router_module.load_rules
-    monkeypatch.setattr(router_module, "load_rules", lambda *args: (let_go.wait(5), real(*args))[1])
+    catalog = Catalog(ROOT / "flows", ROOT / "prompts", routing=path)
+    router = Router(path, _facts, budget=0.05)
+    let_go, readings = threading.Event(), []
+    real = catalog_module.load_flow_set
+    monkeypatch.setattr(catalog_module, "load_flow_set",
+                        lambda *args: (readings.append(1), let_go.wait(5), real(*args))[2])
     _edit(path, RULES.read_bytes().replace(b"to: orphan_desk", b"to: locked"))
 
-    assert (await router.decide({}))["route_start"] == "orphan_desk"
-    assert (await router.decide({}))["route_start"] == "orphan_desk"  # the same reading goes on, not a second one
+    assert (await router.route({}, catalog))[1]["route_start"] == "orphan_desk"
+    assert (await router.route({}, catalog))[1]["route_start"] == "orphan_desk"
     let_go.set()
     for _ in range(500):
-        if (await router.decide({}))["route_start"] == "locked":
+        if (await router.route({}, catalog))[1]["route_start"] == "locked":
+            assert len(readings) == 1, "the same reading went on, not a second one"
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the new rules never took over")
 
 
-async def test_slow_facts_start_the_call_unrouted(systems, flows):
+async def test_slow_facts_start_the_call_unrouted(systems, release):
     import asyncio
 
     async def slow(call):
         await asyncio.sleep(2)
         return {}
-    router = Router(RULES, slow, flows=flows, budget=0.1)
-    assert await router.decide({"ani": "+15550101"}) == {}
+    router = Router(RULES, slow, budget=0.1)
+    assert await router.decide({"ani": "+15550101"}, release.routing) == {}
 
 
-async def test_the_caller_number_tells_the_language_the_call_starts_in(systems, flows):
+async def test_the_caller_number_tells_the_language_the_call_starts_in(systems, release):
     """The record's language joins the call data at call start, whatever the rules decide."""
     from ivr.engine.language import start_language
 
-    router = Router(RULES, lambda call: gather(call, systems, systems.history), flows=flows)
+    router = Router(RULES, lambda call: gather(call, systems, systems.history))
     chinese = {"ani": persona("chinese").phone, "dnis": "100", "language": "en"}
-    chinese.update(await router.decide(chinese))
+    chinese.update(await router.decide(chinese, release.routing))
     assert chinese["caller_language"] == "zh" and chinese["route_start"] is None
     assert start_language(chinese, {"100": "en"}) == "zh"
     stranger = {"ani": "+15557770002", "dnis": "18005550188", "language": "en"}
-    stranger.update(await router.decide(stranger))
+    stranger.update(await router.decide(stranger, release.routing))
     assert stranger["caller_language"] is None
     assert start_language(stranger, {"18005550188": "zh"}) == "zh"
+
+
+async def test_destinations_are_checked_against_the_flows_of_the_same_release(tmp_path):
+    """A flow edit that drops a destination the rules use is refused with the rules' line (SIGHUP);
+    the flows and rules edited together are taken together, and decide together."""
+    import shutil
+
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows, ignore=shutil.ignore_patterns("scripts"))
+    catalog = Catalog(flows, ROOT / "prompts", routing=flows / "routing.yaml")
+    first = catalog.current
+    menu = flows / "main_menu.yaml"
+    menu.write_text(menu.read_text().replace("call.route_start == 'orphan_desk'", "call.route_start == 'orphans'"))
+    diagnostics = await catalog.request_reload()
+    assert catalog.current is first
+    assert [(Path(d.file).name, d.line, d.code) for d in diagnostics if d.severity.value == "error"] == \
+        [("routing.yaml", _orphan_line(), "unknown-destination")]
+    _edit(flows / "routing.yaml", RULES.read_bytes().replace(b"to: orphan_desk", b"to: orphans"))
+    assert not [d for d in await catalog.request_reload() if d.severity.value == "error"]
+    assert catalog.current is not first
+    release, decision = await Router(flows / "routing.yaml", _facts).route({}, catalog)
+    assert release is catalog.current and decision["route_start"] == "orphans"
+    assert first.routing is not None and decide_with(first.routing, await _facts({}))["route_start"] == "orphan_desk"
