@@ -245,3 +245,34 @@ def test_a_release_without_prepared_audio_plays_the_built_files(tmp_path):
     """`ivr simulate`, the bench and the designer load releases without audio: plain names."""
     release = FlowSet("r", {}, load_prompts(ROOT / "prompts")[0])
     assert release.sound_stem("en", "main.menu") == "en/main.menu"
+
+
+def test_a_restart_rebuilds_audio_the_build_made_from_an_earlier_text(tmp_path, caplog):
+    """Edited and reloaded, then the server restarts: the file `ivr prompts build` left says the old
+    words, and its manifest says so; the start-up check builds it again (or warns, when it cannot)."""
+    import json
+
+    from ivr.controller.promptaudio import ensure_prompt_audio
+    from ivr.speech.tts import BuildReport
+
+    prompts, sounds = tmp_path / "prompts", tmp_path / "sounds"
+    prompts.mkdir()
+    (prompts / "en.yaml").write_text('main:\n  hello: "Hello, and welcome back."\n', encoding="utf-8")
+    (sounds / "en").mkdir(parents=True)
+    (sounds / "en" / "main.hello.wav").write_bytes(b"RIFFold")
+    (sounds / "manifest.json").write_text(json.dumps({"en/main.hello": {"hash": "h", "text": "Hello, and welcome."}}))
+    builds: list[Path] = []
+
+    def build(prompts_dir: Path, out_dir: Path) -> BuildReport:
+        builds.append(out_dir)
+        (out_dir / "en" / "main.hello.wav").write_bytes(b"RIFFnew")
+        rebuilt = {"en/main.hello": {"hash": "i", "text": "Hello, and welcome back."}}
+        (out_dir / "manifest.json").write_text(json.dumps(rebuilt))
+        return BuildReport(built=["en/main.hello"])
+
+    with caplog.at_level(logging.WARNING, logger="ivr.controller.promptaudio"):
+        found = ensure_prompt_audio(prompts, sounds, problem=lambda: "espeak-ng is not installed", build=build)
+    assert builds == [] and found.outdated == ["en/main.hello"] and "say an earlier text" in caplog.text
+    found = ensure_prompt_audio(prompts, sounds, problem=lambda: None, build=build)
+    assert builds == [sounds] and found.ready == ["en/main.hello"] and not found.outdated
+    assert (sounds / "en" / "main.hello.wav").read_bytes() == b"RIFFnew"
