@@ -21,6 +21,7 @@ from .clock import Clock
 from .config import SimulatorConfig
 from .control import ChannelControl
 from .dialplan import Dialplan
+from .emitter import Emitter
 from .external_media import SUPPORTED_FORMATS, ExternalMedia
 from .errors import AriError, ChannelGone, channel_not_found, not_in_stasis
 from .http_media import HttpMediaCache
@@ -33,7 +34,7 @@ from .recording import LiveRecording, RecordingOptions, RecordingStore
 from .simcall import ContinueRecord, SimCall
 from .sounds import SoundLibrary
 from .stasis import EventBus, app_entry
-from .talkdetect import TalkDetector
+from .variables import Variables
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Simulator:
         self.clock = Clock(self.config.time_scale)
         self.ids = IdFactory(self.clock)
         self.bus = EventBus(self.config.asterisk_id)
+        self.emitter = Emitter(self.clock, self.bus)
+        self.variables = Variables(self.emitter)
         self.dialplan = Dialplan.from_text(self.config.dialplan_text)
         for path in self.config.dialplan_files:
             self.dialplan.load_text(Path(path).read_text())
@@ -66,10 +69,10 @@ class Simulator:
 
     # -- small helpers ---------------------------------------------------------
     def emit(self, built: tuple[ev.Event, ev.Refs]) -> None:
-        self.bus.publish(built)
+        self.emitter.emit(built)
 
     def ts(self) -> str:
-        return self.clock.timestamp()
+        return self.emitter.ts()
 
     def channel(self, channel_id: str) -> Channel:
         ch = self.channels.get(channel_id)
@@ -110,61 +113,6 @@ class Simulator:
         if ch.state != state:
             ch.state = state
             self.emit(ev.channel_event("ChannelStateChange", self.ts(), ch))
-
-    # -- variables -------------------------------------------------------------
-    def set_variable(self, ch: Channel, name: str, value: str) -> None:
-        """Set a variable or dialplan function as ``Set()``/``POST /variable`` do."""
-        func, _, arg = name.partition("(")
-        arg = arg.rstrip(")")
-        if not _:
-            ch.set_var(name, value)
-            self.emit(ev.varset(self.ts(), ch, name, value))
-            return
-        func = func.upper()
-        if func == "CALLERID":
-            self._set_callerid(ch, arg.lower(), value)
-        elif func == "TALK_DETECT":
-            self._talk_detect(ch, arg.lower(), value)
-        elif func == "MASTER_CHANNEL":
-            master = ch.master
-            if master is not None and not master.destroyed:
-                self.set_variable(master, arg, value)
-        else:
-            ch.variables[name] = value
-
-    def _set_callerid(self, ch: Channel, part: str, value: str) -> None:
-        if part in ("num", "number"):
-            ch.caller.number = value
-        elif part == "name":
-            ch.caller.name = value
-        elif part == "all":
-            ch.caller = CallerId.parse(value)
-        self.emit(ev.caller_id(self.ts(), ch))
-
-    def _talk_detect(self, ch: Channel, action: str, value: str) -> None:
-        if ch.talk_detect is not None:
-            ch.talk_detect.stop()
-            ch.talk_detect = None
-        if action == "set":
-            parts = [p for p in value.split(",")]
-            silence_ms = int(parts[0]) if parts and parts[0].strip() else 2500
-            threshold = int(parts[1]) if len(parts) > 1 and parts[1].strip() else 256
-            ch.talk_detect = TalkDetector(self, ch, silence_ms, threshold)
-            ch.talk_detect.start()
-
-    def get_variable(self, ch: Channel, name: str) -> str | None:
-        upper = name.upper()
-        if upper.startswith("CALLERID("):
-            part = name[9:-1].lower()
-            return {"num": ch.caller.number, "number": ch.caller.number, "name": ch.caller.name,
-                    "all": f'"{ch.caller.name}" <{ch.caller.number}>'}.get(part)
-        builtin = {"CHANNEL": ch.name, "UNIQUEID": ch.id, "EXTEN": ch.location.exten,
-                   "CONTEXT": ch.location.context, "PRIORITY": str(ch.location.priority)}
-        if upper in builtin:
-            return builtin[upper]
-        if ch.channelvars and name in ch.channelvars:
-            return ch.channelvars[name]
-        return ch.get_var(name)
 
     # -- originate -----------------------------------------------------------
     def originate(self, endpoint: str, *, app: str | None = None, app_args: str = "",
@@ -219,7 +167,7 @@ class Simulator:
         await asyncio.sleep(0)
         for name, value in reversed(list(variables.items())):
             one.set_var(name, value)
-            self.set_variable(two, name, value)
+            self.variables.set(two, name, value)
         if with_callerid:
             self.emit(ev.caller_id(self.ts(), two))
             self.emit(ev.channel_event("ChannelConnectedLine", self.ts(), two))
@@ -325,9 +273,9 @@ class Simulator:
         app = self.bus.apps.get(app_name)
         if app is None:
             log.warning("Stasis app '%s' not registered", app_name)
-            self.set_variable(ch, "STASISSTATUS", "FAILED")
+            self.variables.set(ch, "STASISSTATUS", "FAILED")
             return False
-        self.set_variable(ch, "STASISSTATUS", "")
+        self.variables.set(ch, "STASISSTATUS", "")
         app.subscribe_channel(ch.id)
         ch.stasis_app = app_name
         ch.stasis_args = list(args)
@@ -356,7 +304,7 @@ class Simulator:
             ch.control.close()
             ch.control = None
         if not (for_dialplan and ch.originated_into_stasis):
-            self.set_variable(ch, "STASISSTATUS", "SUCCESS")
+            self.variables.set(ch, "STASISSTATUS", "SUCCESS")
 
     # -- commands (queued on the channel) -------------------------------------
     async def _run_sync(self, ch: Channel, name: str, fn: Any) -> Any:
@@ -379,7 +327,7 @@ class Simulator:
         ch = self.stasis_channel(channel_id)
 
         async def run() -> None:
-            self.set_variable(ch, name, value)
+            self.variables.set(ch, name, value)
         await self._run_sync(ch, "setvar", run)
 
     def cmd_play(self, channel_id: str, media: str, playback_id: str | None, lang: str | None) -> Playback:
@@ -666,7 +614,7 @@ class Simulator:
         elif ch.hungup_by is None:
             ch.hungup_by = "dialplan"
         if ch.originated_into_stasis:
-            self.set_variable(ch, "STASISSTATUS", "SUCCESS")
+            self.variables.set(ch, "STASISSTATUS", "SUCCESS")
         self.leave_bridge(ch)
         self._destroy_with_partner(ch, cause)
 
@@ -676,7 +624,7 @@ class Simulator:
             self.emit(ev.hangup_request(self.ts(), two, 16, soft=False))
             self.destroy_channel(one, cause)
             if two.location.app_name == "Playback":
-                self.set_variable(two, "PLAYBACKSTATUS", "SUCCESS")
+                self.variables.set(two, "PLAYBACKSTATUS", "SUCCESS")
             self.emit(ev.hangup_request(self.ts(), two, 16, soft=True))
             self.destroy_channel(two, cause, blank_app=True)
             return
@@ -848,7 +796,7 @@ class Simulator:
                 continue
             peers = ",".join(m.name for m in members if m is not ch)
             if ch.get_var("BRIDGEPEER") != peers:
-                self.set_variable(ch, "BRIDGEPEER", peers)
+                self.variables.set(ch, "BRIDGEPEER", peers)
 
     def _update_media_paths(self, bridge: Bridge) -> None:
         members = self._members(bridge)
@@ -875,7 +823,7 @@ class Simulator:
             bridge.channels.remove(ch.id)
         ch.bridge_id = None
         if not quiet:
-            self.set_variable(ch, "BRIDGEPEER", "")
+            self.variables.set(ch, "BRIDGEPEER", "")
             self.emit(ev.bridge_channel_event("ChannelLeftBridge", self.ts(), bridge, ch))
         self._update_bridge_peers(bridge)
         self._update_media_paths(bridge)

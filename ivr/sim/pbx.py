@@ -117,16 +117,16 @@ class Pbx:
                     return str(len(arg))
                 if func == "MASTER_CHANNEL":
                     master = ch.master
-                    return (self.sim.get_variable(master, arg) or "") if master else ""
+                    return (self.sim.variables.get(master, arg) or "") if master else ""
                 if func == "REGEX":
                     return function_regex(arg)
             if ":" in expr and not sep:
                 var, _, rng = expr.partition(":")
-                text = self.sim.get_variable(ch, var) or ""
+                text = self.sim.variables.get(ch, var) or ""
                 off, _, length = rng.partition(":")
                 start = int(off or 0)
                 return text[start:start + int(length)] if length else text[start:]
-            value = self.sim.get_variable(ch, expr)
+            value = self.sim.variables.get(ch, expr)
             return value if value is not None else self.sim.dialplan.globals.get(expr, "")
         return resolve
 
@@ -143,7 +143,7 @@ class Pbx:
 
     async def _set(self, ch: Channel, data: str) -> AppResult:
         name, _, value = data.partition("=")
-        self.sim.set_variable(ch, name.strip(), value)
+        self.sim.variables.set(ch, name.strip(), value)
         return None
 
     async def _execif(self, ch: Channel, data: str) -> AppResult:
@@ -194,9 +194,9 @@ class Pbx:
                 # DELETE of a channel in Playback(): it still says SUCCESS before its hang-up
                 # requests (snoop-externalmedia-during-play, the caller's ;2 half)
                 if ch.soft_hungup and not ch.destroyed:
-                    self.sim.set_variable(ch, "PLAYBACKSTATUS", status)
+                    self.sim.variables.set(ch, "PLAYBACKSTATUS", status)
                 raise
-        self.sim.set_variable(ch, "PLAYBACKSTATUS", status)
+        self.sim.variables.set(ch, "PLAYBACKSTATUS", status)
         return None
 
     async def _stream(self, ch: Channel, name: str, samples: array) -> None:

@@ -60,13 +60,13 @@ async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
     args = data.split(",")
     queue = sim.queues.get(args[0])
     if queue is None:
-        sim.set_variable(caller, "QUEUESTATUS", "UNKNOWN")
+        sim.variables.set(caller, "QUEUESTATUS", "UNKNOWN")
         return False
     options = args[1] if len(args) > 1 else ""
     timeout = float(args[4]) if len(args) > 4 and args[4].strip() else None
     gosub = args[6].strip() if len(args) > 6 else ""
     for name in TIME_VARS:
-        sim.set_variable(caller, name, "")
+        sim.variables.set(caller, name, "")
     entered = sim.clock.now()
     if caller.partner is not None:
         caller.partner.media_flowing.set()     # the caller now hears music on hold / ringing
@@ -89,7 +89,7 @@ async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
         if answered is None:
             _cancel_legs(sim, caller, legs)
             outcome.status = "TIMEOUT"
-            sim.set_variable(caller, "QUEUESTATUS", "TIMEOUT")
+            sim.variables.set(caller, "QUEUESTATUS", "TIMEOUT")
             return False
         await _connect(sim, queue, queued, caller, answered, outcome, gosub)
         await queued.agent_gone.wait()
@@ -184,17 +184,17 @@ async def _connect(sim: "Simulator", queue: QueueConfig, queued: QueueWait, call
                             ("MEMBERCALLS", str(member.calls)), ("MEMBERLASTCALL", str(member.last_call)),
                             ("MEMBERPENALTY", str(member.penalty)), ("MEMBERDYNAMIC", "0"),
                             ("MEMBERREALTIME", "0")):
-            sim.set_variable(caller, name, value)
+            sim.variables.set(caller, name, value)
     if queue.setqueueentryvar:
-        sim.set_variable(caller, "QEHOLDTIME", str(int(wait)))
-        sim.set_variable(caller, "QEORIGINALPOS", "1")
+        sim.variables.set(caller, "QEHOLDTIME", str(int(wait)))
+        sim.variables.set(caller, "QEORIGINALPOS", "1")
     _queue_vars(sim, queue, caller, calls=1)
-    sim.set_variable(caller, "QUEUEPOSITION", "1")
+    sim.variables.set(caller, "QUEUEPOSITION", "1")
     if gosub:
         agent.master = caller
         await sim.pbx.run_subroutine(agent, gosub, "s", 1)
-    sim.set_variable(caller, "QUEUEWAIT", str(int(wait)))
-    sim.set_variable(caller, "QUEUEWAIT_MS", str(int(wait * 1000)))
+    sim.variables.set(caller, "QUEUEWAIT", str(int(wait)))
+    sim.variables.set(caller, "QUEUEWAIT_MS", str(int(wait * 1000)))
     member.calls += 1
     member.last_call = int(sim.clock.wall())
     outcome.member_interface = member.interface
@@ -214,8 +214,8 @@ def _bridge(sim: "Simulator", caller: Channel, agent: Channel) -> None:
         bridge.channels.append(ch.id)
         ch.bridge_id = bridge.id
         sim.emit(ev.bridge_channel_event("ChannelEnteredBridge", sim.ts(), bridge, ch))
-    sim.set_variable(agent, "BRIDGEPEER", caller.name)
-    sim.set_variable(caller, "BRIDGEPEER", agent.name)
+    sim.variables.set(agent, "BRIDGEPEER", caller.name)
+    sim.variables.set(caller, "BRIDGEPEER", agent.name)
 
 
 def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: int) -> None:
@@ -226,7 +226,7 @@ def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: in
                         ("QUEUETALKTIME", str(queue.talk_time)), ("QUEUECOMPLETED", str(queue.completed)),
                         ("QUEUEABANDONED", str(queue.abandoned)), ("QUEUESRVLEVEL", "0"),
                         ("QUEUESRVLEVELPERF", "0.0")):
-        sim.set_variable(caller, name, value)
+        sim.variables.set(caller, name, value)
 
 
 def _after_call(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller: Channel,
@@ -244,10 +244,10 @@ def _after_call(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller:
     now = sim.clock.now()
     answered = now - (outcome.answered_at or now)
     dialed = now - outcome.entered_at
-    sim.set_variable(caller, "ANSWEREDTIME", str(int(answered)))
-    sim.set_variable(caller, "ANSWEREDTIME_MS", str(int(answered * 1000)))
-    sim.set_variable(caller, "DIALEDTIME", str(int(dialed)))
-    sim.set_variable(caller, "DIALEDTIME_MS", str(int(dialed * 1000)))
+    sim.variables.set(caller, "ANSWEREDTIME", str(int(answered)))
+    sim.variables.set(caller, "ANSWEREDTIME_MS", str(int(answered * 1000)))
+    sim.variables.set(caller, "DIALEDTIME", str(int(dialed)))
+    sim.variables.set(caller, "DIALEDTIME_MS", str(int(dialed * 1000)))
     _queue_vars(sim, queue, caller, calls=0)
 
 

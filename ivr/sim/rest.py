@@ -195,7 +195,7 @@ async def channel_var_get(request: web.Request) -> web.Response:
     if not name:
         raise AriError(400, "Variable name is required")
     sim = sim_of(request)
-    value = sim.get_variable(sim.channel(request.match_info["channelId"]), name)
+    value = sim.variables.get(sim.channel(request.match_info["channelId"]), name)
     if value is None:
         raise AriError(404, "Provided variable was not found")
     return json_ok({"value": value})

@@ -112,7 +112,7 @@ class SimCall:
         return self.channel.caller.number
 
     def variable(self, name: str) -> str | None:
-        return self.sim.get_variable(self.channel, name)
+        return self.sim.variables.get(self.channel, name)
 
     # -- acting as the caller ------------------------------------------------------
     async def press(self, digits: str, interval: float = 0.35, duration_ms: int = 100) -> None:

@@ -14,15 +14,15 @@ from . import audio
 from . import events as ev
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .core import Simulator
+    from .emitter import Emitter
     from .model import Channel
 
 FRAMES_TO_START = 2
 
 
 class TalkDetector:
-    def __init__(self, sim: "Simulator", channel: "Channel", silence_ms: int, threshold: int) -> None:
-        self.sim = sim
+    def __init__(self, emitter: "Emitter", channel: "Channel", silence_ms: int, threshold: int) -> None:
+        self.emitter = emitter
         self.channel = channel
         self.silence_ms = silence_ms
         self.threshold = threshold
@@ -37,7 +37,7 @@ class TalkDetector:
             self.task.cancel()
 
     async def _run(self) -> None:
-        clock = self.sim.clock
+        clock = self.emitter.clock
         t = clock.now()
         voiced_run = silent_run = 0
         started = last_voice_end = 0.0
@@ -52,7 +52,7 @@ class TalkDetector:
                 voiced_run = voiced_run + 1 if voiced else 0
                 if voiced_run >= FRAMES_TO_START:
                     self.talking, started, last_voice_end, silent_run = True, t, t, 0
-                    self.sim.emit(ev.channel_event("ChannelTalkingStarted", self.sim.ts(), self.channel))
+                    self.emitter.emit(ev.channel_event("ChannelTalkingStarted", self.emitter.ts(), self.channel))
             elif voiced:
                 silent_run, last_voice_end = 0, t
             else:
@@ -60,4 +60,4 @@ class TalkDetector:
                 if silent_run * audio.FRAME_SECONDS * 1000 >= self.silence_ms:
                     self.talking, voiced_run = False, 0
                     duration = int((last_voice_end - started) * 1000)
-                    self.sim.emit(ev.talking_finished(self.sim.ts(), self.channel, duration))
+                    self.emitter.emit(ev.talking_finished(self.emitter.ts(), self.channel, duration))
