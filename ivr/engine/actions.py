@@ -6,7 +6,7 @@ means "listen once the prompts end, or as soon as the caller barges in".
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -106,4 +106,4 @@ class Hangup(_Action):
     outcome: str
 
 
-Action = Union[Play, Listen, CallBackend, Transfer, Hangup]
+Action = Play | Listen | CallBackend | Transfer | Hangup

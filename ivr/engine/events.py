@@ -6,7 +6,7 @@ these; the engine never sees telephony or time directly.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,4 +59,4 @@ class BackendResult(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-Event = Annotated[Union[Speech, Dtmf, NoInput, NoMatch, Hangup, BackendResult], Field(discriminator="type")]
+Event = Annotated[Speech | Dtmf | NoInput | NoMatch | Hangup | BackendResult, Field(discriminator="type")]

@@ -21,7 +21,8 @@ number (`flows/verify.yaml`). Pure: no I/O.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ivr.prompts import LANGUAGES
 

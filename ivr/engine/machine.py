@@ -492,8 +492,8 @@ def _speech(ctx: _Context, node: model.AskNode, event: ev.Speech) -> None:
         _spoken_digits(ctx, node, event, confirm)
         return
     alternatives = [ev.Hypothesis(text=event.text, confidence=event.confidence), *event.alternatives]
-    candidates = [(h, match(h.text, listen.grammar)) for h in alternatives if h.confidence >= reject]
-    candidates = [(h, o) for h, o in candidates if o is not None]
+    matched = [(h, match(h.text, listen.grammar)) for h in alternatives if h.confidence >= reject]
+    candidates = [(h, o) for h, o in matched if o is not None]
     if not candidates:
         ctx.state.record("input", heard=event.text, confidence=event.confidence)
         _nomatch(ctx, node, heard=event.text)

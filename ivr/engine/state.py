@@ -67,7 +67,7 @@ class CallState(BaseModel):
     secret_vars: list[str] = Field(default_factory=list)  # saved from keypad-only turns
     secret_turn: bool = False  # the turn now open is keypad-only: its keys so far are in `buffer`
 
-    def at_rest(self) -> "CallState":
+    def at_rest(self) -> CallState:
         """The state as it may be written outside the process (Redis), for a restart or the agent's pop.
 
         Keypad-only answers (card numbers, expiry dates) and the keys of a

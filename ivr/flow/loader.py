@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from ivr import yamlsource
 from ivr.diagnostics import Diagnostic, Severity
@@ -28,7 +29,7 @@ class LoadedFlow:
     source: yamlsource.SourceMap
     text: str
 
-    def at(self, path: tuple, severity: Severity, code: str, message: str, *, key: bool = False) -> Diagnostic:
+    def at(self, path: yamlsource.Path, severity: Severity, code: str, message: str, *, key: bool = False) -> Diagnostic:
         pos = self.source.locate(path, key=key)
         return Diagnostic(self.file, pos.line, pos.column, severity, code, message)
 
@@ -64,7 +65,7 @@ def load_flow_text(text: str, file: str) -> tuple[LoadedFlow | None, list[Diagno
 
 def _explain(exc: ValidationError, document: yamlsource.Document, file: str) -> list[Diagnostic]:
     """One diagnostic per place, with the clearest of the errors pydantic gives for it."""
-    by_place: dict[tuple, list[dict[str, Any]]] = {}
+    by_place: dict[yamlsource.Path, list[ErrorDetails]] = {}
     for error in exc.errors():
         path = _data_path(document.data, error["loc"])
         by_place.setdefault(path, []).append(error)
@@ -73,13 +74,13 @@ def _explain(exc: ValidationError, document: yamlsource.Document, file: str) -> 
             del by_place[path]  # "not a target" only because something inside it is wrong: report that
     missing = {path: errors for path, errors in by_place.items() if any(e["type"] == "missing" for e in errors)}
     diagnostics: list[Diagnostic] = []
-    used_missing: set[tuple] = set()
+    used_missing: set[yamlsource.Path] = set()
     for path, errors in by_place.items():
         error = _clearest(errors)
         if error["type"] == "missing":
             continue  # reported below, unless a misspelt key explains it
         if error["type"] == "extra_forbidden":
-            siblings = [p[-1] for p in missing if p[:-1] == path[:-1]]
+            siblings = [str(p[-1]) for p in missing if p[:-1] == path[:-1]]
             word = str(path[-1])
             suggestion = _suggest(word, siblings) or (None if word in _VOCABULARY else _suggest(word, _VOCABULARY))
             if suggestion in siblings:
@@ -92,7 +93,7 @@ def _explain(exc: ValidationError, document: yamlsource.Document, file: str) -> 
         pos = document.source.locate(path)
         diagnostics.append(Diagnostic(file, pos.line, pos.column, Severity.ERROR, "structure",
                                       f"{_where(path)}: {_reason(error)}"))
-    for path, errors in missing.items():
+    for path in missing:
         if path not in used_missing:
             pos = document.source.locate(path[:-1], key=True)
             diagnostics.append(Diagnostic(file, pos.line, pos.column, Severity.ERROR, "missing-key",
@@ -100,7 +101,7 @@ def _explain(exc: ValidationError, document: yamlsource.Document, file: str) -> 
     return sorted(diagnostics, key=lambda d: (d.line, d.column))
 
 
-def _data_path(data: Any, loc: tuple) -> tuple:
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> yamlsource.Path:
     """Keep the parts of pydantic's location that exist in the data.
 
     Tagged unions put their tag (`play`, `transfer`...) into the location, and
@@ -143,7 +144,7 @@ def _is_tag(part: Any, current: Any, following: Any) -> bool:
 _PREFERRED = ("node_kind", "target", "extra_forbidden", "missing")
 
 
-def _clearest(errors: list[dict[str, Any]]) -> dict[str, Any]:
+def _clearest(errors: list[ErrorDetails]) -> ErrorDetails:
     for kind in _PREFERRED:
         for error in errors:
             if error["type"] == kind:
@@ -158,9 +159,9 @@ _PATTERN_REASONS = {
 }
 
 
-def _reason(error: dict[str, Any]) -> str:
+def _reason(error: ErrorDetails) -> str:
     if error["type"] == "string_pattern_mismatch":
-        pattern = error.get("ctx", {}).get("pattern")
+        pattern = str((error.get("ctx") or {}).get("pattern"))
         reason = _PATTERN_REASONS.get(pattern, error["msg"])
         return f"{error.get('input')!r} is not valid: {reason}"
     if error["type"] == "string_type" and isinstance(error.get("input"), (int, float)):
@@ -169,10 +170,10 @@ def _reason(error: dict[str, Any]) -> str:
         return "expected a mapping of keys to values"
     if error["type"] == "union_tag_not_found":
         return "a node needs one kind: " + ", ".join(model.NODE_KINDS)
-    return error["msg"].removeprefix("Value error, ").rstrip(".")
+    return str(error["msg"]).removeprefix("Value error, ").rstrip(".")
 
 
-def _where(path: tuple) -> str:
+def _where(path: yamlsource.Path) -> str:
     if not path:
         return "the flow"
     if path[0] == "nodes" and len(path) >= 2:

@@ -11,7 +11,7 @@ from these models, so editors and the validator never disagree.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
@@ -25,7 +25,10 @@ DTMF_PATTERN = r"^[0-9*#]{1,4}$"
 NODE_KINDS = ("play", "ask", "action", "set", "branch", "call", "return", "transfer", "hangup")
 ASK_MODES = ("choices", "digits", "confirm")
 BACKEND_OUTCOMES = ("ok", "declined", "error", "timeout")
-Language = Literal[LANGUAGES]  # the languages the IVR speaks, from their one list (ivr.prompts)
+if TYPE_CHECKING:
+    Language = str  # a Literal built from a tuple at run time is not a static type; pydantic checks it
+else:
+    Language = Literal[LANGUAGES]  # the languages the IVR speaks, from their one list (ivr.prompts)
 
 
 def _seconds(value: Any) -> Any:
@@ -107,12 +110,7 @@ def _target_kind(value: Any) -> str | None:
 
 
 Target = Annotated[
-    Union[
-        Annotated[Name, Tag("node")],
-        Annotated[TransferTarget, Tag("transfer")],
-        Annotated[HangupTarget, Tag("hangup")],
-        Annotated[ReturnTarget, Tag("return")],
-    ],
+    Annotated[Name, Tag("node")] | Annotated[TransferTarget, Tag("transfer")] | Annotated[HangupTarget, Tag("hangup")] | Annotated[ReturnTarget, Tag("return")],
     Discriminator(
         _target_kind,
         custom_error_type="target",
@@ -258,17 +256,7 @@ def node_kind(value: Any) -> str | None:
 
 
 Node = Annotated[
-    Union[
-        Annotated[PlayNode, Tag("play")],
-        Annotated[AskNode, Tag("ask")],
-        Annotated[ActionNode, Tag("action")],
-        Annotated[SetNode, Tag("set")],
-        Annotated[BranchNode, Tag("branch")],
-        Annotated[CallNode, Tag("call")],
-        Annotated[ReturnNode, Tag("return")],
-        Annotated[TransferNode, Tag("transfer")],
-        Annotated[HangupNode, Tag("hangup")],
-    ],
+    Annotated[PlayNode, Tag("play")] | Annotated[AskNode, Tag("ask")] | Annotated[ActionNode, Tag("action")] | Annotated[SetNode, Tag("set")] | Annotated[BranchNode, Tag("branch")] | Annotated[CallNode, Tag("call")] | Annotated[ReturnNode, Tag("return")] | Annotated[TransferNode, Tag("transfer")] | Annotated[HangupNode, Tag("hangup")],
     Discriminator(
         node_kind,
         custom_error_type="node_kind",

@@ -7,10 +7,12 @@ they agree on what a flow can do.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 from ivr.flow import model
+from ivr.yamlsource import Path as YamlPath
 
 EdgeKind = Literal["next", "escape", "global", "branch"]
 
@@ -21,7 +23,7 @@ class Edge:
     label: str  # the outcome or condition that takes this edge
     kind: EdgeKind
     target: model.Target
-    path: tuple  # where the target is written, for diagnostics
+    path: YamlPath  # where the target is written, for diagnostics
 
     @property
     def node(self) -> str | None:
@@ -59,7 +61,7 @@ def node_edges(flow: model.Flow, name: str, node: model.Node) -> Iterator[Edge]:
         yield Edge(name, "else", "branch", node.else_, (*base, "else"))
 
 
-def escape_of(flow: model.Flow, node: model.Node, name: str) -> tuple[model.Target | None, tuple]:
+def escape_of(flow: model.Flow, node: model.Node, name: str) -> tuple[model.Target | None, YamlPath]:
     """A node's escape, falling back to the flow default."""
     own = getattr(node, "escape", None)
     if own is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from typing import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from ivr import expr
 from ivr.backend.catalog import ActionInfo
@@ -21,6 +21,9 @@ from ivr.flow import model
 from ivr.flow.loader import LoadedFlow
 from ivr.flow.structure import Edge, edges, escape_of, is_terminal
 from ivr.prompts import ENGINE_PROMPTS, SYSTEM_PROMPTS, PromptCatalog
+from ivr.yamlsource import Path as YamlPath
+
+Successors = Callable[[str], list[str]]
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 BUILTIN_VARIABLES = {"call"}  # filled by the controller: ani, language, channel, started
@@ -63,7 +66,7 @@ class _FlowChecker:
             self.edges_from[edge.source].append(edge)
         self.out: list[Diagnostic] = []
 
-    def report(self, path: tuple, severity: Severity, code: str, message: str, *, key: bool = False) -> None:
+    def report(self, path: YamlPath, severity: Severity, code: str, message: str, *, key: bool = False) -> None:
         self.out.append(self.loaded.at(path, severity, code, message, key=key))
 
     def run(self) -> list[Diagnostic]:
@@ -157,7 +160,7 @@ class _FlowChecker:
                 if node.ask.timeouts:
                     self._check_silence(("nodes", name, "ask", "timeouts"), node.ask.timeouts, f"turn '{name}'")
 
-    def _check_silence(self, base: tuple, timeouts: model.Timeouts, whose: str) -> None:
+    def _check_silence(self, base: YamlPath, timeouts: model.Timeouts, whose: str) -> None:
         """A wait after which the caller hears the next prompt must not leave them in dead air."""
         longest = DEAD_AIR_LIMIT - REPROMPT_DELAY
         for field in SILENT_WAITS:
@@ -222,7 +225,7 @@ class _FlowChecker:
                 self.report(("nodes", name, "next"), missing_severity, "missing-outcome",
                             f"node '{name}' does not say where {what} '{outcome}' goes", key=True)
 
-    def _check_empty_dtmf(self, base: tuple, choices: dict[str, model.Choice]) -> None:
+    def _check_empty_dtmf(self, base: YamlPath, choices: Mapping[str, model.Choice]) -> None:
         """`dtmf:` written with no key: in YAML `dtmf: #` is a comment, and the choice silently loses its key."""
         for choice_name, choice in choices.items():
             path = (*base, choice_name, "dtmf")
@@ -308,11 +311,11 @@ class _FlowChecker:
                     self.report(path, ERROR, "missing-prompt", f"prompt '{key}' has no '{language}' text in prompts/{language}.yaml"
                                 f"{_hint(key, self.prompts.texts.get(language, {}))}")
 
-    def _prompt_uses(self) -> Iterator[tuple[tuple, str]]:
+    def _prompt_uses(self) -> Iterator[tuple[YamlPath, str]]:
         """Each place a prompt key is written, once (a default escape or global is an edge of every turn)."""
         return iter(dict.fromkeys(self._all_prompt_uses()))
 
-    def _all_prompt_uses(self) -> Iterator[tuple[tuple, str]]:
+    def _all_prompt_uses(self) -> Iterator[tuple[YamlPath, str]]:
         flow = self.flow
         for field in ("noinput", "nomatch"):
             for i, key in enumerate(getattr(flow.defaults, field) or []):
@@ -333,7 +336,7 @@ class _FlowChecker:
             for i, key in enumerate(prompt or []):
                 yield (*edge.path, "prompt", i), key
 
-    def _ask_prompts(self, base: tuple, ask: model.Ask) -> Iterator[tuple[tuple, str]]:
+    def _ask_prompts(self, base: YamlPath, ask: model.Ask) -> Iterator[tuple[YamlPath, str]]:
         for field in ("prompt", "noinput", "nomatch"):
             for i, key in enumerate(getattr(ask, field) or []):
                 yield (*base, "ask", field, i), key
@@ -380,7 +383,7 @@ class _FlowChecker:
             return [n.call for n in loaded.flow.nodes.values() if isinstance(n, model.CallNode) and n.call in self.flows]
         return [self.flows[n] for n in _reachable(self.flow.flow, callees) if n in self.flows] or [self.loaded]
 
-    def _expressions(self) -> Iterator[tuple[tuple, str, str]]:
+    def _expressions(self) -> Iterator[tuple[YamlPath, str, str]]:
         """(where it is written, expression, what to add to a message about it)."""
         for name, node in self.flow.nodes.items():
             base = ("nodes", name)
@@ -439,11 +442,11 @@ def _recursion(flows: dict[str, LoadedFlow]) -> list[Diagnostic]:
     return found
 
 
-def _reachable(start: str, successors) -> set[str]:
+def _reachable(start: str, successors: Successors) -> set[str]:
     return _reachable_all({start}, successors)
 
 
-def _reachable_all(starts: set[str], successors) -> set[str]:
+def _reachable_all(starts: set[str], successors: Successors) -> set[str]:
     seen = set(starts)
     stack = list(starts)
     while stack:
@@ -454,7 +457,7 @@ def _reachable_all(starts: set[str], successors) -> set[str]:
     return seen
 
 
-def _reachable_excluding_start(start: str, successors) -> set[str]:
+def _reachable_excluding_start(start: str, successors: Successors) -> set[str]:
     seen: set[str] = set()
     stack = list(successors(start))
     while stack:
@@ -465,7 +468,7 @@ def _reachable_excluding_start(start: str, successors) -> set[str]:
     return seen
 
 
-def _strongly_connected(nodes: list[str], successors) -> list[set[str]]:
+def _strongly_connected(nodes: list[str], successors: Successors) -> list[set[str]]:
     """Tarjan's algorithm, iterative so a 5,000-node flow does not hit the recursion limit."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
