@@ -45,6 +45,13 @@ def check_request(bridge: Bridge, busy: bool, announcer_format: str | None, offs
         raise refuse("A bridge playback queued behind another on the same bridge")
 
 
+def check_destroy(busy: bool) -> None:
+    """``DELETE /bridges/{id}`` while a bridge playback is queued or plays: not recorded, so refused."""
+    if busy:
+        raise AriError(501, "Destroying a bridge while a bridge playback plays is not simulated: no recorded "
+                            "trace shows it (stop the playback first: DELETE /playbacks/{id})")
+
+
 def new_channel(channel_id: str, suffix: str, creationtime: str, language: str) -> Channel:
     """The ``;2`` half that sits in the bridge; its audio is the prompt (see ``speak``)."""
     return Channel(id=channel_id, name=f"Announcer/ARI-{suffix};2", state="Up", creationtime=creationtime,

@@ -20,6 +20,7 @@ from .audio_in import AudioIn
 from .clock import Clock
 from .config import SimulatorConfig
 from .control import ChannelControl
+from .bridges import Bridges
 from .dialplan import Dialplan
 from .emitter import Emitter
 from .external_media import SUPPORTED_FORMATS, ExternalMedia
@@ -58,7 +59,7 @@ class Simulator:
         self.media = MediaResolver(self.sounds, self.http_media, self.recording_store.directory)
         self.queues = dict(self.config.queues)
         self.channels: dict[str, Channel] = {}
-        self.bridges: dict[str, Bridge] = {}
+        self.bridges = Bridges(self.emitter, self.ids, self.channels, self.variables)
         self.playbacks: dict[str, Playback] = {}
         self.live_recordings: dict[str, LiveRecording] = {}
         self.calls: dict[str, SimCall] = {}
@@ -416,7 +417,7 @@ class Simulator:
             call.on_prompt_finished(pb)
         bridge = self.bridges.get(pb.bridge_id)
         if bridge is not None and bridge.announcer is not None:
-            self._announcer_leaves(bridge)
+            self.bridges.announcer_leaves(bridge)
 
     def stop_playback(self, playback_id: str) -> None:
         pb = self.playbacks.pop(playback_id, None)
@@ -433,7 +434,7 @@ class Simulator:
     def bridge_play(self, bridge_id: str, media: str, playback_id: str | None, lang: str | None,
                     announcer_format: str | None = None, offset_ms: int = 0) -> Playback:
         """``POST /bridges/{id}/play``: answered ``queued``; an announcer joins the bridge to play it."""
-        bridge = self.bridge(bridge_id)
+        bridge = self.bridges.lookup(bridge_id)
         uris = split_media(media or "")
         if not uris:
             raise AriError(400, "media is required")
@@ -455,21 +456,11 @@ class Simulator:
         if pb.finalized:
             self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
             return
-        bridge.announcer, ann.bridge_id = ann, bridge.id
-        self._update_bridge_peers(bridge)
-        self._update_media_paths(bridge)
+        self.bridges.announcer_joins(bridge, ann)
         self._playback_started(pb, [self.calls.get(c) for c in bridge.channels])
         assert ann.audio_in is not None
         audio_in = ann.audio_in
         await self._play_media(pb, lambda samples: announcer.speak(audio_in, samples, self.clock.now()))
-
-    def _announcer_leaves(self, bridge: Bridge) -> None:
-        ann = bridge.announcer
-        assert ann is not None
-        bridge.announcer, ann.bridge_id = None, None
-        self._update_bridge_peers(bridge)
-        self._update_media_paths(bridge)
-        ann.cancel_tasks()
 
     def cmd_dtmf(self, channel_id: str, dtmf: str, before: int, between: int,
                  duration: int, after: int) -> None:
@@ -561,7 +552,7 @@ class Simulator:
         ch.hungup_by = "app"
         self.emit(ev.hangup_request(self.ts(), ch, 32, soft=True))
         if ch.stasis_app is not None:
-            self.leave_bridge(ch)
+            self.bridges.leave(ch)
             self._abort_media(ch)
             self._leave_stasis(ch, for_dialplan=False)
             self._destroy_with_partner(ch, cause)
@@ -585,7 +576,7 @@ class Simulator:
             self.destroy_channel(two, cause, blank_app=True)
         if ch.stasis_app is not None:
             self._abort_media(ch)
-            self.leave_bridge(ch)
+            self.bridges.leave(ch)
             self._leave_stasis(ch, for_dialplan=False)
             self.destroy_channel(ch, cause)
         elif ch.pbx_task is not None and not ch.pbx_task.done():
@@ -615,7 +606,7 @@ class Simulator:
             ch.hungup_by = "dialplan"
         if ch.originated_into_stasis:
             self.variables.set(ch, "STASISSTATUS", "SUCCESS")
-        self.leave_bridge(ch)
+        self.bridges.leave(ch)
         self._destroy_with_partner(ch, cause)
 
     def _destroy_with_partner(self, one: Channel, cause: int) -> None:
@@ -653,7 +644,7 @@ class Simulator:
         elif ch.kind in ("local1", "unicast", "agent"):
             ch.location.app_name, ch.location.app_data = ch.outgoing_app
         self._abort_media(ch)
-        self.leave_bridge(ch, quiet=True)
+        self.bridges.leave(ch, quiet=True)
         self._end_snoops(ch, cause)
         if ch.spied is not None:
             ch.spied.snoops.remove(ch)
@@ -735,113 +726,17 @@ class Simulator:
     def _end_snoops(self, spied: Channel, cause: int) -> None:
         """The spied channel goes: its snoops leave bridge and Stasis without a ChannelHangupRequest."""
         for ch in list(spied.snoops):
-            self.leave_bridge(ch)
+            self.bridges.leave(ch)
             self._abort_media(ch)
             if ch.stasis_app is not None:
                 self._leave_stasis(ch, for_dialplan=False)
             self.destroy_channel(ch, cause)
 
     # -- bridges -----------------------------------------------------------------
-    def create_bridge(self, bridge_type: str = "mixing", bridge_id: str | None = None,
-                      name: str = "") -> Bridge:
-        bid = bridge_id or self.ids.bridge_id()
-        if bid in self.bridges:
-            raise AriError(409, "Bridge with the same bridgeId already exists")
-        types = [t for t in (bridge_type or "mixing").split(",") if t]
-        bridge = Bridge(id=bid, creationtime=self.ts(), name=name or "",
-                        bridge_type="holding" if "holding" in types else "mixing")
-        self.bridges[bid] = bridge
-        return bridge
-
-    def bridge(self, bridge_id: str) -> Bridge:
-        bridge = self.bridges.get(bridge_id)
-        if bridge is None:
-            raise AriError(404, "Bridge not found")
-        return bridge
-
-    def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
-        bridge = self.bridge(bridge_id)
-        chans: list[Channel] = []
-        for cid in channel_ids:
-            ch = self.channels.get(cid)
-            if ch is None or ch.destroyed:
-                raise AriError(400, "Channel not found")
-            if ch.stasis_app is None:
-                raise AriError(422, "Channel not in Stasis application")
-            chans.append(ch)
-        for ch in chans:
-            if ch.bridge_id == bridge.id:
-                continue
-            if ch.bridge_id is not None:
-                self.leave_bridge(ch)
-            self.bus.app(ch.stasis_app or "").bridges[bridge.id] += 1
-            bridge.channels.append(ch.id)
-            ch.bridge_id = bridge.id
-            self.emit(ev.bridge_channel_event("ChannelEnteredBridge", self.ts(), bridge, ch))
-        self._update_bridge_peers(bridge)
-        self._update_media_paths(bridge)
-
-    def _members(self, bridge: Bridge) -> list[Channel]:
-        """A bridge playback's announcer first (BRIDGEPEER lists it first), then the channels as they joined."""
-        joined = [self.channels[c] for c in bridge.channels if c in self.channels]
-        return ([bridge.announcer] if bridge.announcer is not None else []) + joined
-
-    def _update_bridge_peers(self, bridge: Bridge) -> None:
-        """BRIDGEPEER on each member: the others' names, comma-separated, set only when it changes."""
-        members = self._members(bridge)
-        if len(members) < 2:
-            return
-        for ch in members:
-            if ch is bridge.announcer:
-                continue
-            peers = ",".join(m.name for m in members if m is not ch)
-            if ch.get_var("BRIDGEPEER") != peers:
-                self.variables.set(ch, "BRIDGEPEER", peers)
-
-    def _update_media_paths(self, bridge: Bridge) -> None:
-        members = self._members(bridge)
-        for ch in members:
-            if ch.external_media is not None:
-                sources = [m for m in members if m is not ch and m.audio_in is not None]
-                ch.external_media.set_sources(sources)
-
-    def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None:
-        bridge = self.bridge(bridge_id)
-        ch = self.channels.get(channel_id)
-        if ch is None or ch.destroyed:
-            raise AriError(400, "Channel not found")
-        if ch.bridge_id != bridge.id:
-            raise AriError(422, "Channel not in this bridge")
-        self.leave_bridge(ch)
-
-    def leave_bridge(self, ch: Channel, quiet: bool = False) -> None:
-        bridge = self.bridges.get(ch.bridge_id or "")
-        if bridge is None:
-            ch.bridge_id = None
-            return
-        if ch.id in bridge.channels:
-            bridge.channels.remove(ch.id)
-        ch.bridge_id = None
-        if not quiet:
-            self.variables.set(ch, "BRIDGEPEER", "")
-            self.emit(ev.bridge_channel_event("ChannelLeftBridge", self.ts(), bridge, ch))
-        self._update_bridge_peers(bridge)
-        self._update_media_paths(bridge)
-        if ch.external_media is not None:
-            ch.external_media.set_sources([])
-
     def destroy_bridge(self, bridge_id: str) -> None:
-        bridge = self.bridge(bridge_id)
-        if self._bridge_playing(bridge):
-            raise AriError(501, "Destroying a bridge while a bridge playback plays is not simulated: no recorded "
-                                "trace shows it (stop the playback first: DELETE /playbacks/{id})")
-        for cid in list(bridge.channels):
-            ch = self.channels.get(cid)
-            if ch is not None:
-                self.leave_bridge(ch)
-        del self.bridges[bridge_id]
-        self.emit(ev.bridge_event("BridgeDestroyed", self.ts(), bridge))
-        self.bus.forget_bridge(bridge_id)
+        bridge = self.bridges.lookup(bridge_id)
+        announcer.check_destroy(self._bridge_playing(bridge))
+        self.bridges.destroy(bridge)
 
     # -- lifecycle -------------------------------------------------------------------
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .config import QueueConfig, QueueMember
-from .model import Bridge, CallerId, Channel, DialplanLocation
+from .model import CallerId, Channel, DialplanLocation
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Simulator
@@ -203,19 +203,7 @@ async def _connect(sim: "Simulator", queue: QueueConfig, queued: QueueWait, call
     outcome.answered_at = now
     outcome.status = "ANSWERED"
     queued.agent = agent
-    _bridge(sim, caller, agent)
-
-
-def _bridge(sim: "Simulator", caller: Channel, agent: Channel) -> None:
-    bridge = Bridge(id=sim.ids.bridge_id(), creationtime=sim.ts(), bridge_class="basic",
-                    creator="", video_mode="none")
-    sim.bridges[bridge.id] = bridge
-    for ch in (agent, caller):
-        bridge.channels.append(ch.id)
-        ch.bridge_id = bridge.id
-        sim.emit(ev.bridge_channel_event("ChannelEnteredBridge", sim.ts(), bridge, ch))
-    sim.variables.set(agent, "BRIDGEPEER", caller.name)
-    sim.variables.set(caller, "BRIDGEPEER", agent.name)
+    sim.bridges.join_queue_call(agent, caller)
 
 
 def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: int) -> None:
@@ -232,13 +220,11 @@ def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: in
 def _after_call(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller: Channel,
                 outcome: QueueOutcome) -> None:
     """Caller or agent left the bridge: Queue() publishes its variables again."""
-    sim.leave_bridge(caller)
+    sim.bridges.leave(caller)
     agent = queued.agent
     if agent is not None:
-        sim.leave_bridge(agent, quiet=True)
-    bridge_ids = [b for b, br in sim.bridges.items() if br.bridge_class == "basic" and not br.channels]
-    for bid in bridge_ids:
-        del sim.bridges[bid]
+        sim.bridges.leave(agent, quiet=True)
+    sim.bridges.drop_empty_queue_bridges()
     queue.completed += 1
     _queue_vars(sim, queue, caller, calls=0)
     now = sim.clock.now()

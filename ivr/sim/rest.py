@@ -306,12 +306,12 @@ async def bridges_list(request: web.Request) -> web.Response:
 async def bridge_create(request: web.Request) -> web.Response:
     p = await params(request)
     bridge_id = request.match_info.get("bridgeId") or p.get("bridgeId")
-    bridge = sim_of(request).create_bridge(p.get("type", "mixing"), bridge_id, p.get("name", ""))
+    bridge = sim_of(request).bridges.create(p.get("type", "mixing"), bridge_id, p.get("name", ""))
     return json_ok(bridge.snapshot())
 
 
 async def bridge_get(request: web.Request) -> web.Response:
-    return json_ok(sim_of(request).bridge(request.match_info["bridgeId"]).snapshot())
+    return json_ok(sim_of(request).bridges.lookup(request.match_info["bridgeId"]).snapshot())
 
 
 async def bridge_destroy(request: web.Request) -> web.Response:
@@ -333,7 +333,7 @@ async def bridge_add(request: web.Request) -> web.Response:
     channels = [c for c in str(p.get("channel", "")).split(",") if c]
     if not channels:
         raise AriError(400, "Missing parameter channel")
-    sim_of(request).add_to_bridge(request.match_info["bridgeId"], channels)
+    sim_of(request).bridges.add(request.match_info["bridgeId"], channels)
     return no_content()
 
 
@@ -341,7 +341,7 @@ async def bridge_remove(request: web.Request) -> web.Response:
     p = await params(request)
     sim = sim_of(request)
     for cid in [c for c in str(p.get("channel", "")).split(",") if c]:
-        sim.remove_from_bridge(request.match_info["bridgeId"], cid)
+        sim.bridges.remove(request.match_info["bridgeId"], cid)
     return no_content()
 
 
