@@ -70,16 +70,16 @@ class OneTimeCodes:
             return "expired"
         record["attempts"] = str(attempts)
         self._memory[key] = record
-        if self.client is not None:
-            await self.guard.run(lambda: self.client.hset(key, "attempts", attempts))
+        if (client := self.client) is not None:
+            await self.guard.run(lambda: client.hset(key, "attempts", attempts))
         return "wrong"
 
     async def consume_confirmation(self, phone: str) -> bool:
         """True once after the code for `phone` was checked correctly (within ten minutes)."""
         key = self._key(phone) + ":ok"
         expires = float(self._memory.pop(key, {}).get("expires", 0))
-        if self.client is not None:
-            deleted = await self.guard.run(lambda: self.client.delete(key), None)
+        if (client := self.client) is not None:
+            deleted = await self.guard.run(lambda: client.delete(key), None)
             if deleted is not None:
                 return bool(deleted)
         return expires > time.time()
@@ -87,23 +87,27 @@ class OneTimeCodes:
     async def _confirm(self, phone: str) -> None:
         key = self._key(phone) + ":ok"
         self._memory[key] = {"expires": str(time.time() + CONFIRMED_TTL_SECONDS)}
-        if self.client is not None:
-            await self.guard.run(lambda: self.client.set(key, "1", ex=CONFIRMED_TTL_SECONDS))
+        if (client := self.client) is not None:
+            await self.guard.run(lambda: client.set(key, "1", ex=CONFIRMED_TTL_SECONDS))
 
     async def _load(self, key: str) -> dict[str, str] | None:
-        if self.client is not None:
-            raw = await self.guard.run(lambda: self.client.hgetall(key), _MISSING)
+        if (client := self.client) is not None:
+            raw = await self.guard.run(lambda: client.hgetall(key), _MISSING)
             if raw is not _MISSING:
-                return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+                return {_text(k): _text(v) for k, v in raw.items()} if raw else None
         return self._memory.get(key)
 
     async def _forget(self, key: str) -> None:
         self._memory.pop(key, None)
-        if self.client is not None:
-            await self.guard.run(lambda: self.client.delete(key))
+        if (client := self.client) is not None:
+            await self.guard.run(lambda: client.delete(key))
 
     def _key(self, phone: str) -> str:
         return self.prefix + self.sealer.digest("otp-phone", phone)
 
     def _hash(self, phone: str, code: str) -> str:
         return self.sealer.digest("otp-code", f"{phone}\0{code}", size=64)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

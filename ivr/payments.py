@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 from ivr.policyadmin.model import PaymentMethod
@@ -67,7 +68,7 @@ class SimulatedGateway:
 
     latency: float = 0.05
     timeout_after: float = 3.0
-    today: "callable[[], dt.date]" = dt.date.today  # type: ignore[valid-type]
+    today: Callable[[], dt.date] = dt.date.today
     authorized: dict[str, Authorization] = field(default_factory=dict)
     captured: dict[str, Authorization] = field(default_factory=dict)
     voided: list[str] = field(default_factory=list)

@@ -96,8 +96,8 @@ def from_settings(data_keys: Sequence[str], hash_key: str | None, key_file: Path
     """The sealer the settings name; keys missing there come from `key_file`, made on first use."""
     if data_keys and hash_key:
         return _build(data_keys, hash_key, "IVR_DATA_KEYS/IVR_HASH_KEY")
-    stored = _key_file(key_file)
-    return _build(list(data_keys) or stored["data_keys"], hash_key or stored["hash_key"], str(key_file))
+    stored_data, stored_hash = _key_file(key_file)
+    return _build(list(data_keys) or stored_data, hash_key or stored_hash, str(key_file))
 
 
 def _build(data_keys: Sequence[str], hash_key: str, where: str) -> Sealer:
@@ -107,7 +107,7 @@ def _build(data_keys: Sequence[str], hash_key: str, where: str) -> Sealer:
         raise ValueError(f"keys in {where} are not usable: {exc} (make new ones with `ivr keys new`)") from None
 
 
-def _key_file(path: Path) -> dict[str, list[str] | str]:
+def _key_file(path: Path) -> tuple[list[str], str]:
     """Read the key file, or create it (0600, never overwritten: two processes starting at once agree)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ def _key_file(path: Path) -> dict[str, list[str] | str]:
             temporary.unlink()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {"data_keys": [str(k) for k in data["data_keys"]], "hash_key": str(data["hash_key"])}
+        return [str(k) for k in data["data_keys"]], str(data["hash_key"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"key file {path} is not usable: {exc}") from None
 

@@ -79,7 +79,7 @@ class RedisCallStore:
         text = self._open(raw) if raw else None
         return StepAudio.model_validate_json(text) if text else None
 
-    def _open(self, raw: bytes) -> str | None:
+    def _open(self, raw: bytes | str) -> str | None:
         """Clear JSON; a value no key opens is logged and read as nothing, as a lost key would be."""
         try:
             return self.sealer.open(raw)

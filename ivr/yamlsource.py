@@ -130,7 +130,7 @@ def load(text: str) -> Document:
         where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         opened = exc.context and ("quoted" in exc.context or "flow" in exc.context)
-        if exc.problem and opened and exc.context_mark and exc.context_mark.line != mark.line:
+        if exc.problem and opened and mark and exc.context_mark and exc.context_mark.line != mark.line:
             start = exc.context_mark  # an unclosed quote or bracket: say where it was opened
             reason += f" ({exc.context} that starts at line {start.line + 1}, column {start.column + 1})"
         raise YamlSyntaxError(f"YAML syntax: {reason}", where) from None
@@ -174,7 +174,7 @@ class _Builder:
                 self.stack[-1][2], self.stack[-1][3] = str(container), self.source.values[path]
             else:
                 self.place(container, path)
-        elif isinstance(event, yaml.AliasEvent):
+        elif isinstance(event, yaml.AliasEvent) and event.anchor is not None:
             values = self.alias_size(event)
             self.value(self.anchors[event.anchor], event, values)
 
@@ -223,11 +223,10 @@ class _Builder:
         self.source.values[path] = mark
         self.place(value, path)
 
-    def open(self, container: Any, event: yaml.Event) -> None:
-        path = self.child_path()
-        is_key = path is None
-        if is_key:
-            path = (*self.stack[-1][1], "?")
+    def open(self, container: Any, event: yaml.CollectionStartEvent) -> None:
+        child = self.child_path()
+        is_key = child is None
+        path: Path = (*self.stack[-1][1], "?") if child is None else child
         self.source.values[path] = _mark(event)
         if event.anchor:
             self.anchors[event.anchor] = container
@@ -255,7 +254,8 @@ _NO_KEY = object()
 
 
 def _mark(event: yaml.Event) -> Position:
-    return Position(event.start_mark.line + 1, event.start_mark.column + 1)
+    mark = event.start_mark
+    return Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
 
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")

@@ -164,6 +164,6 @@ def _convert(hint: Any, value: Any) -> Any:
         return [_convert(args[0], v) for v in value]
     if hint is dt.date:
         return dt.date.fromisoformat(value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_json(hint, value)
     return value

@@ -107,7 +107,8 @@ class Transaction:
         """Run a statement; the row count (or last row id for an INSERT)."""
         def run() -> int:
             cursor = self._db._connection().execute(sql, tuple(params))
-            return cursor.lastrowid if sql.lstrip().upper().startswith("INSERT") else cursor.rowcount
+            inserted = cursor.lastrowid if sql.lstrip().upper().startswith("INSERT") else None
+            return inserted if inserted is not None else cursor.rowcount
         return await self._db._run(run)
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:

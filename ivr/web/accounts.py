@@ -60,7 +60,7 @@ class FailureCounts:
         times = self._times.get(key)
         while times and times[0] < now - FAILURE_WINDOW:
             times.popleft()
-        return bool(times) and len(times) >= self.limit
+        return times is not None and len(times) >= self.limit
 
     def add(self, key: str, now: float) -> None:
         self._times.setdefault(key, deque(maxlen=self.limit)).append(now)

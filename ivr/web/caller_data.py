@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as redis
 from pydantic import BaseModel, Field
@@ -131,7 +131,7 @@ class RedisContactHistory:
 
     async def recent(self, caller_id: str, limit: int = 5) -> list[Contact]:
         raw = await self.guard.run(lambda: self.client.zrevrange(self.prefix + caller_id, 0, limit - 1), [])
-        return [Contact.model_validate_json(item) for item in raw]
+        return [Contact.model_validate_json(item) for item in cast(list[bytes], raw)]
 
     async def add(self, caller_id: str, contact: Contact) -> None:
         key = self.prefix + caller_id
@@ -144,7 +144,7 @@ class RedisContactHistory:
     async def record_outcome(self, caller_id: str, contact: Contact) -> None:
         """One outcome per call: a second click replaces the first (the agent corrected it)."""
         key = self.prefix + caller_id
-        for item in await self.client.zrange(key, 0, -1):
+        for item in cast(list[bytes], await self.client.zrange(key, 0, -1)):
             data = json.loads(item)
             if data.get("kind") == "agent_outcome" and data.get("call_id") == contact.call_id:
                 await self.client.zrem(key, item)

@@ -98,9 +98,9 @@ def routing_of(state: CallState, queue: str) -> Routing:
         rule = str(decided["rule"])
         reason = str(decided.get("reason") or reason)
     priority = result.get("priority")
-    call = state.vars.get("call") if isinstance(state.vars.get("call"), dict) else {}
-    decisions = call.get("routing") if isinstance(call.get("routing"), dict) else {}
-    prefer = decisions.get("prefer_agent") if isinstance(decisions.get("prefer_agent"), dict) else {}
+    call = _mapping(state.vars.get("call"))
+    decisions = _mapping(call.get("routing"))
+    prefer = _mapping(decisions.get("prefer_agent"))
     return Routing(queue=str(result.get("queue") or queue), priority=priority if isinstance(priority, int) else None,
                    rule=rule, reason=reason, detail=str(result.get("detail") or ""),
                    preferred_agent=str(prefer["agent"]) if prefer.get("agent") else None)
@@ -131,7 +131,7 @@ def cancellation_of(state: CallState) -> Cancellation | None:
 def build_pop(state: CallState, agent_id: str, queue: str, routed_at: float, answered_at: float | None,
               profile: CallerProfile | None, contacts: list[Contact]) -> ScreenPop:
     caller = caller_of(state)
-    call = state.vars.get("call") if isinstance(state.vars.get("call"), dict) else {}
+    call = _mapping(state.vars.get("call"))
     name = profile.name if profile and profile.name else \
         " ".join(str(caller.get(k, "")) for k in ("first_name", "last_name")).strip()
     path = path_of(state)
@@ -143,3 +143,8 @@ def build_pop(state: CallState, agent_id: str, queue: str, routed_at: float, ans
         policies=list(profile.policies) if profile else [],
         contacts=contacts, path=path, failed_at=failures[-1] if failures else None,
         routing=routing_of(state, queue), cancellation=cancellation_of(state))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """Call data read from the state: a mapping, or empty when a flow left something else there."""
+    return value if isinstance(value, dict) else {}

@@ -58,7 +58,7 @@ class TrustedProxies:
         host = last_value(headers.getall("X-Forwarded-Host", []))
         if HOST.fullmatch(host):
             changes["host"] = host
-        return request.clone(**changes)
+        return request.clone(**changes)  # type: ignore[arg-type]  # scheme/host/remote: all str
 
     def client_address(self, peer: str, forwarded_for: list[str]) -> str:
         """The right-most X-Forwarded-For address that is not one of our proxies.
