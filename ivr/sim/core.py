@@ -10,27 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from array import array
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from . import announcer, audio, snoop
+from . import announcer, snoop
 from . import events as ev
 from .audio_in import AudioIn
+from .bridges import Bridges
 from .clock import Clock
 from .config import SimulatorConfig
 from .control import ChannelControl
-from .bridges import Bridges
 from .dialplan import Dialplan
 from .emitter import Emitter
-from .external_media import SUPPORTED_FORMATS, ExternalMedia
 from .errors import AriError, ChannelGone, channel_not_found, not_in_stasis
+from .external_media import SUPPORTED_FORMATS, ExternalMedia
 from .http_media import HttpMediaCache
 from .ids import IdFactory
-from .media import MediaError, MediaResolver
-from .model import Bridge, CallerId, Channel, ChannelKind, DialplanLocation, OriginateTarget
+from .media import MediaResolver
+from .model import CallerId, Channel, ChannelKind, DialplanLocation, OriginateTarget
 from .pbx import Goto, Pbx
-from .playback import Playback, split_media
+from .playback import Playbacks
 from .recording import LiveRecording, RecordingOptions, RecordingStore
 from .simcall import ContinueRecord, SimCall
 from .sounds import SoundLibrary
@@ -60,9 +59,10 @@ class Simulator:
         self.queues = dict(self.config.queues)
         self.channels: dict[str, Channel] = {}
         self.bridges = Bridges(self.emitter, self.ids, self.channels, self.variables)
-        self.playbacks: dict[str, Playback] = {}
         self.live_recordings: dict[str, LiveRecording] = {}
         self.calls: dict[str, SimCall] = {}
+        self.playbacks = Playbacks(self.emitter, self.media, self.ids, self.config.language, self.channels,
+                                   self.calls, self.bridges)
         self.pbx = Pbx(self)
         self.started = self.clock.timestamp()
         self.closing = False
@@ -331,137 +331,6 @@ class Simulator:
             self.variables.set(ch, name, value)
         await self._run_sync(ch, "setvar", run)
 
-    def cmd_play(self, channel_id: str, media: str, playback_id: str | None, lang: str | None) -> Playback:
-        ch = self.stasis_channel(channel_id)
-        uris = split_media(media or "")
-        if not uris:
-            raise AriError(400, "media is required")
-        pb = Playback(playback_id or str(uuid.uuid4()), uris, f"channel:{ch.id}", lang or ch.language)
-        self.playbacks[pb.id] = pb
-        assert ch.control is not None
-        ch.control.submit("play", lambda: self._run_playback(ch, pb))
-        return pb
-
-    async def _run_playback(self, ch: Channel, pb: Playback) -> None:
-        if pb.finalized:   # cancelled while queued: announce it now, without a start
-            self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
-            return
-        ch.channel_playback = pb      # suspended from its bridge until PlaybackFinished (see external_media)
-        self._playback_started(pb, [self.calls.get(ch.id)])
-        await self._play_media(pb, lambda samples: self._media_towards_far_end(ch))
-
-    def _playback_started(self, pb: Playback, heard_by: list[SimCall | None]) -> None:
-        pb.state = "playing"
-        pb.started_at = self.clock.now()
-        pb.heard_by = [call for call in heard_by if call is not None]
-        self.emit(ev.playback_event("PlaybackStarted", self.ts(), pb.to_json()))
-        for call in pb.heard_by:
-            call.on_prompt_started(pb)
-
-    async def _play_media(self, pb: Playback, sound: Callable[[array | None], None]) -> None:
-        """Each media URI in turn (PlaybackContinuing between them) until the last ends or a stop.
-
-        ``sound`` gets each URI's samples as it starts (None: a tone, until stopped).
-        """
-        for index, uri in enumerate(pb.media):
-            if index:
-                pb.index = index
-                self.emit(ev.playback_event("PlaybackContinuing", self.ts(), pb.to_json()))
-            try:
-                samples = await self.media.load(uri, pb.language)
-            except MediaError as exc:
-                log.warning("%s: Playback failed for %s: %s", pb.target_uri, uri, exc)
-                if index + 1 == len(pb.media):
-                    self.finish_playback(pb, "failed")
-                    return
-                continue
-            if pb.finalized:
-                return
-            if pb.stop.is_set():
-                break
-            sound(samples)
-            if audio.audible(samples):
-                for call in pb.heard_by:
-                    call.on_prompt_audio(pb)
-            duration = None if samples is None else len(samples) / 8000
-            if await self._wait_stop(pb, duration):
-                pb.stopped = True
-                break
-            if pb.finalized:
-                return
-        self.finish_playback(pb, "done")
-
-    async def _wait_stop(self, pb: Playback, duration: float | None) -> bool:
-        if duration is None:
-            await pb.stop.wait()
-            return True
-        return await self.clock.wait_for(pb.stop, duration)
-
-    def _media_towards_far_end(self, ch: Channel) -> None:
-        """First audio frame towards the far end ends a pending Answer() wait there."""
-        if ch.partner is not None:
-            ch.partner.media_flowing.set()
-
-    def finish_playback(self, pb: Playback, state: str) -> None:
-        if pb.finalized:
-            return
-        pb.finalized = True
-        pb.state = state
-        pb.finished_at = self.clock.now()
-        self.playbacks.pop(pb.id, None)
-        ch = self.channels.get(pb.channel_id)
-        if ch is not None and ch.channel_playback is pb:
-            ch.channel_playback = None
-        self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
-        for call in pb.heard_by:
-            call.on_prompt_finished(pb)
-        bridge = self.bridges.get(pb.bridge_id)
-        if bridge is not None and bridge.announcer is not None:
-            self.bridges.announcer_leaves(bridge)
-
-    def stop_playback(self, playback_id: str) -> None:
-        pb = self.playbacks.pop(playback_id, None)
-        if pb is None:
-            raise AriError(404, "Playback not found")
-        pb.stopped = True
-        if pb.state == "queued":
-            pb.finalized = True        # PlaybackFinished(done) when the queue reaches it
-            pb.state = "done"
-        else:
-            pb.stop.set()
-
-    # -- bridge playback (see announcer.py) -------------------------------------------
-    def bridge_play(self, bridge_id: str, media: str, playback_id: str | None, lang: str | None,
-                    announcer_format: str | None = None, offset_ms: int = 0) -> Playback:
-        """``POST /bridges/{id}/play``: answered ``queued``; an announcer joins the bridge to play it."""
-        bridge = self.bridges.lookup(bridge_id)
-        uris = split_media(media or "")
-        if not uris:
-            raise AriError(400, "media is required")
-        announcer.check_request(bridge, self._bridge_playing(bridge), announcer_format, offset_ms)
-        pb = Playback(playback_id or str(uuid.uuid4()), uris, f"bridge:{bridge.id}", lang or self.config.language)
-        self.playbacks[pb.id] = pb
-        self.ids.unique_id()       # the announcer's ;1 half takes an id too
-        ann = announcer.new_channel(self.ids.unique_id(), self.ids.announcer_suffix(), self.ts(),
-                                    self.config.language)
-        ann.spawn(self._run_bridge_playback(bridge, ann, pb), "bridge-play")
-        return pb
-
-    def _bridge_playing(self, bridge: Bridge) -> bool:
-        """A bridge playback is queued or playing on ``bridge``."""
-        return bridge.announcer is not None or any(p.bridge_id == bridge.id for p in self.playbacks.values())
-
-    async def _run_bridge_playback(self, bridge: Bridge, ann: Channel, pb: Playback) -> None:
-        await asyncio.sleep(0)     # after the response, as for a channel playback
-        if pb.finalized:
-            self.emit(ev.playback_event("PlaybackFinished", self.ts(), pb.to_json()))
-            return
-        self.bridges.announcer_joins(bridge, ann)
-        self._playback_started(pb, [self.calls.get(c) for c in bridge.channels])
-        assert ann.audio_in is not None
-        audio_in = ann.audio_in
-        await self._play_media(pb, lambda samples: announcer.speak(audio_in, samples, self.clock.now()))
-
     def cmd_dtmf(self, channel_id: str, dtmf: str, before: int, between: int,
                  duration: int, after: int) -> None:
         if not dtmf:
@@ -622,12 +491,7 @@ class Simulator:
         self.destroy_channel(one, cause)
 
     def _abort_media(self, ch: Channel) -> None:
-        for pb in list(self.playbacks.values()):
-            if pb.channel_id == ch.id and pb.state == "playing":
-                self.finish_playback(pb, "failed")
-        for pb in list(self.playbacks.values()):
-            if pb.channel_id == ch.id:
-                self.playbacks.pop(pb.id, None)
+        self.playbacks.abort_channel(ch)
         for rec in list(self.live_recordings.values()):
             if rec.channel is ch:
                 rec.channel_gone()
@@ -735,7 +599,7 @@ class Simulator:
     # -- bridges -----------------------------------------------------------------
     def destroy_bridge(self, bridge_id: str) -> None:
         bridge = self.bridges.lookup(bridge_id)
-        announcer.check_destroy(self._bridge_playing(bridge))
+        announcer.check_destroy(self.playbacks.on_bridge(bridge))
         self.bridges.destroy(bridge)
 
     # -- lifecycle -------------------------------------------------------------------

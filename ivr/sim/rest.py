@@ -147,7 +147,9 @@ async def channel_noop_command(request: web.Request) -> web.Response:
 async def channel_play(request: web.Request) -> web.Response:
     p = await params(request)
     pb_id = request.match_info.get("playbackId") or p.get("playbackId")
-    pb = sim_of(request).cmd_play(request.match_info["channelId"], p.get("media", ""), pb_id, p.get("lang"))
+    sim = sim_of(request)
+    pb = sim.playbacks.play_on_channel(sim.stasis_channel(request.match_info["channelId"]), p.get("media", ""),
+                                       pb_id, p.get("lang"))
     return json_ok(pb.to_json(), status=201)
 
 
@@ -237,7 +239,7 @@ async def playback_get(request: web.Request) -> web.Response:
 
 
 async def playback_stop(request: web.Request) -> web.Response:
-    sim_of(request).stop_playback(request.match_info["playbackId"])
+    sim_of(request).playbacks.stop(request.match_info["playbackId"])
     return no_content()
 
 
@@ -321,7 +323,7 @@ async def bridge_destroy(request: web.Request) -> web.Response:
 
 async def bridge_play(request: web.Request) -> web.Response:
     p = await params(request)
-    pb = sim_of(request).bridge_play(
+    pb = sim_of(request).playbacks.play_on_bridge(
         request.match_info["bridgeId"], p.get("media", ""),
         request.match_info.get("playbackId") or p.get("playbackId"), p.get("lang"),
         announcer_format=p.get("announcer_format"), offset_ms=as_int(p, "offsetms", 0) or 0)
