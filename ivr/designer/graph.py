@@ -11,7 +11,7 @@ from pathlib import Path
 import graphviz
 
 from ivr.flow import model
-from ivr.flow.structure import Edge, edges
+from ivr.flow.structure import Edge, action_target, edges
 
 _SHAPES = {
     "play": ("box", "#e8f0fe"),
@@ -93,13 +93,14 @@ def _unique_globals(flow: model.Flow) -> list[Edge]:
     """Global choices apply to every turn: draw each once, from an 'any turn' marker.
 
     An action's escape only takes the error and timeout it does not handle:
-    when it handles both, its escape is never taken and is not drawn.
+    when it (or the flow's defaults) handles both, its escape is never taken and is not drawn.
     """
     seen: set[str] = set()
     result = []
     for edge in edges(flow):
         node = flow.nodes[edge.source]
-        if edge.kind == "escape" and isinstance(node, model.ActionNode) and {"error", "timeout"} <= set(node.next):
+        if edge.kind == "escape" and isinstance(node, model.ActionNode) \
+                and all(action_target(flow, node, outcome) is not None for outcome in model.DEFAULTED_OUTCOMES):
             continue
         if edge.kind == "global":
             if edge.label in seen:

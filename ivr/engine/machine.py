@@ -26,7 +26,7 @@ from ivr.engine.matching import YES_NO_KEYS, match, yes_no_grammar
 from ivr.engine.state import CallState, Frame, Pending
 from ivr.flow import model
 from ivr.flow.catalog import FlowSet
-from ivr.flow.structure import escape_of
+from ivr.flow.structure import action_target, escape_of
 from ivr.prompts import TRANSFER_NOTICE
 
 MAX_HOPS = 500  # nodes run in one step before the engine decides the flow is looping
@@ -347,7 +347,7 @@ def _backend_result(ctx: _Context, event: ev.BackendResult) -> None:
     ctx.state.record("backend", matched=event.outcome, detail=event.name)
     if node.action.save_as:
         ctx.state.vars[node.action.save_as] = event.data
-    target = node.next.get(event.outcome)
+    target = action_target(ctx.flow, node, event.outcome)
     if target is None:
         _escape(ctx, f"backend_{event.outcome}", f"{event.name} gave {event.outcome}")
         return

@@ -25,6 +25,9 @@ DTMF_PATTERN = r"^[0-9*#]{1,4}$"
 NODE_KINDS = ("play", "ask", "action", "set", "branch", "call", "return", "transfer", "hangup")
 ASK_MODES = ("choices", "digits", "confirm")
 BACKEND_OUTCOMES = ("ok", "declined", "error", "timeout")
+# Outcomes every action can end with, and the `defaults` key that says where each goes
+# for the actions of a flow that do not say themselves.
+DEFAULTED_OUTCOMES = {"error": "backend_error", "timeout": "backend_timeout"}
 if TYPE_CHECKING:
     Language = str  # a Literal built from a tuple at run time is not a static type; pydantic checks it
 else:
@@ -281,6 +284,10 @@ class Defaults(Strict):
     """Flow-wide settings that every turn inherits unless it says otherwise."""
 
     escape: Target | None = Field(None, description="Where callers go when a turn runs out of retries")
+    backend_error: Target | None = Field(
+        None, description="Where an action's error outcome goes when its own next does not say")
+    backend_timeout: Target | None = Field(
+        None, description="Where an action's timeout outcome goes when its own next does not say")
     noinput: Prompts | None = None
     nomatch: Prompts | None = None
     timeouts: Timeouts = DEFAULT_TIMEOUTS

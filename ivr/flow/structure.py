@@ -48,6 +48,11 @@ def node_edges(flow: model.Flow, name: str, node: model.Node) -> Iterator[Edge]:
                 yield Edge(name, outcome, "next", target, (*base, "next", outcome))
         else:
             yield Edge(name, "next", "next", node.next, (*base, "next"))
+        if isinstance(node, model.ActionNode):
+            for outcome, field in model.DEFAULTED_OUTCOMES.items():
+                default = getattr(flow.defaults, field)
+                if outcome not in node.next and default is not None:
+                    yield Edge(name, outcome, "next", default, ("defaults", field))
         if isinstance(node, (model.AskNode, model.ActionNode)):
             escape, path = escape_of(flow, node, name)
             if escape is not None:
@@ -67,6 +72,16 @@ def escape_of(flow: model.Flow, node: model.Node, name: str) -> tuple[model.Targ
     if own is not None:
         return own, ("nodes", name, "escape")
     return flow.defaults.escape, ("defaults", "escape")
+
+
+def action_target(flow: model.Flow, node: model.ActionNode, outcome: str) -> model.Target | None:
+    """Where an action's outcome goes: its own next, else for error and timeout the flow's
+    `defaults.backend_error` / `backend_timeout`; None sends the caller to the escape."""
+    own = node.next.get(outcome)
+    if own is not None or outcome not in model.DEFAULTED_OUTCOMES:
+        return own
+    default: model.Target | None = getattr(flow.defaults, model.DEFAULTED_OUTCOMES[outcome])
+    return default
 
 
 def is_terminal(node: model.Node) -> bool:

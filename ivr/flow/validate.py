@@ -90,11 +90,22 @@ class _FlowChecker:
         names = list(self.flow.nodes)
         if self.flow.start not in self.flow.nodes:
             self.report(("start",), ERROR, "missing-node", f"start node '{self.flow.start}' does not exist{_hint(self.flow.start, names)}")
-        for edge in self.edges:
-            if edge.node is not None and edge.node not in self.flow.nodes:
-                where = "escape" if edge.kind == "escape" else f"'{edge.label}'"
-                self.report(edge.path, ERROR, "missing-node",
-                            f"{where} of node '{edge.source}' goes to '{edge.node}', which does not exist{_hint(edge.node, names)}")
+        defaults = [(("defaults", field), target) for field in model.DEFAULTED_OUTCOMES.values()
+                    if isinstance(target := getattr(self.flow.defaults, field), str)]
+        seen: set[YamlPath] = set()  # a default is an edge of every node that uses it: one error, where it is written
+        for path, target in [*((e.path, e.target) for e in self.edges), *defaults]:
+            if not isinstance(target, str) or target in self.flow.nodes or path in seen:
+                continue
+            seen.add(path)
+            edge = next((e for e in self.edges if e.path == path), None)
+            if path[0] == "defaults":
+                where = f"defaults.{path[1]}"
+            elif edge is not None and edge.kind == "escape":
+                where = f"escape of node '{edge.source}'"
+            else:
+                where = f"'{edge.label if edge else path[-1]}' of node '{path[1]}'"
+            self.report(path, ERROR, "missing-node",
+                        f"{where} goes to '{target}', which does not exist{_hint(target, names)}")
 
     def successors(self, name: str) -> list[str]:
         return self.adjacency.get(name, [])
@@ -222,8 +233,10 @@ class _FlowChecker:
                             key=True)
         for outcome in outcomes:
             if outcome not in next_ and outcome not in misspelt:
+                hint = f" (nor does defaults.{model.DEFAULTED_OUTCOMES[outcome]})" \
+                    if what == "outcome" and outcome in model.DEFAULTED_OUTCOMES else ""
                 self.report(("nodes", name, "next"), missing_severity, "missing-outcome",
-                            f"node '{name}' does not say where {what} '{outcome}' goes", key=True)
+                            f"node '{name}' does not say where {what} '{outcome}' goes{hint}", key=True)
 
     def _check_empty_dtmf(self, base: YamlPath, choices: Mapping[str, model.Choice]) -> None:
         """`dtmf:` written with no key: in YAML `dtmf: #` is a comment, and the choice silently loses its key."""
@@ -274,15 +287,24 @@ class _FlowChecker:
     # --- actions and sub-flows ------------------------------------------
 
     def check_actions(self) -> None:
+        defaulted = {outcome: field for outcome, field in model.DEFAULTED_OUTCOMES.items()
+                     if getattr(self.flow.defaults, field) is not None}
+        used: set[str] = set()
         for name, node in self.flow.nodes.items():
             if not isinstance(node, model.ActionNode):
                 continue
+            used |= {field for outcome, field in defaulted.items() if outcome not in node.next}
             info = self.actions.get(node.action.name)
             if info is None:
                 self.report(("nodes", name, "action", "name"), ERROR, "unknown-action",
                             f"backend action '{node.action.name}' does not exist{_hint(node.action.name, list(self.actions))}")
                 continue
-            self._check_outcomes(name, node.next, info.outcomes, "outcome", missing_severity=WARNING)
+            handled = {**{outcome: None for outcome in defaulted}, **node.next}
+            self._check_outcomes(name, handled, info.outcomes, "outcome", missing_severity=WARNING)
+        for field in sorted(set(defaulted.values()) - used):
+            outcome = next(o for o, f in model.DEFAULTED_OUTCOMES.items() if f == field)
+            self.report(("defaults", field), WARNING, "unused-default",
+                        f"no action of this flow uses defaults.{field}: each says where its {outcome} goes", key=True)
 
     def check_calls(self) -> None:
         for name, node in self.flow.nodes.items():

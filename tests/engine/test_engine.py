@@ -535,3 +535,44 @@ def test_a_turn_that_requires_its_terminator_asks_again_after_a_pause(tmp_path):
     assert [p.key for a in paused.actions if isinstance(a, act.Play) for p in a.prompts] == ["t.again"]
     assert keyed(ev.Dtmf(digits="4567#")).state.vars["answer"] == "4567"
     assert keyed(ev.Dtmf(digits="19800531")).state.vars["answer"] == "19800531"     # max keys end it too
+
+
+DEFAULTED_FLOW = """\
+flow: lookup
+start: summary
+defaults:
+  escape: {transfer: service, reason: trouble}
+  backend_error: down
+  backend_timeout: {transfer: service, reason: slow_backend}
+nodes:
+  summary:
+    action: {name: policy.summary}
+    next: {ok: claim, declined: {hangup: none}}
+  claim:
+    action: {name: claim.status}
+    next: {ok: {hangup: done}, declined: {hangup: none}, error: {hangup: own_error}}
+  down:
+    transfer: service
+    reason: backend_down
+"""
+
+
+def _backend_outcomes(tmp_path, *outcomes: str) -> engine.Step:
+    (tmp_path / "flows").mkdir(exist_ok=True)
+    (tmp_path / "prompts").mkdir(exist_ok=True)
+    (tmp_path / "flows" / "lookup.yaml").write_text(DEFAULTED_FLOW)
+    (tmp_path / "prompts" / "en.yaml").write_text("t:\n  hello: Hello.\n")
+    release, diagnostics = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
+    assert [d.code for d in diagnostics] == ["system-prompt"], diagnostics
+    result = engine.start(release, "lookup", "c1", call={})
+    for outcome in outcomes:
+        result = engine.step(release, result.state, ev.BackendResult(name=result.state.pending.action, outcome=outcome))
+    return result
+
+
+def test_an_action_that_does_not_say_where_its_error_goes_takes_the_flow_default(tmp_path):
+    assert _backend_outcomes(tmp_path, "error").state.result["reason"] == "backend_down"        # a node
+    assert _backend_outcomes(tmp_path, "timeout").state.result["reason"] == "slow_backend"      # an inline target
+    assert _backend_outcomes(tmp_path, "ok", "error").state.result == {"outcome": "own_error"}   # its own wins
+    own_timeout = _backend_outcomes(tmp_path, "ok", "timeout").state.result
+    assert own_timeout["reason"] == "slow_backend"     # claim says nothing about timeout: the default again

@@ -71,7 +71,7 @@ def test_corpus_covers_every_code():
         "no-human", "endless-loop", "ask-mode", "unknown-outcome", "missing-outcome", "duplicate-dtmf",
         "empty-choice", "digits-range", "unknown-action", "unknown-flow", "no-return", "recursive-call",
         "missing-prompt", "undefined-variable", "expression", "duplicate-flow", "thresholds", "no-phrases",
-        "language", "file-name", "prompt-format", "dead-air", "system-prompt",
+        "language", "file-name", "prompt-format", "dead-air", "system-prompt", "unused-default",
     }
     assert all(case.expected for case in CASES), [c.name for c in CASES if not c.expected]
 
