@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ivr.config import Settings
+from ivr.controller import notices as note
 from ivr.controller.app import serve
 from ivr.controller.session import CallSession
 from ivr.embedded import open_embedded
 from ivr.engine import actions as act
-from ivr.engine.machine import Step
 from ivr.policyadmin.seed import seed_book
 from ivr.prompts import PromptCatalog, load_prompts
 from ivr.redis_server import private_redis
@@ -89,19 +89,20 @@ class TurnPrinter:
 
     def __init__(self, out: TextIO):
         self.out = out
-        self.seen: dict[str, int] = {}
         self.labels: dict[str, str] = {}
 
-    def __call__(self, session: CallSession, kind: str, detail: Any) -> None:
+    def __call__(self, session: CallSession, notice: note.Notice) -> None:
         label = self.labels.get(session.channel_id, session.channel_id)
-        if kind == "start" and isinstance(detail, dict):
-            self._routing(label, detail.get("routing") or {})
-        elif kind == "step" and isinstance(detail, Step):
-            self._step(label, session, detail)
-        elif kind == "transfer":
-            self._line(label, f"☎  queued for {detail.queue} (reason {detail.reason}, priority {detail.priority})")
-        elif kind == "ended":
-            self._line(label, f"■  caller hung up ({detail})")
+        match notice:
+            case note.CallStarted(call):
+                self._routing(label, call.get("routing") or {})
+            case note.StepTaken():
+                self._step(label, session, notice)
+            case note.Transferred(transfer):
+                self._line(label, f"☎  queued for {transfer.queue} (reason {transfer.reason}, "
+                                  f"priority {transfer.priority})")
+            case note.CallerLeft(why):
+                self._line(label, f"■  caller hung up ({why})")
 
     def _routing(self, label: str, routing: dict[str, Any]) -> None:
         decisions = [("at call start", routing.get("start"))]
@@ -110,11 +111,8 @@ class TurnPrinter:
             if decision:
                 self._line(label, f"🧭 {when}: rule {decision['rule']} → {decision['to']} ({decision['reason']})")
 
-    def _step(self, label: str, session: CallSession, step: Step) -> None:
-        channel_id, path = session.channel_id, step.state.path
-        start = self.seen.get(channel_id, 0)
-        start = min(start, len(path))
-        for turn in path[start:]:
+    def _step(self, label: str, session: CallSession, notice: note.StepTaken) -> None:
+        for turn in notice.turns:
             if turn.kind in ("input", "confirm"):
                 self._line(label, f"👤 {turn.heard or ''} → {turn.matched or 'not understood'}")
             elif turn.kind in ("noinput", "nomatch", "escape"):
@@ -123,8 +121,7 @@ class TurnPrinter:
                 self._line(label, f"⚙  {turn.detail} → {turn.matched}")
             elif turn.kind == "hangup":
                 self._line(label, f"■  ended: {turn.matched}")
-        self.seen[channel_id] = len(path)
-        for action in step.actions:
+        for action in notice.step.actions:
             if isinstance(action, act.Play):
                 for prompt in action.prompts:
                     text = session.release.prompts.render(action.language, prompt.key, prompt.values)

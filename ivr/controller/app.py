@@ -28,7 +28,7 @@ from ivr import engine, sealing
 from ivr.ari import AriClient, ChannelNotFound, ConnectInfo, EventStream
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
-from ivr.controller.session import Begin, CallSession, Resume, Services, continue_to_queue
+from ivr.controller.session import Begin, CallSession, Observer, Resume, Services, continue_to_queue
 from ivr.controller.speech import owner_of_helper
 from ivr.engine.actions import FALLBACK_QUEUE, PromptRef
 from ivr.engine.language import start_language
@@ -249,7 +249,7 @@ class Unclaimed:
 
 
 async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,
-                observers: list | None = None, agent_page=None, router=None) -> None:
+                observers: list[Observer] | None = None, agent_page=None, router=None) -> None:
     """Run the controller until `stop` is set (or SIGTERM/SIGINT).
 
     `router` (ivr.routing.Router) decides where each new call starts; its

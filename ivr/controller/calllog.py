@@ -5,8 +5,8 @@ turn, the prompts the caller heard, what the IVR heard or was keyed, how sure
 the recogniser was, how long the caller waited from the end of their answer
 to the next prompt, and what the turn came to; and per call, how it ended,
 where it was sent and why, and how long it took. A controller observer
-(`Services.observers`) builds these lines from the session's notifications,
-so the session itself stays free of logging policy.
+(`Services.observers`) builds these lines from the session's notices
+(`ivr.controller.notices`), so the session itself stays free of logging policy.
 
 A turn is one `Listen` and the caller's answer to it. Its line is written
 when the next prompt starts (that is when the wait ends), or when the call
@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from ivr.controller import notices as note
 from ivr.digits import parse_digits
 from ivr.engine import actions as act
 from ivr.engine import events as ev
@@ -33,6 +35,9 @@ from ivr.engine.state import WITHHELD, CallState, Turn
 from ivr.logsetup import fields
 from ivr.masking import mask_phone
 from ivr.speech.turn import TurnEnded
+
+if TYPE_CHECKING:
+    from ivr.controller.session import CallSession
 
 log = logging.getLogger(__name__)
 ANSWERS = frozenset({"input", "captured", "confirm", "noinput", "nomatch"})  # path kinds that answer a turn
@@ -67,8 +72,6 @@ class _Call:
     open: _Turn | None = None  # the turn the caller is answering
     waiting: _Turn | None = None  # answered, its line waits for the next prompt to start
     turns: int = 0
-    seen: int = 0  # path entries already taken into turns
-    last: Turn | None = None
 
 
 class CallLog:
@@ -79,45 +82,63 @@ class CallLog:
         self.log = logger
         self._calls: dict[str, _Call] = {}
 
-    def __call__(self, session: Any, kind: str, detail: Any) -> None:
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler is None:
-            return
+    def __call__(self, session: CallSession, notice: note.Notice) -> None:
         try:
-            handler(session, detail)
+            self._on(session, notice)
         except Exception:  # the session calls us inline: a logging bug must never take the call down
-            self.log.exception("call %s: call log failed on %s", session.channel_id, kind)
+            self.log.exception("call %s: call log failed on %s", session.channel_id, type(notice).__name__)
 
-    def _call(self, session: Any) -> _Call:
+    def _on(self, session: CallSession, notice: note.Notice) -> None:
+        match notice:
+            case note.CallStarted(call):
+                self._on_start(session, call)
+            case note.CallResumed(state):
+                self._on_resume(session, state.node)
+            case note.KeyPressed(digit):
+                self._on_key(session, digit)
+            case note.SpeechStarted():
+                self.log.debug("call %s: caller speaking", session.channel_id,
+                               extra=fields(event="speech_started", call=session.channel_id))
+            case note.SpeechHeard(ended):
+                self._on_speech(session, ended)
+            case note.StepTaken(step, turns):
+                self._on_step(session, step.state, step.actions, turns)
+            case note.PromptStarted(playback_id):
+                self._on_prompt_started(session, playback_id)
+            case note.Transferred(transfer):
+                self._end(session, "transferred", queue=transfer.queue, reason=transfer.reason,
+                          priority=transfer.priority)
+            case note.HungUp(outcome):
+                self._end(session, outcome or "ended")
+            case note.CallerLeft():
+                self._end(session, "caller hung up")
+
+    def _call(self, session: CallSession) -> _Call:
         return self._calls.setdefault(session.channel_id, _Call(started=self.clock()))
 
-    # --- notifications -----------------------------------------------------------
+    # --- notices -------------------------------------------------------------------
 
-    def _on_start(self, session: Any, call_data: dict[str, Any] | None) -> None:
+    def _on_start(self, session: CallSession, call_data: dict[str, Any]) -> None:
         self._calls[session.channel_id] = _Call(started=self.clock())
-        data = call_data or {}
+        data = call_data
         route = (data.get("routing") or {}).get("start") or {}
         self.log.debug("call %s started: caller %s, dialled %s%s", session.channel_id,
                        mask_phone(data.get("ani")) or "unknown", data.get("dnis") or "-",
                        f", routed to {route.get('to')} by {route.get('rule')}" if route.get("to") else "",
                        extra=fields(event="call_start", call=session.channel_id))
 
-    def _on_resume(self, session: Any, node: str) -> None:
+    def _on_resume(self, session: CallSession, node: str) -> None:
         self._calls[session.channel_id] = _Call(started=self.clock(), resumed=True)
         self.log.debug("call %s resumed at %s", session.channel_id, node,
                        extra=fields(event="call_resume", call=session.channel_id, node=node))
 
-    def _on_key(self, session: Any, digit: str) -> None:
+    def _on_key(self, session: CallSession, digit: str) -> None:
         call = self._call(session)
         if call.open is not None:
             call.open.keys += digit
             call.open.answered_at = self.clock()
 
-    def _on_speech_started(self, session: Any, detail: Any) -> None:
-        self.log.debug("call %s: caller speaking", session.channel_id,
-                       extra=fields(event="speech_started", call=session.channel_id))
-
-    def _on_speech(self, session: Any, ended: TurnEnded) -> None:
+    def _on_speech(self, session: CallSession, ended: TurnEnded) -> None:
         call = self._call(session)
         turn = call.open
         if turn is None:
@@ -129,54 +150,35 @@ class CallLog:
         if ended.speech_end is not None:  # the caller spoke: the wait starts where their voice ended
             turn.answered_at = self.clock() - max(0.0, ended.at - ended.speech_end)
 
-    def _on_step(self, session: Any, result: Any) -> None:
+    def _on_step(self, session: CallSession, state: CallState, actions: list[act.Action],
+                 entries: tuple[Turn, ...]) -> None:
         call = self._call(session)
-        state: CallState = result.state
-        entries = self._new_entries(call, state)
         turn = call.open
         if turn is not None:
             turn.entries.extend(entries)
-            if turn.answered and (result.actions or state.status != "running"):
+            if turn.answered and (actions or state.status != "running"):
                 turn.outcome = _outcome(turn, state)
                 call.open = None
                 self._flush(session, call)  # an earlier turn still waiting: no prompt came between
                 call.waiting = turn
-        plays = [prompt.key for a in result.actions if isinstance(a, act.Play) for prompt in a.prompts]
+        plays = [prompt.key for a in actions if isinstance(a, act.Play) for prompt in a.prompts]
         call.prompts.extend(plays)
-        for action in result.actions:
+        for action in actions:
             if isinstance(action, act.Listen):
                 if not plays:
                     self._flush(session, call)  # nothing will be played before this turn
                 call.open = _Turn(state.flow, state.node, action.mode, action.sensitive, call.prompts)
                 call.prompts = []
 
-    def _on_prompt_started(self, session: Any, playback_id: str) -> None:
+    def _on_prompt_started(self, session: CallSession, playback_id: str) -> None:
         call = self._calls.get(session.channel_id)
-        playing = {pid for pid, _ in getattr(session, "playing", [])}
+        playing = {pid for pid, _ in session.playing}
         if call is not None and call.waiting is not None and playback_id in playing:
             self._flush(session, call, self.clock())
 
-    def _on_transfer(self, session: Any, action: act.Transfer) -> None:
-        self._end(session, "transferred", queue=action.queue, reason=action.reason, priority=action.priority)
-
-    def _on_hangup(self, session: Any, outcome: str) -> None:
-        self._end(session, outcome or "ended")
-
-    def _on_ended(self, session: Any, why: str) -> None:
-        self._end(session, "caller hung up")
-
     # --- lines -----------------------------------------------------------------------
 
-    def _new_entries(self, call: _Call, state: CallState) -> list[Turn]:
-        """Path entries added since the last step (the path keeps its last 200 entries only)."""
-        path = state.path
-        start = call.seen
-        if call.last is not None and (start > len(path) or path[start - 1] != call.last):
-            start = next((i + 1 for i in range(len(path) - 1, -1, -1) if path[i] == call.last), 0)
-        call.seen, call.last = len(path), (path[-1] if path else None)
-        return path[start:]
-
-    def _flush(self, session: Any, call: _Call, now: float | None = None) -> None:
+    def _flush(self, session: CallSession, call: _Call, now: float | None = None) -> None:
         turn, call.waiting = call.waiting, None
         if turn is None:
             return
@@ -194,7 +196,7 @@ class CallLog:
                       _pairs(values, ("prompts", "keyed", "said", "confidence", "latency_ms", "outcome")),
                       extra=fields(**values))
 
-    def _end(self, session: Any, outcome: str, **where: Any) -> None:
+    def _end(self, session: CallSession, outcome: str, **where: Any) -> None:
         call = self._calls.pop(session.channel_id, None)
         if call is None:
             return

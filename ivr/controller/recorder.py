@@ -1,7 +1,7 @@
 """Writes each finished call to caller history: a controller observer.
 
 Sessions tell observers when a call starts and when it leaves the IVR
-(transfer, hang-up by the flow, or the caller hanging up). At that moment
+(`CallLeft`: transfer, hang-up by the flow, or the caller hanging up). At that moment
 the call's state is final, so its record is summarised and written, in the
 background: a slow or absent Redis never delays the next call's events.
 `drain()` waits for writes still in flight (on shutdown).
@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ivr.callrecord import summarise
+from ivr.controller import notices as note
 from ivr.history import CallerHistory
 
+if TYPE_CHECKING:
+    from ivr.controller.session import CallSession
+
 log = logging.getLogger(__name__)
-FINAL = ("transfer", "hangup", "ended")
 
 
 class HistoryRecorder:
@@ -28,11 +32,11 @@ class HistoryRecorder:
         self._started: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    def __call__(self, session: Any, kind: str, detail: Any) -> None:
-        if kind in ("start", "resume"):
+    def __call__(self, session: CallSession, notice: note.Notice) -> None:
+        if isinstance(notice, (note.CallStarted, note.CallResumed)):
             self._started.setdefault(session.channel_id, self.clock())
             return
-        if kind not in FINAL:
+        if not isinstance(notice, note.CallLeft):
             return
         started = self._started.pop(session.channel_id, None)
         state = session.state

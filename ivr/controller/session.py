@@ -28,6 +28,10 @@ written down (`step_audio`) before they are posted, so another controller can
 resume the call from its last step without the caller missing a word.
 Events that reach the controller before it knows a call (`held`) are handled
 right after the call is begun or resumed: a key pressed during a takeover counts.
+
+Observers (`Services.observers`: the call log, the history recorder) are told
+what happens as typed notices (`ivr.controller.notices`), inline, each engine
+step with the path entries it added.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from ivr import engine
 from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound, WrongState
 from ivr.ari import event_types as ari
 from ivr.backend.base import Backend, call_with_timeout
+from ivr.controller import notices as note
 from ivr.controller.media import MediaResolver
 from ivr.controller.speech import CallListener, SpeechOut, SpeechService
 from ivr.controller.step_audio import Live, StepAudio, recover, sent_prompt
@@ -58,6 +63,7 @@ log = logging.getLogger(__name__)
 FILLER_AFTER = 1.5  # seconds of silence during a backend wait before a filler prompt
 FILLER_KEYS = (WAIT_FILLER, STILL_WAITING)  # the first filler, then every later one
 Post = tuple[str, str]  # (playback id, media uri) of one prompt
+Observer = Callable[["CallSession", note.Notice], None]  # see ivr.controller.notices
 
 
 @dataclass
@@ -70,7 +76,7 @@ class Services:
     media: MediaResolver
     app: str
     transfer_context: str = "ivr-transfer"
-    observers: list[Callable[["CallSession", str, Any], None]] = field(default_factory=list)
+    observers: list[Observer] = field(default_factory=list)
     speech: SpeechService | None = None
 
 
@@ -144,18 +150,18 @@ class CallSession:
         await self._open_listener()
         self.release = item.release
         result = engine.start(item.release, item.flow, self.channel_id, call=item.call)
-        self._notify("start", item.call)
-        await self._apply(result)
+        self._notify(note.CallStarted(item.call))
+        await self._apply(result, None)
 
     async def _resume(self, item: Resume) -> None:
-        self._notify("resume", item.state.node)
+        self._notify(note.CallResumed(item.state))
         await self._open_listener()
         self.release = item.release
         result = engine.resume(item.release, item.state)
         audio = await self.services.store.load_audio(self.channel_id)
         if audio is not None and audio.played == item.state.played:
             result = await self._recover(audio, result)
-        await self._apply(result)
+        await self._apply(result, item.state)
 
     async def _recover(self, audio: StepAudio, result: engine.Step) -> engine.Step:
         """Carry on with the prompts of the step a controller before us had sent.
@@ -245,7 +251,7 @@ class CallSession:
         elif isinstance(item, ari.PlaybackFinished):
             await self._prompt_ended(item.playback.id)
         elif isinstance(item, ari.PlaybackStarted):
-            self._notify("prompt_started", item.playback.id)
+            self._notify(note.PromptStarted(item.playback.id))
         elif isinstance(item, (ari.ChannelHangupRequest, ari.StasisEnd, ari.ChannelDestroyed)):
             await self._caller_gone(item.type)
 
@@ -255,7 +261,7 @@ class CallSession:
         if self.playing and not self.playing[0][1]:
             return  # this prompt may not be interrupted: the key is discarded
         self.heard_input = True
-        self._notify("key", digit)
+        self._notify(note.KeyPressed(digit))
         await self._stop_prompts()
         self._cancel_timer()
         await self._step(ev.Dtmf(digits=digit))  # cancels the speech turn too
@@ -278,12 +284,12 @@ class CallSession:
         if isinstance(output, BargeIn):
             self.heard_input = True
             self._cancel_timer()
-            self._notify("speech_started", output)
+            self._notify(note.SpeechStarted(output))
             if self.playing and self.playing[0][1]:
                 await self._stop_prompts()
         elif isinstance(output, TurnEnded):
             self._cancel_timer()
-            self._notify("speech", output)
+            self._notify(note.SpeechHeard(output))
             await self._step(output.event)
 
     async def _prompt_ended(self, playback_id: str) -> None:
@@ -307,11 +313,12 @@ class CallSession:
         if self.backend_task and not self.backend_task.done():
             self.backend_task.cancel()  # backends are atomic: a cancelled write leaves nothing
         if self.state is not None and self.state.status == "running":
-            result = engine.step(self.release, self.state, ev.Hangup())
+            before, result = self.state, engine.step(self.release, self.state, ev.Hangup())
             self.state = result.state
             await self.services.store.save(self.state)
+            self._notify(note.StepTaken(result, note.turns_added(before, result.state)))
         await self._close_listener()
-        self._notify("ended", why)
+        self._notify(note.CallerLeft(why))
         self.done.set()
 
     # --- engine --------------------------------------------------------------
@@ -323,13 +330,14 @@ class CallSession:
             await self.listener.cancel_turn()  # whatever moved the call on, the turn is over
         self.turn_started = False
         self.filler_generation += 1
-        await self._apply(engine.step(self.release, self.state, event))
+        await self._apply(engine.step(self.release, self.state, event), self.state)
 
-    async def _apply(self, result: engine.Step) -> None:
+    async def _apply(self, result: engine.Step, before: CallState | None) -> None:
+        """Carry out a step the engine took from `before` (None: the call's first)."""
         self.state = result.state
         audio, posts = await self._plan_prompts(result.actions)
         await self.services.store.save(self.state, audio)
-        self._notify("step", result)
+        self._notify(note.StepTaken(result, note.turns_added(before, result.state)))
         if not result.actions and self.listen is not None and self.state.pending and self.state.buffer:
             self._arm(self.listen.timeouts.interdigit, "interdigit")  # keep collecting digits
             await self._start_turn()  # the rest of the number may be spoken
@@ -476,13 +484,13 @@ class CallSession:
         await self._stop_prompts()
         await self._close_listener()  # out of the speech bridge before the queue
         await continue_to_queue(self.services, self.channel_id, action.queue, action.priority, action.reason)
-        self._notify("transfer", action)
+        self._notify(note.Transferred(action))
         self.done.set()
 
     async def _hang_up(self, action: act.Hangup) -> None:
         self.listen = None
         await self._close_listener()
-        self._notify("hangup", action.outcome)
+        self._notify(note.HungUp(action.outcome))
         try:
             await self.services.ari.hangup(self.channel_id, "normal")
         except ChannelNotFound:
@@ -542,9 +550,12 @@ class CallSession:
             except NotFound:
                 self.submit(ari.PlaybackFinished(playback={"id": playback_id, "media_uri": "", "state": "done"}))
 
-    def _notify(self, kind: str, detail: Any) -> None:
+    def _notify(self, notice: note.Notice) -> None:
         for observer in self.services.observers:
-            observer(self, kind, detail)
+            try:
+                observer(self, notice)
+            except Exception:  # an observer's bug must not take the caller's call down
+                log.exception("call %s: observer %r failed on %s", self.channel_id, observer, type(notice).__name__)
 
 
 async def continue_to_queue(services: Services, channel: str, queue: str, priority: int, reason: str) -> None:

@@ -11,6 +11,7 @@ import tempfile
 from array import array
 from pathlib import Path
 
+from ivr.controller import notices as note
 from ivr.speech.audio import read_wav_8k
 from ivr.speech.turn import TurnEnded
 from tests.controller.conftest import heard
@@ -40,11 +41,12 @@ class Turns:
         self.ended: list[TurnEnded] = []
         self.barge_ins = 0
 
-    def __call__(self, session, kind, detail) -> None:
-        if kind == "speech":
-            self.ended.append(detail)
-        elif kind == "speech_started":
-            self.barge_ins += 1
+    def __call__(self, session, notice: note.Notice) -> None:
+        match notice:
+            case note.SpeechHeard(ended):
+                self.ended.append(ended)
+            case note.SpeechStarted():
+                self.barge_ins += 1
 
 
 async def say_after_prompts(call, pcm: bytes, prompts: int) -> None:

@@ -7,6 +7,7 @@ import json
 import logging
 from types import SimpleNamespace
 
+from ivr.controller import notices as note
 from ivr.controller.calllog import CallLog
 from ivr.engine import Step
 from ivr.engine import actions as act
@@ -89,22 +90,26 @@ class Clock:
         return self.now
 
 
+def _step(log: CallLog, session, state: CallState, actions: list[act.Action]) -> None:
+    """The session's notice of an engine step from its current state to `state`."""
+    before, session.state = session.state, state
+    log(session, note.StepTaken(Step(state, actions), note.turns_added(before, state)))
+
+
 def _spoken_turn(log: CallLog, clock: Clock, session, text: str, mode: str, outcome_path: list[Turn],
                  pending: Pending | None = None) -> None:
     """A turn asked with one prompt, answered by voice, followed by the next prompt 0.4 s after the voice."""
     start = [Turn(flow="verify", node="ask", kind="prompt", matched="verify.dob")]
-    session.state = _state("ask", start)
-    log(session, "start", {"ani": "+15550100", "dnis": "8001"})
-    log(session, "step", Step(session.state, [act.Play(prompts=[act.PromptRef(key="verify.dob")], language="en"),
-                                              _listen(mode)]))
+    log(session, note.CallStarted({"ani": "+15550100", "dnis": "8001"}))
+    _step(log, session, _state("ask", start),
+          [act.Play(prompts=[act.PromptRef(key="verify.dob")], language="en"), _listen(mode)])
     clock.now += 3.0
-    log(session, "speech", TurnEnded(event=ev.Speech(text=text, confidence=0.71), at=2.5, speech_end=2.3))
-    session.state = _state("next", start + outcome_path, pending)
-    log(session, "step", Step(session.state, [act.Play(prompts=[act.PromptRef(key="policy.what_next")],
-                                                       language="en")]))
+    log(session, note.SpeechHeard(TurnEnded(event=ev.Speech(text=text, confidence=0.71), at=2.5, speech_end=2.3)))
+    _step(log, session, _state("next", start + outcome_path, pending),
+          [act.Play(prompts=[act.PromptRef(key="policy.what_next")], language="en")])
     clock.now += 0.2
     session.playing = [("pb-2", True)]
-    log(session, "prompt_started", "pb-2")
+    log(session, note.PromptStarted("pb-2"))
 
 
 def test_spoken_digits_are_masked_and_timed_from_the_end_of_the_voice(caplog):
@@ -129,7 +134,7 @@ def test_low_confidence_choice_is_shown_with_its_confirmation(caplog):
     _spoken_turn(log, clock, session, "payment 2", "choices",
                  [Turn(flow="verify", node="ask", kind="input", heard="payment 2", confidence=0.71, matched="payment")],
                  Pending(kind="confirm", choice="payment", heard="payment"))
-    log(session, "hangup", "completed")
+    log(session, note.HungUp("completed"))
     turn, end = (fields_of(r) for r in call_lines(caplog))
     assert turn["said"] == "payment *" and turn["outcome"] == "chose payment, asked to confirm"
     assert end["outcome"] == "completed" and end["turns"] == 1
@@ -138,16 +143,16 @@ def test_low_confidence_choice_is_shown_with_its_confirmation(caplog):
 def test_keypad_only_turn_shows_nothing_of_the_keys(caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     clock = Clock()
-    log, session = CallLog(clock), _session(_state("card", []))
-    log(session, "start", {})
-    log(session, "step", Step(session.state, [act.Play(prompts=[act.PromptRef(key="payment.card")], language="en"),
-                                              _listen("digits", sensitive=True)]))
+    log, session = CallLog(clock), _session()
+    log(session, note.CallStarted({}))
+    _step(log, session, _state("card", []),
+          [act.Play(prompts=[act.PromptRef(key="payment.card")], language="en"), _listen("digits", sensitive=True)])
     for digit in "4111111111111111#":
-        log(session, "key", digit)
-    session.state = _state("card", [Turn(flow="verify", node="card", kind="captured", matched="ok",
-                                         detail="16 digits")], status="transferred")
-    log(session, "step", Step(session.state, [act.Transfer(queue="payments", reason="gateway_timeout", priority=6)]))
-    log(session, "transfer", act.Transfer(queue="payments", reason="gateway_timeout", priority=6))
+        log(session, note.KeyPressed(digit))
+    transfer = act.Transfer(queue="payments", reason="gateway_timeout", priority=6)
+    _step(log, session, _state("card", [Turn(flow="verify", node="card", kind="captured", matched="ok",
+                                             detail="16 digits")], status="transferred"), [transfer])
+    log(session, note.Transferred(transfer))
     turn, end = (fields_of(r) for r in call_lines(caplog))
     assert turn["keyed"] == "[withheld]" and "latency_ms" not in turn
     assert (end["outcome"], end["queue"], end["reason"], end["priority"]) == ("transferred", "payments",
@@ -157,11 +162,11 @@ def test_keypad_only_turn_shows_nothing_of_the_keys(caplog):
 
 def test_caller_hanging_up_mid_turn_is_logged_as_such(caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
-    log, session = CallLog(Clock()), _session(_state("menu", []))
-    log(session, "start", {})
-    log(session, "step", Step(session.state, [act.Play(prompts=[act.PromptRef(key="main.menu")], language="en"),
-                                              _listen("choices")]))
-    log(session, "ended", "ChannelHangupRequest")
+    log, session = CallLog(Clock()), _session()
+    log(session, note.CallStarted({}))
+    _step(log, session, _state("menu", []),
+          [act.Play(prompts=[act.PromptRef(key="main.menu")], language="en"), _listen("choices")])
+    log(session, note.CallerLeft("ChannelHangupRequest"))
     turn, end = (fields_of(r) for r in call_lines(caplog))
     assert (turn["node"], turn["outcome"], turn["prompts"]) == ("menu", "caller hung up", ["main.menu"])
     assert end["outcome"] == "caller hung up" and end["turns"] == 1
@@ -188,5 +193,5 @@ def test_json_lines_carry_the_fields_as_keys(caplog):
 def test_a_failure_in_the_call_log_never_reaches_the_call(caplog):
     """Sessions notify observers inline: an exception here would end the caller's call."""
     log, session = CallLog(Clock()), _session()
-    log(session, "step", object())  # not a Step
-    assert "call log failed on step" in caplog.text
+    log(session, note.StepTaken(object(), ()))  # not a Step
+    assert "call log failed on StepTaken" in caplog.text
