@@ -30,7 +30,7 @@ from .media import MediaResolver
 from .model import CallerId, Channel, ChannelKind, DialplanLocation, OriginateTarget
 from .pbx import Goto, Pbx
 from .playback import Playbacks
-from .recording import LiveRecording, RecordingOptions, RecordingStore
+from .recording import LiveRecordings, RecordingStore
 from .simcall import ContinueRecord, SimCall
 from .sounds import SoundLibrary
 from .stasis import EventBus, app_entry
@@ -59,7 +59,7 @@ class Simulator:
         self.queues = dict(self.config.queues)
         self.channels: dict[str, Channel] = {}
         self.bridges = Bridges(self.emitter, self.ids, self.channels, self.variables)
-        self.live_recordings: dict[str, LiveRecording] = {}
+        self.live_recordings = LiveRecordings(self.emitter, self.recording_store)
         self.calls: dict[str, SimCall] = {}
         self.playbacks = Playbacks(self.emitter, self.media, self.ids, self.config.language, self.channels,
                                    self.calls, self.bridges)
@@ -359,9 +359,7 @@ class Simulator:
         if ch.destroyed:
             return
         self.emit(ev.dtmf_received(self.ts(), ch, digit, duration_ms))
-        for rec in list(self.live_recordings.values()):
-            if rec.channel is ch:
-                rec.on_dtmf(digit)
+        self.live_recordings.on_dtmf(ch, digit)
 
     def cmd_continue(self, channel_id: str, context: str | None, extension: str | None,
                      priority: int | None, label: str | None) -> None:
@@ -399,19 +397,6 @@ class Simulator:
                 call.on_moh((moh_class or "default") if start else None)
         assert ch.control is not None
         ch.control.submit("moh", run)
-
-    def cmd_record(self, channel_id: str, options: RecordingOptions) -> LiveRecording:
-        ch = self.stasis_channel(channel_id)
-        options.validate()
-        if options.name in self.live_recordings:
-            raise AriError(409, "Recording with the same name is already in progress")
-        if self.recording_store.exists(options.name) and options.if_exists == "fail":
-            raise AriError(409, f"Recording '{options.name}' already exists and can not be overwritten")
-        rec = LiveRecording(self, ch, options)
-        self.live_recordings[options.name] = rec
-        assert ch.control is not None
-        ch.control.submit("record", rec.run)
-        return rec
 
     # -- hang-up ---------------------------------------------------------------
     def hangup_by_app(self, channel_id: str, cause: int) -> None:
@@ -492,9 +477,7 @@ class Simulator:
 
     def _abort_media(self, ch: Channel) -> None:
         self.playbacks.abort_channel(ch)
-        for rec in list(self.live_recordings.values()):
-            if rec.channel is ch:
-                rec.channel_gone()
+        self.live_recordings.channel_gone(ch)
         if ch.talk_detect is not None:
             ch.talk_detect.stop()
             ch.talk_detect = None
@@ -544,7 +527,7 @@ class Simulator:
         ch = self.new_channel(name=f"UnicastRTP/{external_host}-{self.ids.pointer()}", state="Down",
                               kind="unicast", channel_id=channel_id, originated_into_stasis=True,
                               location=DialplanLocation("default", "s", 1, "AppDial2", "(Outgoing Line)"))
-        media = ExternalMedia(self, ch, host, int(port), fmt)
+        media = ExternalMedia(self.clock, self.calls, ch, host, int(port), fmt)
         await media.open()
         ch.external_media = media
         ch.channelvars = {"UNICASTRTP_LOCAL_PORT": str(media.local_port), "UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1"}

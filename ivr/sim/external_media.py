@@ -19,13 +19,15 @@ import asyncio
 import random
 import struct
 from array import array
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import audio
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .core import Simulator
+    from .clock import Clock
     from .model import Channel
+    from .simcall import SimCall
 
 PAYLOAD_TYPES = {"slin16": 118, "ulaw": 0}
 SUPPORTED_FORMATS = tuple(PAYLOAD_TYPES)
@@ -40,8 +42,10 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class ExternalMedia:
-    def __init__(self, sim: "Simulator", channel: "Channel", host: str, port: int, fmt: str) -> None:
-        self.sim = sim
+    def __init__(self, clock: Clock, calls: Mapping[str, SimCall], channel: Channel, host: str, port: int,
+                 fmt: str) -> None:
+        self.clock = clock
+        self.calls = calls              # the simulated callers, told what the app streams to them
         self.channel = channel
         self.remote = (host, port)
         self.fmt = fmt
@@ -80,7 +84,7 @@ class ExternalMedia:
             self.sender = None
 
     async def _send_loop(self) -> None:
-        clock = self.sim.clock
+        clock = self.clock
         t = clock.now()
         while True:
             frame = self._mix(t)
@@ -128,7 +132,7 @@ class ExternalMedia:
         self.packets_received += 1
         payload = data[12:]
         for src in self._heard():
-            call = self.sim.calls.get(src.id)
+            call = self.calls.get(src.id)
             if call is not None:
                 call.received_rtp.extend(payload)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from array import array
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from . import events as ev
 from .errors import AriError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .core import Simulator
+    from .emitter import Emitter
     from .model import Channel
 
 FORMATS = {"wav": "wav", "wav16": "wav16", "sln": "sln", "sln16": "sln16"}
@@ -100,10 +101,15 @@ class RecordingStore:
 
 
 class LiveRecording:
-    def __init__(self, sim: "Simulator", channel: "Channel", options: RecordingOptions) -> None:
-        self.sim = sim
+    """One ``/recordings/live/{name}``: records the channel's far end until a stop, silence or the limit."""
+
+    def __init__(self, emitter: Emitter, store: RecordingStore, channel: Channel, options: RecordingOptions,
+                 finished: Callable[[LiveRecording], None]) -> None:
+        self.emitter = emitter
+        self.store = store
         self.channel = channel
         self.options = options
+        self.finished = finished        # told once, when it is no longer live
         self.state = "queued"
         self.samples = array("h")
         self.durations: tuple[int, int, int] | None = None
@@ -128,10 +134,10 @@ class LiveRecording:
     async def run(self) -> None:
         if self._finished:
             return
-        clock = self.sim.clock
+        clock = self.emitter.clock
         self.state = "recording"
         self.started_at = clock.now()
-        self.sim.emit(ev.recording_event("RecordingStarted", self.sim.ts(), self.to_json(), self.channel.id))
+        self.emitter.emit(ev.recording_event("RecordingStarted", self.emitter.ts(), self.to_json(), self.channel.id))
         if self.options.beep:
             await clock.sleep(0.25)
         t = clock.now()
@@ -170,18 +176,19 @@ class LiveRecording:
             return
         self._finished = True
         if elapsed is None:
-            elapsed = self.sim.clock.now() - (self.started_at or self.sim.clock.now())
+            now = self.emitter.clock.now()
+            elapsed = now - (self.started_at or now)
         duration = max(0, int(elapsed) - int(trimmed))
         talking = min(duration, math.ceil(voiced)) if voiced else 0
         self.durations = (duration, talking, max(0, duration - talking))
         if state == "canceled":
             self.durations = None
         else:
-            self.sim.recording_store.write(self.name, FORMATS[self.options.format], self.samples,
-                                           append=self.options.if_exists == "append")
+            self.store.write(self.name, FORMATS[self.options.format], self.samples,
+                             append=self.options.if_exists == "append")
         self.state = state
-        self.sim.live_recordings.pop(self.name, None)
-        self.sim.emit(ev.recording_event("RecordingFinished", self.sim.ts(), self.to_json(), self.channel.id))
+        self.finished(self)
+        self.emitter.emit(ev.recording_event("RecordingFinished", self.emitter.ts(), self.to_json(), self.channel.id))
 
     # -- control from REST / caller --------------------------------------------
     def stop(self) -> None:
@@ -214,4 +221,50 @@ class LiveRecording:
             self._finish("done", 0.0, voiced)
         elif not self._finished:
             self._finished = True
-            self.sim.live_recordings.pop(self.name, None)
+            self.finished(self)
+
+
+class LiveRecordings(Mapping[str, LiveRecording]):
+    """The recordings in progress, by name: read as a mapping, started and told of the channel here."""
+
+    def __init__(self, emitter: Emitter, store: RecordingStore) -> None:
+        self.emitter = emitter
+        self.store = store
+        self._live: dict[str, LiveRecording] = {}
+
+    def __getitem__(self, name: str) -> LiveRecording:
+        return self._live[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._live)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def start(self, ch: Channel, options: RecordingOptions) -> LiveRecording:
+        """``POST /channels/{id}/record`` on a channel in Stasis: queued behind its earlier commands."""
+        options.validate()
+        if options.name in self._live:
+            raise AriError(409, "Recording with the same name is already in progress")
+        if self.store.exists(options.name) and options.if_exists == "fail":
+            raise AriError(409, f"Recording '{options.name}' already exists and can not be overwritten")
+        rec = LiveRecording(self.emitter, self.store, ch, options, self._forget)
+        self._live[options.name] = rec
+        assert ch.control is not None
+        ch.control.submit("record", rec.run)
+        return rec
+
+    def _forget(self, rec: LiveRecording) -> None:
+        self._live.pop(rec.name, None)
+
+    def on_dtmf(self, ch: Channel, digit: str) -> None:
+        """The caller pressed a key: a recording with ``terminateOn`` that key stops."""
+        for rec in list(self._live.values()):
+            if rec.channel is ch:
+                rec.on_dtmf(digit)
+
+    def channel_gone(self, ch: Channel) -> None:
+        """The channel hangs up or leaves Stasis: its recordings keep what they have."""
+        for rec in list(self._live.values()):
+            if rec.channel is ch:
+                rec.channel_gone()

@@ -161,7 +161,8 @@ async def channel_record(request: web.Request) -> web.Response:
         max_silence=as_int(p, "maxSilenceSeconds", 0) or 0,
         if_exists=p.get("ifExists", "fail"), beep=as_bool(p, "beep"),
         terminate_on=p.get("terminateOn", "none"))
-    rec = sim_of(request).cmd_record(request.match_info["channelId"], options)
+    sim = sim_of(request)
+    rec = sim.live_recordings.start(sim.stasis_channel(request.match_info["channelId"]), options)
     return json_ok(rec.to_json(), status=201)
 
 
