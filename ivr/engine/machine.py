@@ -106,7 +106,7 @@ def _working_copy(state: CallState) -> CallState:
     and far cheaper than a deep copy of the whole path."""
     return state.model_copy(update={
         "path": list(state.path), "vars": dict(state.vars), "stack": list(state.stack),
-        "versions": dict(state.versions), "result": dict(state.result),
+        "versions": dict(state.versions), "result": dict(state.result), "secret_vars": list(state.secret_vars),
     })
 
 
@@ -207,6 +207,7 @@ def _branch(ctx: _Context, node: model.BranchNode) -> model.Target | None:
 def _return(ctx: _Context, value: str) -> model.Target | None:
     state = ctx.state
     state.record("return", matched=value)
+    _forget(state, model.keypad_only_variables(ctx.flow))
     if not state.stack:
         _hangup(ctx, value, None)
         return None
@@ -231,6 +232,7 @@ def _transfer(ctx: _Context, target: model.TransferTarget, detail: str) -> None:
 
 
 def _mark_transferred(state: CallState, queue: str, reason: str, priority: int, detail: str) -> None:
+    _forget(state, list(state.secret_vars))
     state.status = "transferred"
     state.pending = None
     state.result = {"queue": queue, "reason": reason, "priority": priority, "detail": detail}
@@ -258,6 +260,7 @@ def _transfer_notice(ctx: _Context) -> list[str]:
 def _hangup(ctx: _Context, outcome: str, prompts: list[str] | None) -> None:
     if prompts:
         ctx.emit(_play(ctx, prompts, barge_in=False))
+    _forget(ctx.state, list(ctx.state.secret_vars))
     ctx.state.status = "ended"
     ctx.state.pending = None
     ctx.state.result = {"outcome": outcome}
@@ -283,6 +286,7 @@ def _caller_hung_up(ctx: _Context) -> None:
     state = ctx.state
     abandoned = state.pending.action if state.pending and state.pending.kind == "backend" else None
     state.record("caller_hangup", detail=f"during {abandoned}" if abandoned else None)
+    _forget(state, list(state.secret_vars))
     state.status = "ended"
     state.result = {"outcome": "caller_hangup", "node": state.node, "flow": state.flow}
     if abandoned:
@@ -345,6 +349,7 @@ def _backend_result(ctx: _Context, event: ev.BackendResult) -> None:
         return  # a late reply to an earlier request
     ctx.state.pending = None
     ctx.state.record("backend", matched=event.outcome, detail=event.name)
+    _forget(ctx.state, _uses(node.action))
     if node.action.save_as:
         ctx.state.vars[node.action.save_as] = event.data
     target = action_target(ctx.flow, node, event.outcome)
@@ -352,6 +357,26 @@ def _backend_result(ctx: _Context, event: ev.BackendResult) -> None:
         _escape(ctx, f"backend_{event.outcome}", f"{event.name} gave {event.outcome}")
         return
     _goto(ctx, target)
+
+
+def _uses(action: model.ActionSpec) -> set[str]:
+    """The variables an action's arguments read."""
+    names: set[str] = set()
+    for expression in action.args.values():
+        try:
+            names |= expr.names(expression)
+        except expr.ExpressionError:
+            continue  # it failed when the action was called; nothing it names was sent
+    return names
+
+
+def _forget(state: CallState, names: set[str] | list[str]) -> None:
+    """Wipe keypad-only answers (card numbers) among `names`: once the action that needed them
+    has returned, when the flow that asked for them returns, and when the call ends, so no
+    flow has to clear them and none lingers in memory for the rest of the call."""
+    for name in [n for n in state.secret_vars if n in names]:
+        state.vars[name] = None
+    state.secret_vars = [n for n in state.secret_vars if n not in names]
 
 
 # --- turns ---------------------------------------------------------------------
@@ -387,18 +412,13 @@ def _listen_action(ctx: _Context, node: model.AskNode, mode: str) -> act.Listen:
         if choice.dtmf and mode != "digits":
             keys.setdefault(choice.dtmf, f"global:{name}")
     digits = ask.digits if mode == "digits" else None
-    ctx.state.secret_turn = _keypad_only(ask, mode)
+    ctx.state.secret_turn = mode == "digits" and model.keypad_only(ask)
     return act.Listen(
         mode=mode, language=language, grammar=grammar, keys=keys, speech=ask.speech, dtmf=ask.dtmf,
         min_digits=digits.min if digits else 0, max_digits=digits.max if digits else 0,
         terminator=digits.terminator if digits else "", timeouts=_timeouts(flow, ask),
         sensitive=ctx.state.secret_turn,
     )
-
-
-def _keypad_only(ask: model.Ask, mode: str) -> bool:
-    """Digits that may only be keyed (card numbers): never recognised, logged or kept at rest."""
-    return mode == "digits" and not ask.speech
 
 
 def _timeouts(flow: model.Flow, ask: model.Ask) -> act.Timeouts:
@@ -554,7 +574,7 @@ def _accept_digits(ctx: _Context, node: model.AskNode, digits: str) -> None:
     ctx.state.buffer = ""
     if node.ask.save_as:
         ctx.state.vars[node.ask.save_as] = digits
-        if _keypad_only(node.ask, "digits") and node.ask.save_as not in ctx.state.secret_vars:
+        if model.keypad_only(node.ask) and node.ask.save_as not in ctx.state.secret_vars:
             ctx.state.secret_vars.append(node.ask.save_as)
     ctx.state.record("captured", matched="ok", detail=f"{len(digits)} digits")
     _follow(ctx, node, "ok")

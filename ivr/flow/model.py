@@ -333,6 +333,18 @@ def ask_mode(ask: Ask) -> str | None:
     return modes[0] if len(modes) == 1 else None
 
 
+def keypad_only(ask: Ask) -> bool:
+    """A digits turn that may only be keyed (card numbers): never recognised, logged or kept at rest."""
+    return ask_mode(ask) == "digits" and not ask.speech
+
+
+def keypad_only_variables(flow: Flow) -> set[str]:
+    """The variables a flow's keypad-only turns save: the engine wipes them once an action that
+    uses them returns, and when the flow returns."""
+    return {node.ask.save_as for node in flow.nodes.values()
+            if isinstance(node, AskNode) and node.ask.save_as and keypad_only(node.ask)}
+
+
 def json_schema() -> dict[str, Any]:
     schema = Flow.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

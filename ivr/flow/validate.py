@@ -79,6 +79,7 @@ class _FlowChecker:
         self.check_human_path()
         self.check_loops()
         self.check_actions()
+        self.check_keypad_only()
         self.check_calls()
         self.check_prompts()
         self.check_variables()
@@ -305,6 +306,33 @@ class _FlowChecker:
             outcome = next(o for o, f in model.DEFAULTED_OUTCOMES.items() if f == field)
             self.report(("defaults", field), WARNING, "unused-default",
                         f"no action of this flow uses defaults.{field}: each says where its {outcome} goes", key=True)
+
+    def check_keypad_only(self) -> None:
+        """A keypad-only answer (a card number) is wiped by the engine once an action that uses it
+        returns, and when the flow that asked for it returns: a second user would find null."""
+        mine = model.keypad_only_variables(self.flow)
+        theirs = {name: loaded.flow.flow for loaded in self.flows.values() if loaded is not self.loaded
+                  for name in model.keypad_only_variables(loaded.flow) - mine}
+        first: dict[str, str] = {}
+        for name, node in self.flow.nodes.items():
+            if not isinstance(node, model.ActionNode):
+                continue
+            for arg, expression in node.action.args.items():
+                try:
+                    used = expr.names(expression)
+                except expr.ExpressionError:
+                    continue  # reported by check_variables
+                path = ("nodes", name, "action", "args", arg)
+                for variable in sorted(used & mine):
+                    if first.setdefault(variable, name) != name:
+                        self.report(path, WARNING, "keypad-only",
+                                    f"'{variable}' is keyed in a keypad-only turn and actions '{first[variable]}' and "
+                                    f"'{name}' both use it: the engine wipes it once the first of them returns, so the "
+                                    f"other finds null unless the caller keys it again in between")
+                for variable in sorted(used & set(theirs)):
+                    self.report(path, WARNING, "keypad-only",
+                                f"'{variable}' is keyed in a keypad-only turn of flow '{theirs[variable]}', and the engine "
+                                f"wipes it when that flow returns: ask for it in this flow")
 
     def check_calls(self) -> None:
         for name, node in self.flow.nodes.items():

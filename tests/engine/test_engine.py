@@ -11,9 +11,11 @@ from ivr.backend.catalog import ACTIONS
 from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.state import CallState
+from ivr.flow import model
 from ivr.flow.catalog import FlowSet, load_flow_set
 
 FIXTURE = Path(__file__).parent / "fixture"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -442,10 +444,7 @@ nodes:
     next: pay
   pay:
     action: {name: payment.switch_method, args: {card: card, expiry: expiry}}
-    next: {ok: forget, declined: forget}
-  forget:
-    set: {card: "None", expiry: "None"}
-    next: bye
+    next: {ok: bye, declined: number}
   bye:
     hangup: paid
 """
@@ -475,6 +474,63 @@ def test_card_numbers_are_withheld_from_the_state_kept_at_rest(card_release):
     assert rest.vars["card"] == rest.vars["expiry"] == "[withheld]" and rest.node == state.node
     result = engine.step(card_release, state, ev.BackendResult(name="payment.switch_method", outcome="ok", data={}))
     assert result.state.vars["card"] is None and result.state.at_rest() is result.state   # nothing left to hide
+
+
+def _keyed_card(release: FlowSet) -> engine.Step:
+    state = engine.start(release, "card", "c1", call={}).state
+    state = engine.step(release, state, ev.Dtmf(digits="4111111111111111#")).state
+    return engine.step(release, state, ev.Dtmf(digits="1228"))
+
+
+@pytest.mark.parametrize("outcome", ["ok", "declined", "error"])
+def test_the_engine_wipes_a_keyed_card_once_the_action_that_uses_it_returns(card_release, outcome):
+    """No `set` clears the card in CARD_FLOW: the gateway gets it, then it is gone, whatever it answered."""
+    keyed = _keyed_card(card_release)
+    [sent] = [a for a in keyed.actions if isinstance(a, act.CallBackend)]
+    assert sent.args == {"card": "4111111111111111", "expiry": "1228"}
+    after = engine.step(card_release, keyed.state, ev.BackendResult(name=sent.name, outcome=outcome, data={}))
+    assert after.state.vars["card"] is None and after.state.vars["expiry"] is None
+    assert after.state.secret_vars == [] and after.state.at_rest() is after.state
+    assert keyed.state.vars["card"] == "4111111111111111", "the given state is left untouched"
+    if outcome == "declined":       # asked again: the new number is kept until the next answer, then wiped too
+        assert after.state.node == "number"
+        again = engine.step(card_release, after.state, ev.Dtmf(digits="5500000000000004#")).state
+        assert again.vars["card"] == "5500000000000004" and again.secret_vars == ["card"]
+
+
+def test_the_engine_wipes_a_keyed_card_when_its_flow_returns(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "en.yaml").write_text("t:\n  card: Key your card number.\n  sure: Sure?\n")
+    (tmp_path / "flows" / "outer.yaml").write_text(
+        "flow: outer\nstart: keyed\ndefaults: {escape: {transfer: service}}\nnodes:\n"
+        "  keyed:\n    call: card_only\n    next: {done: sure}\n"
+        "  sure:\n    ask: {prompt: t.sure, confirm: true}\n    next: {yes: {hangup: done}, no: keyed}\n")
+    (tmp_path / "flows" / "card_only.yaml").write_text(
+        "flow: card_only\nstart: number\nvariables: {card: null}\ndefaults: {escape: {transfer: service}}\n"
+        "nodes:\n  number:\n    ask: {prompt: t.card, digits: {min: 4, max: 19, readback: false}, speech: false, save_as: card}\n"
+        "    next: {return: done}\n")
+    release, _ = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
+    state = engine.start(release, "outer", "c1", call={}).state
+    returned = engine.step(release, state, ev.Dtmf(digits="4111#")).state
+    assert (returned.flow, returned.node, returned.status) == ("outer", "sure", "running")
+    assert returned.vars["card"] is None and returned.secret_vars == []
+
+
+def test_the_engine_wipes_a_keyed_card_when_the_call_ends_before_the_action(card_release):
+    state = engine.start(card_release, "card", "c1", call={}).state
+    state = engine.step(card_release, state, ev.Dtmf(digits="4111111111111111#")).state
+    assert state.node == "expiry" and state.vars["card"] == "4111111111111111"   # held for the gateway
+    assert engine.step(card_release, state, ev.Hangup()).state.vars["card"] is None
+    escaped = engine.step(card_release, state, ev.NoInput()).state                  # no reprompts: a person
+    assert escaped.status == "transferred" and escaped.vars["card"] is None
+
+
+def test_the_shipped_payment_flow_leaves_wiping_card_numbers_to_the_engine():
+    flows = load_flow_set(ROOT / "flows", ROOT / "prompts")[0].flows
+    keyed = model.keypad_only_variables(flows["payment"])
+    assert keyed == {"card_number", "card_expiry"}
+    assert not [n for n in flows["payment"].nodes.values() if isinstance(n, model.SetNode) and keyed & set(n.set)]
 
 
 def test_a_keypad_only_turn_is_sensitive_and_a_spoken_one_is_not(card_release, release):
