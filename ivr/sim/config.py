@@ -108,8 +108,16 @@ def _apply_queue_setting(queue: QueueConfig, key: str, value: str) -> None:
         queue.members.append(QueueMember(parts[0], name, None, penalty))
     elif key == "strategy":
         queue.strategy = value
-    elif key in ("setinterfacevar", "setqueueentryvar", "setqueuevar"):
-        setattr(queue, key, value.lower() in ("yes", "true", "1", "on"))
+    elif key == "setinterfacevar":
+        queue.setinterfacevar = _yes(value)
+    elif key == "setqueueentryvar":
+        queue.setqueueentryvar = _yes(value)
+    elif key == "setqueuevar":
+        queue.setqueuevar = _yes(value)
+
+
+def _yes(value: str) -> bool:
+    return value.lower() in ("yes", "true", "1", "on")
 
 
 def load_asterisk_conf(config: "SimulatorConfig", conf_dir: Path) -> "SimulatorConfig":

@@ -4,6 +4,12 @@ Event sequences follow the recorded traces (``/work/shared/asterisk``):
 set-up of Local channels, entering and leaving Stasis, the three ways a
 call ends (the app hangs up, the caller hangs up, the dialplan ends) and
 what the app sees of each depending on its subscriptions.
+
+The Simulator owns the channels and their lifecycle and builds the parts
+that own the rest, each given only what it uses: the variables
+(variables.py), the bridges (bridges.py), the playbacks (playback.py), the
+live recordings (recording.py) and the dialplan interpreter (pbx.py).
+REST handlers ask the part that owns what a request is about.
 """
 from __future__ import annotations
 
@@ -34,13 +40,14 @@ from .recording import LiveRecordings, RecordingStore
 from .simcall import ContinueRecord, SimCall
 from .sounds import SoundLibrary
 from .stasis import EventBus, app_entry
+from .validator import Violation
 from .variables import Variables
 
 log = logging.getLogger(__name__)
 
 
 class Simulator:
-    """All simulated state.  REST handlers and the in-process API call into it."""
+    """The channels and what happens to them; the parts it builds hold the rest of the state."""
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
@@ -66,7 +73,7 @@ class Simulator:
         self.pbx = Pbx(self)
         self.started = self.clock.timestamp()
         self.closing = False
-        self.violations: list[Any] = []    # requests not in the API docs (see server.validation)
+        self.violations: list[Violation] = []    # requests not in the API docs (see server.validation)
 
     # -- small helpers ---------------------------------------------------------
     def emit(self, built: tuple[ev.Event, ev.Refs]) -> None:
@@ -86,9 +93,6 @@ class Simulator:
         if ch.stasis_app is None or ch.control is None:
             raise not_in_stasis()
         return ch
-
-    def call_for(self, ch: Channel) -> SimCall | None:
-        return self.calls.get(ch.id)
 
     def new_channel(self, *, name: str, state: str, location: DialplanLocation, kind: ChannelKind,
                     caller: CallerId | None = None, connected: CallerId | None = None,

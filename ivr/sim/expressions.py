@@ -8,7 +8,7 @@ expressions.  Values are strings, as in Asterisk.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, TypeVar
 
 Lookup = Callable[[str], str]
 
@@ -174,12 +174,18 @@ def _number(value: str) -> float | None:
 
 
 def _compare(a: str, op: str, b: str) -> bool:
+    """As numbers when both are numbers, else as text (as Asterisk compares)."""
     na, nb = _number(a), _number(b)
-    x: object
-    y: object
-    x, y = (na, nb) if na is not None and nb is not None else (a, b)
-    return {"=": x == y, "!=": x != y, "<": x < y, ">": x > y,  # type: ignore[operator]
-            "<=": x <= y, ">=": x >= y}[op]  # type: ignore[operator]
+    if na is not None and nb is not None:
+        return _ordered(na, op, nb)
+    return _ordered(a, op, b)
+
+
+_Comparable = TypeVar("_Comparable", str, float)
+
+
+def _ordered(x: _Comparable, op: str, y: _Comparable) -> bool:
+    return {"=": x == y, "!=": x != y, "<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[op]
 
 
 def _arith(a: str, op: str, b: str) -> str:

@@ -16,6 +16,7 @@ from . import events as ev
 from .dialplan import split_app
 from .expressions import function_if, function_regex, split_condition, substitute, truthy
 from .model import Channel, DialplanLocation
+from .queues import run_queue
 from .sounds import SoundNotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -248,7 +249,6 @@ class Pbx:
         return target
 
     async def _queue(self, ch: Channel, data: str) -> AppResult:
-        from .queues import run_queue
         hung_up = await run_queue(self.sim, ch, data)
         return HangupResult(16) if hung_up else None
 

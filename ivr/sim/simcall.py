@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import audio
+from .queues import QueueOutcome, agent_hangup, pick_up, ringing_members
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Simulator
     from .model import Channel
     from .playback import Playback
-    from .queues import QueueOutcome
 
 
 @dataclass
@@ -157,17 +157,14 @@ class SimCall:
 
     def agent_answer(self, interface: str) -> bool:
         """A queue member ringing for this caller picks up now (False: not ringing for them)."""
-        from .queues import pick_up
         return pick_up(self.channel, interface)
 
     def ringing_agents(self) -> list[str]:
         """Member interfaces whose phones ring for this queued caller."""
-        from .queues import ringing_members
         return ringing_members(self.channel)
 
     def agent_hangup(self) -> None:
         """The queue agent talking to this caller hangs up."""
-        from .queues import agent_hangup
         agent_hangup(self.channel)
 
     async def _sleep_until(self, t: float) -> None:
