@@ -13,6 +13,7 @@ next alternative the recogniser offered before asking again.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,9 +179,9 @@ def _run(ctx: _Context) -> model.Target | None:
 
 
 def _assign(ctx: _Context, node: model.SetNode) -> model.Target | None:
-    for name, expression in node.set.items():
+    for name, written in node.set.items():
         try:
-            value = _evaluate(ctx, expression)
+            value = _value(ctx, written)
         except expr.ExpressionError as exc:
             _escape(ctx, "flow_error", str(exc))
             return None
@@ -326,15 +327,23 @@ def _evaluate(ctx: _Context, expression: str) -> Any:
     return expr.evaluate(expression, ctx.state.vars)
 
 
+def _value(ctx: _Context, value: model.Computed | model.Fixed) -> Any:
+    """A value a designer wrote: worked out from call data (`=expression`), or as written
+    (a copy: the engine never shares a list or mapping of the flow with a call's state)."""
+    if isinstance(value, model.Computed):
+        return _evaluate(ctx, value.expression)
+    return copy.deepcopy(value.value)
+
+
 # --- backend -----------------------------------------------------------------
 
 
 def _call_backend(ctx: _Context, node: model.ActionNode) -> None:
     spec = node.action
     args: dict[str, Any] = {}
-    for name, expression in spec.args.items():
+    for name, written in spec.args.items():
         try:
-            args[name] = _evaluate(ctx, expression)
+            args[name] = _value(ctx, written)
         except expr.ExpressionError as exc:
             _escape(ctx, "flow_error", str(exc))
             return
@@ -362,9 +371,11 @@ def _backend_result(ctx: _Context, event: ev.BackendResult) -> None:
 def _uses(action: model.ActionSpec) -> set[str]:
     """The variables an action's arguments read."""
     names: set[str] = set()
-    for expression in action.args.values():
+    for value in action.args.values():
+        if not isinstance(value, model.Computed):
+            continue
         try:
-            names |= expr.names(expression)
+            names |= expr.names(value.expression)
         except expr.ExpressionError:
             continue  # it failed when the action was called; nothing it names was sent
     return names

@@ -11,9 +11,21 @@ from these models, so editors and the validator never disagree.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from ivr.prompts import LANGUAGES
@@ -58,6 +70,46 @@ Prompts = Annotated[list[PromptKey], BeforeValidator(_as_list, json_schema_input
                     Field(description="One prompt key or a list")]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Expression = Annotated[str, Field(min_length=1, description="A safe expression over call data")]
+
+EXPRESSION_MARK = "="  # a value written `=expression` is worked out from call data; any other is taken as written
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A value worked out from call data when its node runs: written `=attempts + 1`."""
+
+    expression: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    """A value taken as written: `zh`, `3`, `null`, `[a, b]`."""
+
+    value: Any
+
+
+def _value(raw: Any) -> Computed | Fixed:
+    if isinstance(raw, (Computed, Fixed)):
+        return raw
+    if isinstance(raw, str) and raw.startswith(EXPRESSION_MARK):
+        expression = raw.removeprefix(EXPRESSION_MARK).strip()
+        if not expression:
+            raise PydanticCustomError("value", "write an expression after = (or the value itself, without =)")
+        return Computed(expression)
+    return Fixed(raw)
+
+
+def _written(value: Computed | Fixed) -> Any:
+    return f"{EXPRESSION_MARK}{value.expression}" if isinstance(value, Computed) else value.value
+
+
+Value = Annotated[
+    Computed | Fixed,
+    PlainValidator(_value),
+    PlainSerializer(_written),
+    WithJsonSchema({"description": "A value as written (zh, 3, null, [a, b]); "
+                                   "=expression works it out from call data (=attempts + 1, =caller.id)"}),
+]
 
 
 class Strict(BaseModel):
@@ -203,7 +255,8 @@ class AskNode(NodeBase):
 
 class ActionSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)*$")]
-    args: dict[Name, Expression] = Field(default_factory=dict)
+    args: dict[Name, Value] = Field(default_factory=dict, description="Values sent to the action: "
+                                    "as written, or =expression from call data")
     save_as: Name | None = None
     timeout: Seconds = 8.0
 
@@ -214,7 +267,7 @@ class ActionNode(NodeBase):
 
 
 class SetNode(NodeBase):
-    set: dict[Name, Expression]
+    set: dict[Name, Value] = Field(description="Variables and their new values: as written, or =expression")
     next: Target
 
 

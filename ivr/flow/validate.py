@@ -9,6 +9,7 @@ and no wait leaves the caller in silence for more than 3 seconds.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
 from collections import defaultdict
@@ -83,6 +84,7 @@ class _FlowChecker:
         self.check_calls()
         self.check_prompts()
         self.check_variables()
+        self.check_values()
         return self.out
 
     # --- graph -----------------------------------------------------------
@@ -317,9 +319,11 @@ class _FlowChecker:
         for name, node in self.flow.nodes.items():
             if not isinstance(node, model.ActionNode):
                 continue
-            for arg, expression in node.action.args.items():
+            for arg, value in node.action.args.items():
+                if not isinstance(value, model.Computed):
+                    continue
                 try:
-                    used = expr.names(expression)
+                    used = expr.names(value.expression)
                 except expr.ExpressionError:
                     continue  # reported by check_variables
                 path = ("nodes", name, "action", "args", arg)
@@ -433,20 +437,56 @@ class _FlowChecker:
             return [n.call for n in loaded.flow.nodes.values() if isinstance(n, model.CallNode) and n.call in self.flows]
         return [self.flows[n] for n in _reachable(self.flow.flow, callees) if n in self.flows] or [self.loaded]
 
+    def _values(self) -> Iterator[tuple[YamlPath, model.Computed | model.Fixed]]:
+        """Each value a designer wrote (set, action args), where it is written."""
+        for name, node in self.flow.nodes.items():
+            if isinstance(node, model.SetNode):
+                yield from ((("nodes", name, "set", var), value) for var, value in node.set.items())
+            elif isinstance(node, model.ActionNode):
+                yield from ((("nodes", name, "action", "args", arg), value) for arg, value in node.action.args.items())
+
+    def check_values(self) -> None:
+        """A value is taken as written; one still in the old form (an expression for everything,
+        so Python's quotes around text) would now mean something else: say what to write."""
+        defined = self._defined_names()
+        for path, value in self._values():
+            if not isinstance(value, model.Fixed) or not isinstance(value.value, str):
+                continue
+            text = value.value.strip()
+            if text in _PYTHON_CONSTANTS:
+                self.report(path, ERROR, "quoted-literal",
+                            f"'{text}' is now the text {text}: write {_PYTHON_CONSTANTS[text]} "
+                            f"(a value is written as it is; an expression starts with =)")
+                continue
+            try:
+                tree = expr.parse(text)
+                used = expr.names(text)
+            except expr.ExpressionError:
+                continue  # not an expression: plain text
+            if isinstance(tree, ast.Constant) and isinstance(tree.value, str) and text[:1] in "'\"":
+                self.report(path, ERROR, "quoted-literal",
+                            f"{text} keeps its quotes as part of the text: write {path[-1]}: {tree.value} "
+                            f"(a value is written as it is; an expression starts with =)")
+            elif used and used <= defined:
+                self.report(path, ERROR, "unmarked-expression",
+                            f"'{text}' is taken as the text itself, not worked out from {', '.join(sorted(used))}: "
+                            f"write ={text} (an expression starts with =)")
+
     def _expressions(self) -> Iterator[tuple[YamlPath, str, str]]:
         """(where it is written, expression, what to add to a message about it)."""
+        for path, value in self._values():
+            if isinstance(value, model.Computed):
+                yield path, value.expression, ""
         for name, node in self.flow.nodes.items():
-            base = ("nodes", name)
-            if isinstance(node, model.SetNode):
-                yield from (((*base, "set", var), e, "") for var, e in node.set.items())
-            elif isinstance(node, model.BranchNode):
-                yield from (((*base, "branch", i, "if"), c.if_, "") for i, c in enumerate(node.branch))
-            elif isinstance(node, model.ActionNode):
-                yield from (((*base, "action", "args", arg), e, "") for arg, e in node.action.args.items())
+            if isinstance(node, model.BranchNode):
+                yield from ((("nodes", name, "branch", i, "if"), c.if_, "") for i, c in enumerate(node.branch))
         for path, key in self._prompt_uses():
             builtin = ENGINE_PROMPTS.get(key, set())
             for expression in sorted(self.prompts.expressions(key) - builtin):
                 yield path, expression, f" (used by prompt '{key}')"
+
+
+_PYTHON_CONSTANTS = {"None": "null", "True": "true", "False": "false"}  # the old way to write them
 
 
 def _system_prompts(flows: dict[str, LoadedFlow], prompts: PromptCatalog) -> list[Diagnostic]:

@@ -420,7 +420,7 @@ def test_flow_loop_guard_escapes_instead_of_spinning(tmp_path):
         "flow: spin\nstart: a\nvariables: {n: 0}\n"
         "defaults: {escape: {transfer: service, reason: stuck}}\n"
         "nodes:\n"
-        "  a: {set: {n: n + 1}, next: b}\n"
+        "  a: {set: {n: =n + 1}, next: b}\n"
         "  b:\n    branch: [{if: n < 0, then: {hangup: never}}]\n    else: a\n"
     )
     release, _ = load_flow_set(flows, prompts)
@@ -443,7 +443,7 @@ nodes:
     ask: {prompt: t.expiry, digits: {min: 4, max: 4, readback: false}, speech: false, save_as: expiry}
     next: pay
   pay:
-    action: {name: payment.switch_method, args: {card: card, expiry: expiry}}
+    action: {name: payment.switch_method, args: {card: =card, expiry: =expiry}}
     next: {ok: bye, declined: number}
   bye:
     hangup: paid
@@ -560,7 +560,7 @@ def test_an_escape_in_a_flow_without_one_goes_to_the_fallback_queue(tmp_path):
     (tmp_path / "prompts" / "en.yaml").write_text("t:\n  hello: Hello.\n")
     (tmp_path / "flows" / "bare.yaml").write_text(
         "flow: bare\nstart: lookup\nnodes:\n"
-        "  lookup:\n    action: {name: policy.summary, args: {policy: \"'1'\"}}\n    next: {ok: {hangup: done}}\n")
+        "  lookup:\n    action: {name: policy.summary, args: {policy: \"1\"}}\n    next: {ok: {hangup: done}}\n")
     release, _ = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
     state = engine.start(release, "bare", "c1", call={}).state
     result = engine.step(release, state, ev.BackendResult(name="policy.summary", outcome="error"))
@@ -632,3 +632,51 @@ def test_an_action_that_does_not_say_where_its_error_goes_takes_the_flow_default
     assert _backend_outcomes(tmp_path, "ok", "error").state.result == {"outcome": "own_error"}   # its own wins
     own_timeout = _backend_outcomes(tmp_path, "ok", "timeout").state.result
     assert own_timeout["reason"] == "slow_backend"     # claim says nothing about timeout: the default again
+
+
+VALUES_FLOW = """\
+flow: values
+start: assign
+variables: {attempts: 1, options: null, note: null, language: null}
+defaults: {escape: {transfer: service, reason: trouble}}
+nodes:
+  assign:
+    set:
+      language: zh
+      attempts: =attempts + 1
+      options: [downgrade, pause]
+      note: null
+      greeting: hello there
+      price: 12.5
+    next: send
+  send:
+    action: {name: sms.confirm, args: {about: payment, times: =attempts, flags: {urgent: true}}}
+    next: {ok: {hangup: done}}
+"""
+
+
+def test_values_are_taken_as_written_and_equals_computes_them(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "flows" / "values.yaml").write_text(VALUES_FLOW.replace("start: assign", "languages: [en, zh]\nstart: assign"))
+    for language in ("en", "zh"):
+        (tmp_path / "prompts" / f"{language}.yaml").write_text("t:\n  hi: hi\n")
+    release, diagnostics = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
+    assert [d.code for d in diagnostics if d.severity.value == "error"] == []
+    result = engine.start(release, "values", "c1", call={})
+    vars_ = result.state.vars
+    assert (vars_["language"], vars_["attempts"], vars_["options"], vars_["note"]) == ("zh", 2, ["downgrade", "pause"], None)
+    assert (vars_["greeting"], vars_["price"]) == ("hello there", 12.5)
+    assert result.state.language == "zh", "a literal language switches the call's language"
+    [sent] = [a for a in result.actions if isinstance(a, act.CallBackend)]
+    assert sent.args == {"about": "payment", "times": 2, "flags": {"urgent": True}}
+    written = release.flow("values").nodes["assign"].set["options"]
+    assert isinstance(written, model.Fixed) and written.value is not vars_["options"], "a call never shares the flow's list"
+    assert CallState.model_validate_json(result.state.model_dump_json()) == result.state
+
+
+def test_a_value_that_is_only_an_equals_sign_is_refused_where_it_is():
+    from ivr.flow.loader import load_flow_text
+    _, diagnostics = load_flow_text(VALUES_FLOW.replace("note: null\n      greeting", "note: =\n      greeting"), "v.yaml")
+    assert [(d.line, d.code) for d in diagnostics] == [(11, "structure")]
+    assert "write an expression after =" in diagnostics[0].message

@@ -23,7 +23,7 @@ variables: {banner: null}
 defaults: {escape: {transfer: service, reason: trouble}}
 nodes:
   prepare:
-    set: {banner: "call.caller_name * 40"}
+    set: {banner: "=call.caller_name * 40"}
     next: check
   check:
     branch: [{if: "len(str([call.caller_name] * 400)) > 0", then: {hangup: done}}]

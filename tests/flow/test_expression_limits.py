@@ -52,7 +52,7 @@ def _flow(tmp_path: Path, expression: str) -> Path:
         "defaults: {escape: {transfer: customer_service, reason: trouble}}\n"
         "nodes:\n"
         "  compute:\n"
-        f"    set: {{x: {expression!r}}}\n"              # line 8
+        f"    set: {{x: {'=' + expression!r}}}\n"        # line 8
         "    next: check\n"
         "  check:\n"
         "    branch:\n"

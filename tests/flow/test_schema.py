@@ -75,3 +75,12 @@ def test_an_inline_transfer_as_a_turns_next_is_valid(validator):
     flow = _payment()
     flow["nodes"]["card_number"]["next"] = {"transfer": "payments", "reason": "card_change"}
     assert validator.is_valid(flow)
+
+
+def test_values_may_be_written_as_they_are_or_as_a_formula(validator):
+    flow = _payment()
+    flow["nodes"]["promise"]["action"]["args"] = {"caller": "=caller.id", "days": 3, "about": "payment",
+                                                   "when": None, "tags": ["a", "b"], "flags": {"urgent": True}}
+    assert validator.is_valid(flow)
+    schema = validator.schema["$defs"]["SetNode"]["properties"]["set"]
+    assert "=expression" in next(iter(schema["patternProperties"].values()))["description"]
