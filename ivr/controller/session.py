@@ -461,7 +461,7 @@ class CallSession:
             log.warning("call %s: no audio stream, keys only: %s", self.channel_id, exc)
             await self._close_listener()
 
-    def helper_event(self, event: Any) -> None:
+    def helper_event(self, event: ari.AriEvent) -> None:
         """An event of our own media leg (its StasisStart), delivered at once, not queued:
         the session's task is waiting for it inside `_open_listener`."""
         if self.listener is not None:

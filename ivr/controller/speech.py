@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Protocol
 
 from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound
+from ivr.ari.event_types import AriEvent, RecordingFinished, StasisStart
 from ivr.controller.rtp import RtpReceiver, open_receiver
 from ivr.engine.actions import Listen, Timeouts
 from ivr.speech.audio import RtpToFrames, read_wav_8k
-from ivr.speech.turn import TurnOutput
+from ivr.speech.turn import TurnEnded, TurnOutput
 from ivr.speech.worker import SpeechWorkers
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class CallListener(Protocol):
     async def start_turn(self, listen: Listen) -> int: ...
     async def cancel_turn(self) -> None: ...
     def keep_pre_roll(self, keep: bool) -> None: ...
-    def on_event(self, event: Any) -> None: ...
+    def on_event(self, event: AriEvent) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -159,7 +160,7 @@ class _Turns:
         outputs = await self.service.workers.feed(self.call_id, pcm)
         for output in outputs:
             if generation == self.generation:
-                if type(output).__name__ == "TurnEnded":
+                if isinstance(output, TurnEnded):
                     self.active = False
                 self.deliver(SpeechOut(generation, output))
 
@@ -231,8 +232,8 @@ class StreamListener(_Turns):
             else:  # the caller, bridged by an older release: it would be deaf during prompts
                 await self.ari.remove_channel(bridge, member)
 
-    def on_event(self, event: Any) -> None:
-        if type(event).__name__ == "StasisStart" and event.channel.id in self.started:
+    def on_event(self, event: AriEvent) -> None:
+        if isinstance(event, StasisStart) and event.channel.id in self.started:
             self.started[event.channel.id].set()
 
     async def start_turn(self, listen: Listen) -> int:
@@ -326,9 +327,8 @@ class RecordListener(_Turns):
                               max_silence_seconds=max(1, math.ceil(timeouts.end_silence)),
                               max_duration_seconds=max(1, math.ceil(timeouts.max_speech)), terminate_on="none")
 
-    def on_event(self, event: Any) -> None:
-        kind = type(event).__name__
-        if kind == "RecordingFinished" and event.recording.name == self.recording and self.active:
+    def on_event(self, event: AriEvent) -> None:
+        if isinstance(event, RecordingFinished) and event.recording.name == self.recording and self.active:
             self.fetch = asyncio.create_task(self._recognise(self.generation, event.recording.name))
 
     async def _recognise(self, generation: int, name: str) -> None:
