@@ -11,7 +11,7 @@ BridgeDestroyed once both have left (``continue-to-queue*`` traces).
 """
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from . import events as ev
 from .emitter import Emitter

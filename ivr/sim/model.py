@@ -6,8 +6,9 @@ simulator's output can be compared field by field.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Coroutine, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from .audio_in import AudioIn
@@ -28,7 +29,7 @@ class CallerId:
         return {"name": self.name, "number": self.number}
 
     @classmethod
-    def parse(cls, text: str | None) -> "CallerId":
+    def parse(cls, text: str | None) -> CallerId:
         """Parse ``"Name" <number>``, ``Name <number>`` or a bare number."""
         if not text:
             return cls()
@@ -157,13 +158,13 @@ class Channel:
     def get_var(self, name: str) -> str | None:
         return self.variables.get(name.lstrip("_"))
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> "asyncio.Task[Any]":
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def cancel_tasks(self, keep: "asyncio.Task[Any] | None" = None) -> None:
+    def cancel_tasks(self, keep: asyncio.Task[Any] | None = None) -> None:
         for task in list(self.tasks):
             if task is not keep and task is not asyncio.current_task():
                 task.cancel()

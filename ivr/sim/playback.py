@@ -14,7 +14,8 @@ import asyncio
 import logging
 import uuid
 from array import array
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import announcer, audio
 from . import events as ev

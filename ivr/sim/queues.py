@@ -55,7 +55,7 @@ class QueueWait:
     agent_gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
+async def run_queue(sim: Simulator, caller: Channel, data: str) -> bool:
     """Returns True when the caller must be hung up (the bridged call ended)."""
     args = data.split(",")
     queue = sim.queues.get(args[0])
@@ -108,7 +108,7 @@ async def run_queue(sim: "Simulator", caller: Channel, data: str) -> bool:
             sim.destroy_channel(leg.channel, 16)
 
 
-def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> QueueLeg:
+def _create_leg(sim: Simulator, caller: Channel, member: QueueMember) -> QueueLeg:
     tech, _, resource = member.interface.partition("/")
     if tech.lower() == "local":
         dest = resource.split("/")[0]
@@ -125,8 +125,8 @@ def _create_leg(sim: "Simulator", caller: Channel, member: QueueMember) -> Queue
     return QueueLeg(member, ch)
 
 
-async def _first_answer(sim: "Simulator", legs: list[QueueLeg], timeout: float | None,
-                        pickup: "asyncio.Future[str]") -> QueueLeg | None:
+async def _first_answer(sim: Simulator, legs: list[QueueLeg], timeout: float | None,
+                        pickup: asyncio.Future[str]) -> QueueLeg | None:
     """The member who answers first: by ``answer_after``, or whoever :func:`pick_up` names."""
     candidates = [leg for leg in legs if leg.member.answer_after is not None]
     first = min(candidates, key=lambda leg: leg.member.answer_after or 0.0, default=None)
@@ -164,13 +164,13 @@ def ringing_members(caller: Channel) -> list[str]:
     return [leg.member.interface for leg in wait.legs]
 
 
-def _cancel_legs(sim: "Simulator", caller: Channel, legs: list[QueueLeg]) -> None:
+def _cancel_legs(sim: Simulator, caller: Channel, legs: list[QueueLeg]) -> None:
     for leg in legs:
         sim.emit(ev.dial(sim.ts(), leg.channel, "CANCEL", "", caller=caller))
         sim.emit(ev.dial(sim.ts(), leg.channel, "CANCEL", leg.member.interface, caller=caller))
 
 
-async def _connect(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller: Channel, answered: QueueLeg,
+async def _connect(sim: Simulator, queue: QueueConfig, queued: QueueWait, caller: Channel, answered: QueueLeg,
                    outcome: QueueOutcome, gosub: str) -> None:
     agent = answered.channel
     agent.state = "Up"
@@ -206,7 +206,7 @@ async def _connect(sim: "Simulator", queue: QueueConfig, queued: QueueWait, call
     sim.bridges.join_queue_call(agent, caller)
 
 
-def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: int) -> None:
+def _queue_vars(sim: Simulator, queue: QueueConfig, caller: Channel, calls: int) -> None:
     if not queue.setqueuevar:
         return
     for name, value in (("QUEUENAME", queue.name), ("QUEUEMAX", "0"), ("QUEUESTRATEGY", queue.strategy),
@@ -217,7 +217,7 @@ def _queue_vars(sim: "Simulator", queue: QueueConfig, caller: Channel, calls: in
         sim.variables.set(caller, name, value)
 
 
-def _after_call(sim: "Simulator", queue: QueueConfig, queued: QueueWait, caller: Channel,
+def _after_call(sim: Simulator, queue: QueueConfig, queued: QueueWait, caller: Channel,
                 outcome: QueueOutcome) -> None:
     """Caller or agent left the bridge: Queue() publishes its variables again."""
     sim.bridges.leave(caller)
