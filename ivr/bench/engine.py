@@ -38,9 +38,9 @@ def generate_flow(nodes: int) -> dict[str, Any]:
                     "noinput": ["bench.ask"], "nomatch": ["bench.ask"]},
             "next": {"one": f"set{b}", "two": f"act{b}"},
         }
-        body[f"set{b}"] = {"set": {"counter": "counter + 1"}, "next": f"branch{b}"}
+        body[f"set{b}"] = {"set": {"counter": "=counter + 1"}, "next": f"branch{b}"}
         body[f"branch{b}"] = {"branch": [{"if": "counter > 1000000", "then": "done"}], "else": nxt}
-        body[f"act{b}"] = {"action": {"name": "policy.summary", "args": {"caller": "counter"}},
+        body[f"act{b}"] = {"action": {"name": "policy.summary", "args": {"caller": "=counter"}},
                            "next": {"ok": f"set{b}", "declined": nxt}}
     body["done"] = {"hangup": "completed"}
     return {"flow": "big", "version": 1, "start": "play0", "variables": {"counter": 0},

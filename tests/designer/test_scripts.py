@@ -113,7 +113,6 @@ def test_terminal_input_syntax(line, expected):
     assert repl.parse_line(line).model_dump() == expected
 
 
-@pytest.mark.xfail(strict=True, reason="ivr/bench/engine.py (not this change's to edit) still writes values the old way: its set and args need \"=counter + 1\" and \"=counter\" (issue 12 item 5, step D); strict, so the fix makes this fail until the mark goes")
 def test_bench_engine_reports_json(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "bench.json"

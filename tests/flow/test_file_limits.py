@@ -67,7 +67,6 @@ def test_a_flow_set_over_the_budget_is_refused_before_anything_is_parsed(tmp_pat
     assert [(Path(d.file).name, d.line, d.code) for d in diagnostics] == [(f"f{count - 1}.yaml", 1, "too-large")]
 
 
-@pytest.mark.xfail(strict=True, reason="ivr/bench/engine.py (not this change's to edit) still writes values the old way: its set and args need \"=counter + 1\" and \"=counter\" (issue 12 item 5, step D); strict, so the fix makes this fail until the mark goes")
 def test_the_bench_flow_of_5000_nodes_fits_the_caps(tmp_path):
     prompts = tmp_path / "prompts"
     prompts.mkdir()
