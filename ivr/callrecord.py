@@ -1,23 +1,41 @@
-"""What one finished call amounts to, from its engine state: for history and reports.
+"""What one call amounts to, for history and reports: built as the call goes.
 
-The engine's path says everything that happened; this module reads it into
-the few facts people ask about: which journeys the caller entered (their
-intents), how each ended (contained in self-service, transferred, abandoned),
-where the caller hung up, the transfer's queue and reason, and whether a
-failed premium was recovered (paid now, or a promise to pay by a date).
+`CallFacts` takes each engine step as it happens (the path entries the step
+added, `ivr.controller.notices.StepTaken`) and keeps the few facts people ask
+about: which journeys the caller entered (their intents), how each ended
+(contained in self-service, transferred, abandoned), the last node, the
+nodes visited, whether a failed premium was recovered (paid now, or a
+promise to pay by a date) and the routing decision the flow applied. The
+call's path keeps its last `MAX_PATH` entries only; these facts do not
+depend on it, so a long call keeps its first journey.
+
+When the call has left the engine, `CallFacts.record` adds what its final
+state says (status, outcome, the transfer's queue, reason and priority, the
+caller, the masked policy number, the language, the cancellation reason)
+and gives the `CallRecord` that history and `ivr report` read (its JSON is
+what Redis holds). `summarise` does the same from a whole path at once, for
+a call played in memory (designer conversations, tests).
+
+What the flows do not declare (no flow marks itself a journey, no backend
+action says it recovers a premium) is written here, in one place:
+`JOURNEYS`, `FAILED_PREMIUM_FOUND_BY` and `RECOVERED_BY`; the routing rules
+take their intents from `JOURNEYS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ivr.engine.state import CallState
+from ivr.engine.state import CallState, Turn
 from ivr.masking import mask_policy
 
 # journey flows and the intent each serves (main_menu's choices)
 JOURNEYS = {"policy_query": "policy", "payment": "payment", "phone_update": "phone", "cancellation": "cancel"}
 PATH_LIMIT = 60
+# the payment action whose `ok` means the caller was told of a failed premium
+FAILED_PREMIUM_FOUND_BY = "payment.failure"
 # payment actions whose `ok` recovers a failed premium, and how
 RECOVERED_BY = {"payment.retry": "paid", "payment.switch_method": "paid", "payment.promise": "promised"}
 
@@ -61,50 +79,61 @@ class CallRecord:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CallRecord":
+    def from_json(cls, data: dict[str, Any]) -> CallRecord:
         values = dict(data)
         values["journeys"] = [JourneyOutcome(**j) for j in values.get("journeys", [])]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def summarise(state: CallState, started: float, ended: float, ani_key: str = "") -> CallRecord:
-    """The record of a call that has left the engine (transferred or ended)."""
-    caller = state.vars.get("caller") if isinstance(state.vars.get("caller"), dict) else {}
-    result = state.result
-    record = CallRecord(
-        call_id=state.call_id, started=started, ended=ended, status=state.status,
-        outcome=str(result.get("outcome") or result.get("queue") or state.status),
-        caller=caller.get("id"), ani_key=ani_key, policy=_masked(caller.get("policy_number")), language=state.language,
-        queue=result.get("queue"), reason=result.get("reason"), priority=result.get("priority"),
-        route=_routing(state), cancel_reason=_text(state.vars.get("cancel_reason")),
-    )
-    record.journeys = _journeys(state)
-    record.payment = _payment(state)
-    record.intents = list(dict.fromkeys(JOURNEYS[j.journey] for j in record.journeys))
-    last = state.path[-1] if state.path else None
-    if result.get("outcome") == "caller_hangup":
-        record.last_node = f"{result.get('flow', state.flow)}.{result.get('node', state.node)}"
-    elif last is not None:
-        record.last_node = f"{last.flow}.{last.node}"
-    record.path = _compact_path(state)
-    return record
+class CallFacts:
+    """One call's record as it goes: each engine step's new path entries folded in, nothing re-read."""
 
+    def __init__(self) -> None:
+        self.journeys: list[JourneyOutcome] = []
+        self.journey: JourneyOutcome | None = None  # the one the caller is in
+        self.nodes: list[str] = []  # visited, repeats collapsed, the last PATH_LIMIT
+        self.last_node = ""
+        self.failed_premium = False
+        self.recovered: str | None = None  # paid | promised: how the last recovery went
+        self.route: dict[str, Any] | None = None
 
-def _journeys(state: CallState) -> list[JourneyOutcome]:
-    journeys: list[JourneyOutcome] = []
-    current: JourneyOutcome | None = None
-    for turn in state.path:
+    @classmethod
+    def from_path(cls, state: CallState) -> CallFacts:
+        """The facts of a call as far as its path still holds them (a call played in memory, or
+        resumed from another controller: the path keeps its last `MAX_PATH` entries)."""
+        facts = cls()
+        facts.take(state.path, state)
+        return facts
+
+    def take(self, turns: Iterable[Turn], state: CallState) -> None:
+        """One engine step: the path entries it added, in order, and the state it left."""
+        for turn in turns:
+            self._turn(turn)
+        applied = state.vars.get("routing")  # a flow variable: the decision applied so far, if any
+        self.route = dict(applied) if isinstance(applied, dict) else None
+
+    def _turn(self, turn: Turn) -> None:
         where = f"{turn.flow}.{turn.node}"
+        self.last_node = where
+        if not self.nodes or self.nodes[-1] != where:
+            self.nodes.append(where)
+            del self.nodes[:-PATH_LIMIT]
+        if turn.kind == "backend" and turn.matched == "ok":
+            if turn.detail == FAILED_PREMIUM_FOUND_BY:
+                self.failed_premium = True
+            elif turn.detail in RECOVERED_BY:
+                self.recovered = RECOVERED_BY[turn.detail]
+        current = self.journey
         if turn.kind == "call" and turn.detail in JOURNEYS:
-            current = JourneyOutcome(turn.detail, node=where)
-            journeys.append(current)
+            self.journey = JourneyOutcome(turn.detail, node=where)
+            self.journeys.append(self.journey)
         elif current is None:
-            continue
+            return
         elif turn.kind == "return" and turn.flow == current.journey:
             current.outcome = "contained" if turn.matched == "done" else str(turn.matched)
             current.node = where
-            current = None
+            self.journey = None
         elif turn.kind == "transfer":
             current.outcome, current.node = "transferred", where
             current.reason = (turn.detail or "").split(":")[0]
@@ -112,32 +141,43 @@ def _journeys(state: CallState) -> list[JourneyOutcome]:
             current.outcome, current.node = "abandoned", where
         else:
             current.node = where
-    return journeys
+
+    @property
+    def payment(self) -> str | None:
+        """How a failed premium ended, for a caller the payment journey found one for (else None)."""
+        if not self.failed_premium:
+            return None
+        return self.recovered or "open"
+
+    def record(self, state: CallState, started: float, ended: float, ani_key: str = "") -> CallRecord:
+        """The record of the call, once it has left the engine (transferred or ended) in `state`."""
+        caller = state.vars.get("caller") if isinstance(state.vars.get("caller"), dict) else {}
+        result = state.result
+        if result.get("outcome") == "caller_hangup":
+            last_node = f"{result.get('flow', state.flow)}.{result.get('node', state.node)}"
+        else:
+            last_node = self.last_node
+        return CallRecord(
+            call_id=state.call_id, started=started, ended=ended, status=state.status,
+            outcome=str(result.get("outcome") or result.get("queue") or state.status),
+            caller=caller.get("id"), ani_key=ani_key, policy=_masked(caller.get("policy_number")),
+            language=state.language,
+            intents=list(dict.fromkeys(JOURNEYS[j.journey] for j in self.journeys)),
+            journeys=[JourneyOutcome(j.journey, j.outcome, j.node, j.reason) for j in self.journeys],
+            queue=result.get("queue"), reason=result.get("reason"), priority=result.get("priority"),
+            last_node=last_node, path=list(self.nodes), route=dict(self.route) if self.route else None,
+            cancel_reason=_text(state.vars.get("cancel_reason")), payment=self.payment,
+        )
 
 
-def _payment(state: CallState) -> str | None:
-    """How a failed premium ended, for a caller the payment journey found one for (else None)."""
-    succeeded = [t.detail for t in state.path if t.kind == "backend" and t.matched == "ok"]
-    if "payment.failure" not in succeeded:
-        return None
-    recovered = [RECOVERED_BY[name] for name in succeeded if name in RECOVERED_BY]
-    return recovered[-1] if recovered else "open"
+def summarise(state: CallState, started: float, ended: float, ani_key: str = "") -> CallRecord:
+    """The record of a call that has left the engine, from its whole path at once.
 
-
-def _compact_path(state: CallState) -> list[str]:
-    """Nodes visited, repeats collapsed, the last PATH_LIMIT kept: what an agent can read at a glance."""
-    nodes: list[str] = []
-    for turn in state.path:
-        where = f"{turn.flow}.{turn.node}"
-        if not nodes or nodes[-1] != where:
-            nodes.append(where)
-    return nodes[-PATH_LIMIT:]
-
-
-def _routing(state: CallState) -> dict[str, Any] | None:
-    """The routing decision the flow applied ({rule, to, reason}), else None."""
-    applied = state.vars.get("routing")
-    return dict(applied) if isinstance(applied, dict) else None
+    For a call played in memory (designer conversations, tests); the path
+    keeps its last `MAX_PATH` entries only, so a live call's record is built
+    as it goes instead (`CallFacts`, `ivr.controller.recorder`).
+    """
+    return CallFacts.from_path(state).record(state, started, ended, ani_key)
 
 
 def _masked(policy: Any) -> str | None:

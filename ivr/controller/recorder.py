@@ -1,10 +1,16 @@
 """Writes each finished call to caller history: a controller observer.
 
-Sessions tell observers when a call starts and when it leaves the IVR
-(`CallLeft`: transfer, hang-up by the flow, or the caller hanging up). At that moment
-the call's state is final, so its record is summarised and written, in the
-background: a slow or absent Redis never delays the next call's events.
-`drain()` waits for writes still in flight (on shutdown).
+The call's record is built as the call goes (`ivr.callrecord.CallFacts`):
+each engine step the session tells of (`StepTaken`) adds its path entries to
+the call's facts, so a call longer than the path the engine keeps still
+records its first journey. When the call leaves the IVR (`CallLeft`:
+transfer, hang-up by the flow, or the caller hanging up) its state is final;
+the record is completed from it and written, in the background: a slow or
+absent Redis never delays the next call's events. `drain()` waits for
+writes still in flight (on shutdown).
+
+A call resumed from another controller starts from what its saved path
+still holds (the facts of the controller before are not saved with it).
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ivr.callrecord import summarise
+from ivr.callrecord import CallFacts
 from ivr.controller import notices as note
 from ivr.history import CallerHistory
 
@@ -25,25 +32,43 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Recording:
+    """One call this controller is recording."""
+
+    started: float
+    facts: CallFacts
+
+
 class HistoryRecorder:
     def __init__(self, history: CallerHistory, clock: Callable[[], float] = time.time):
         self.history = history
         self.clock = clock
-        self._started: dict[str, float] = {}
+        self._calls: dict[str, _Recording] = {}
         self._tasks: set[asyncio.Task] = set()
 
     def __call__(self, session: CallSession, notice: note.Notice) -> None:
-        if isinstance(notice, (note.CallStarted, note.CallResumed)):
-            self._started.setdefault(session.channel_id, self.clock())
-            return
-        if not isinstance(notice, note.CallLeft):
-            return
-        started = self._started.pop(session.channel_id, None)
+        match notice:
+            case note.CallStarted():
+                self._calls.setdefault(session.channel_id, _Recording(self.clock(), CallFacts()))
+            case note.CallResumed(state):
+                self._calls.setdefault(session.channel_id, _Recording(self.clock(), CallFacts.from_path(state)))
+            case note.StepTaken(step, turns):
+                recording = self._calls.get(session.channel_id)
+                if recording is not None:
+                    recording.facts.take(turns, step.state)
+            case note.Transferred() | note.HungUp() | note.CallerLeft():
+                self._finish(session)
+
+    def _finish(self, session: CallSession) -> None:
+        recording = self._calls.pop(session.channel_id, None)
         state = session.state
         if state is None or state.status == "running":
             return  # never got going: nothing to remember
+        if recording is None:  # told of the call only now: what its path holds
+            recording = _Recording(self.clock(), CallFacts.from_path(state))
         ani = str((state.vars.get("call") or {}).get("ani") or "")
-        record = summarise(state, started or self.clock(), self.clock(), self.history.ani_key(ani))
+        record = recording.facts.record(state, recording.started, self.clock(), self.history.ani_key(ani))
         task = asyncio.get_running_loop().create_task(self.history.record(record, [record.caller, record.ani_key]))
         self._tasks.add(task)
         task.add_done_callback(self._done)

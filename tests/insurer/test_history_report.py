@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from ivr import report
+from ivr import engine, report
 from ivr.backend.sample import sample_result
-from ivr.callrecord import summarise
+from ivr.callrecord import CallRecord, summarise
 from ivr.cli import main
+from ivr.controller import notices as note
+from ivr.controller.recorder import HistoryRecorder
 from ivr.designer.conversation import Conversation
+from ivr.engine import actions as act
 from ivr.engine import events as ev
+from ivr.engine.state import MAX_PATH
 from ivr.flow.catalog import load_flow_set
 from ivr.history import AGENT_TTL, HISTORY_TTL, RECORD_TTL, as_facts
 from tests.conftest import ROOT
@@ -24,17 +29,63 @@ def release():
     return built
 
 
-def play(release, moves: list, call: dict | None = None, outcomes: dict | None = None):
-    """A call through the shipped flows with sample answers; `moves` are keys, or "hangup"."""
+def play(release, moves: list, call: dict | None = None, outcomes: dict | None = None, observer=None):
+    """A call through the shipped flows with sample answers; `moves` are keys, or "hangup".
+    `observer` is told of the call as a controller's session would tell it (a notice per caller move)."""
     def answer(action):
         outcome, data = sample_result(action.name)
         return (outcomes or {}).get(action.name, outcome), data
     conversation = Conversation(release, "main_menu", responder=answer, call=call or {"ani": "+15550101"})
-    conversation.begin(call_id=f"c{time.monotonic_ns()}")
+    session = SimpleNamespace(channel_id=f"c{time.monotonic_ns()}", state=None)
+
+    def told(notice) -> None:
+        if observer is not None:
+            observer(session, notice)
+
+    def stepped(move) -> None:  # the engine steps of one move, backend answers included, as one notice
+        before = session.state
+        if move is None:
+            conversation.begin(call_id=session.channel_id)
+        else:
+            conversation.send(move)
+        session.state = conversation.state
+        told(note.StepTaken(engine.Step(session.state, []), note.turns_added(before, session.state)))
+
+    told(note.CallStarted(conversation.call))
+    stepped(None)
     for move in moves:
-        conversation.send(ev.Hangup() if move == "hangup" else ev.Dtmf(digits=move))
+        stepped(ev.Hangup() if move == "hangup" else ev.Dtmf(digits=move))
     assert conversation.finished
+    result = session.state.result
+    if session.state.status == "transferred":
+        told(note.Transferred(act.Transfer(queue=result["queue"], reason=result["reason"],
+                                           priority=result["priority"])))
+    else:
+        told(note.HungUp(result["outcome"]) if result["outcome"] != "caller_hangup" else note.CallerLeft("hangup"))
     return conversation.state
+
+
+class Written:
+    """A caller history that keeps what the recorder writes."""
+
+    def __init__(self) -> None:
+        self.records: list[CallRecord] = []
+
+    def ani_key(self, ani: str | None) -> str:
+        return "ani:key" if ani else ""
+
+    async def record(self, call: CallRecord, callers: list[str]) -> None:
+        self.records.append(call)
+
+
+async def recorded(release, moves: list, **options) -> tuple[CallRecord, object]:
+    """The record the controller's recorder writes of a call, built as it went, and the call's last state."""
+    written = Written()
+    recorder = HistoryRecorder(written, clock=lambda: 10.0)
+    state = play(release, moves, observer=recorder, **options)
+    await recorder.drain()
+    [record] = written.records
+    return record, state
 
 
 def test_journeys_of_a_call_are_read_from_its_path(release):
@@ -49,6 +100,34 @@ def test_journeys_of_a_call_are_read_from_its_path(release):
     two = summarise(play(release, ["1", "19800531", "9", "1", "3", "hangup"]), 0, 10)  # verified once
     assert two.intents == ["policy", "phone"] and two.last_node == "phone_update.id_digits"
     assert [j.outcome for j in two.journeys] == ["contained", "abandoned"]
+
+
+CALLS = [  # (moves, backend outcomes) of every call played in this file
+    (["1", "19800531", "9", "2"], None), (["2", "19800531", "0"], None), (["4", "19800531", "hangup"], None),
+    (["1", "19800531", "9", "1", "3", "hangup"], None), (["4", "19800531", "5"], None),
+    (["1", "19800531", "0"], None), (["2", "19800531", "hangup"], None), (["4", "19800531", "2", "1"], None),
+    (["2", "19800531", "1", "2"], None), (["2", "19800531", "3", "20261215", "1", "2"], None),
+    (["2", "19800531", "1", "0"], {"payment.retry": "declined"}), (["2", "19800531", "2"], {"payment.failure": "declined"}),
+    (["3", "19800531", "hangup"], None),
+]
+
+
+@pytest.mark.parametrize("moves, outcomes", CALLS)
+async def test_the_record_written_as_the_call_goes_is_the_one_its_path_gives(release, moves, outcomes):
+    record, state = await recorded(release, moves, outcomes=outcomes)
+    assert record.to_json() == summarise(state, 10.0, 10.0, "ani:key").to_json()
+
+
+async def test_a_call_longer_than_its_path_keeps_its_first_journey(release):
+    """250 turns of the menu after a policy query: the engine's path has long lost the journey, the record has not."""
+    moves = ["1", "19800531", "9", "1"] + ["8"] * 250 + ["0"]  # policy, anything else: yes; english x250; a person
+    record, state = await recorded(release, moves)
+    assert len(state.path) == MAX_PATH and all(t.flow == "main_menu" for t in state.path)
+    assert record.intents == ["policy"] and [(j.journey, j.outcome) for j in record.journeys] == [
+        ("policy_query", "contained")]
+    assert (record.status, record.queue, record.reason) == ("transferred", "customer_service", "asked_for_agent")
+    assert record.last_node == "main_menu.menu" and record.path[-1] == "main_menu.menu"
+    assert summarise(state, 0, 1).journeys == [], "the path alone no longer knows"
 
 
 def test_the_routing_decision_applied_is_in_the_record(release):
