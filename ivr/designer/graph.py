@@ -11,7 +11,7 @@ from pathlib import Path
 import graphviz
 
 from ivr.flow import model
-from ivr.flow.structure import Edge, action_target, edges
+from ivr.flow.structure import CALL_START, Edge, action_target, edges, start_edges
 
 _SHAPES = {
     "play": ("box", "#e8f0fe"),
@@ -29,12 +29,13 @@ _EDGE_STYLE = {
     "branch": {"color": "#555555", "style": "dashed"},
     "escape": {"color": "#c62828", "style": "bold", "fontcolor": "#c62828"},
     "global": {"color": "#1565c0", "style": "dotted", "fontcolor": "#1565c0"},
+    "route": {"color": "#6a1b9a", "style": "dashed", "fontcolor": "#6a1b9a"},
 }
 _ERROR_EDGE = {"color": "#ef6c00", "fontcolor": "#ef6c00", "style": "dashed"}
 _ERROR_OUTCOMES = {"error", "timeout", "declined", "locked", "failed"}
 _LEGEND = (("next", _EDGE_STYLE["next"]), ("branch condition", _EDGE_STYLE["branch"]),
            ("error outcome", _ERROR_EDGE), ("escape to a person", _EDGE_STYLE["escape"]),
-           ("on any turn (global)", _EDGE_STYLE["global"]))
+           ("on any turn (global)", _EDGE_STYLE["global"]), ("routing rule (routes)", _EDGE_STYLE["route"]))
 
 
 def to_dot(flow: model.Flow) -> graphviz.Digraph:
@@ -61,9 +62,12 @@ def to_dot(flow: model.Flow) -> graphviz.Digraph:
         if edge.kind == "next" and all(label in _ERROR_OUTCOMES for label in labels):
             style.update(_ERROR_EDGE)
         label = " / ".join(label for label in labels if label != "next")
-        dot.edge(edge.source if edge.kind != "global" else "__globals", target, label=label[:40], **style)
+        source = "__globals" if edge.kind == "global" else "__routed" if edge.source == CALL_START else edge.source
+        dot.edge(source, target, label=label[:40], **style)
     if flow.globals:
         dot.node("__globals", "any turn", shape="plaintext", style="", fontcolor="#1565c0")
+    if flow.routes.start:
+        dot.node("__routed", "routed at call start", shape="plaintext", style="", fontcolor="#6a1b9a")
     _legend(dot)
     return dot
 
@@ -97,8 +101,8 @@ def _unique_globals(flow: model.Flow) -> list[Edge]:
     """
     seen: set[str] = set()
     result = []
-    for edge in edges(flow):
-        node = flow.nodes[edge.source]
+    for edge in [*edges(flow), *start_edges(flow)]:
+        node = flow.nodes.get(edge.source)
         if edge.kind == "escape" and isinstance(node, model.ActionNode) \
                 and all(action_target(flow, node, outcome) is not None for outcome in model.DEFAULTED_OUTCOMES):
             continue
@@ -143,8 +147,8 @@ def to_mermaid(flow: model.Flow) -> str:
             count += 1
             target = f"t{count}"
             lines.append(f'  {target}(["{_terminal_label(edge.target).replace(chr(10), " ")}"])')
-        source = edge.source if edge.kind != "global" else "any_turn"
-        arrow = "-.->" if edge.kind in ("escape", "global", "branch") else "-->"
+        source = "any_turn" if edge.kind == "global" else "routed_at_call_start" if edge.source == CALL_START else edge.source
+        arrow = "-.->" if edge.kind in ("escape", "global", "branch", "route") else "-->"
         label = "" if edge.label == "next" else f"|{edge.label.replace('|', '/')[:40]}|"
         lines.append(f"  {source} {arrow}{label} {target}")
     for name in (e.source for e in _unique_globals(flow) if e.kind == "escape"):

@@ -32,6 +32,7 @@ from ivr.prompts import TRANSFER_NOTICE
 
 MAX_HOPS = 500  # nodes run in one step before the engine decides the flow is looping
 LANGUAGE_VARIABLE = "language"
+ROUTING_VARIABLE = "routing"  # the routing rule's decision applied through the flow's routes (rule, to, reason)
 
 
 @dataclass
@@ -78,11 +79,12 @@ def start(release: FlowSet, flow_name: str, call_id: str, call: dict[str, Any] |
     state = CallState(
         call_id=call_id, release=release.id, flow=flow_name, node=flow.start, language=language,
         versions={flow_name: str(flow.version)},
-        vars={**_defaults(release, flow_name), **(variables or {}), "call": {**call, "language": language}},
+        vars={ROUTING_VARIABLE: None, **_defaults(release, flow_name), **(variables or {}),
+              "call": {**call, "language": language}},
     )
     ctx = _Context(release, state)
     state.record("start", detail=f"{flow_name}@{flow.version} release {release.id}")
-    _goto(ctx, flow.start)
+    _goto(ctx, _routed(ctx, "start", flow.routes.start, call.get("route_start"), None) or flow.start)
     return Step(ctx.state, ctx.actions)
 
 
@@ -119,6 +121,35 @@ def _defaults(release: FlowSet, flow_name: str) -> dict[str, Any]:
             values.update(flow.variables)
     values.update(release.flow(flow_name).variables)
     return values
+
+
+def _routed(ctx: _Context, when: str, routes: dict[str, model.Target], destination: Any,
+            intent: str | None) -> model.Target | None:
+    """Where the routing rules send the caller, if the flow's routes say what their destination
+    means: at call start (`call.route_start`) or once the caller says what they want
+    (`call.route_for[intent]`). The decision (rule, to, reason) is copied to `routing`, for the
+    agent's screen and the call's record."""
+    if not isinstance(destination, str) or destination not in routes:
+        return None
+    decisions = _call_data(ctx).get("routing")
+    decision = decisions.get(when) if isinstance(decisions, dict) else None
+    if intent is not None:
+        decision = decision.get(intent) if isinstance(decision, dict) else None
+    ctx.state.vars[ROUTING_VARIABLE] = decision
+    rule = decision.get("rule") if isinstance(decision, dict) else None
+    ctx.state.record("route", matched=destination, detail=f"{when}{' ' + intent if intent else ''}: {rule or '?'}")
+    return routes[destination]
+
+
+def _call_data(ctx: _Context) -> dict[str, Any]:
+    call = ctx.state.vars.get("call")
+    return call if isinstance(call, dict) else {}
+
+
+def _intent_route(ctx: _Context, choice: str) -> model.Target | None:
+    route_for = _call_data(ctx).get("route_for")
+    destination = route_for.get(choice) if isinstance(route_for, dict) else None
+    return _routed(ctx, "intents", ctx.flow.routes.intent, destination, choice)
 
 
 # --- moving through nodes ------------------------------------------------
@@ -599,6 +630,9 @@ def _chosen(ctx: _Context, node: model.AskNode, outcome: str) -> None:
         return
     if node.ask.save_as:
         ctx.state.vars[node.ask.save_as] = outcome
+    if ctx.state.node == ctx.flow.routes.intent_turn and (routed := _intent_route(ctx, outcome)) is not None:
+        _goto(ctx, routed)
+        return
     _follow(ctx, node, outcome)
 
 

@@ -349,6 +349,20 @@ class Defaults(Strict):
     barge_in: bool = True
 
 
+class Routes(Strict):
+    """Where the routing rules (flows/routing.yaml) send callers; the engine follows them itself.
+
+    Each key is a destination a rule names (`to:`), each value the target it means in this flow.
+    """
+
+    start: Outcomes = Field(default_factory=dict, description="Destinations of rules decided at call start: "
+                                                              "taken instead of the start node")
+    intent_turn: Name | None = Field(None, description="The turn where callers say what they want: "
+                                                       "the choice they make is the intent")
+    intent: Outcomes = Field(default_factory=dict, description="Destinations of rules decided on the intent: "
+                                                               "taken instead of the intent turn's next")
+
+
 class Flow(Strict):
     """A call flow: its name, version, languages, variables and nodes."""
 
@@ -360,6 +374,7 @@ class Flow(Strict):
     variables: dict[Name, Any] = Field(default_factory=dict, description="Call variables and their defaults")
     defaults: Defaults = Defaults()
     globals: dict[Name, GlobalChoice] = Field(default_factory=dict, description="Choices offered on every turn")
+    routes: Routes = Field(Routes(), description="Where routing rules send callers, for the flow calls start on")
     nodes: dict[Name, Node] = Field(min_length=1)
 
 

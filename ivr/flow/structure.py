@@ -2,7 +2,8 @@
 
 The validator (reachability, endless loops, a path to a human), the engine
 (resolving targets) and `ivr graph` all read a flow through these edges, so
-they agree on what a flow can do.
+they agree on what a flow can do. Routes (where routing rules send callers)
+are edges too: from the intent turn, and from CALL_START (`start_edges`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Literal
 from ivr.flow import model
 from ivr.yamlsource import Path as YamlPath
 
-EdgeKind = Literal["next", "escape", "global", "branch"]
+EdgeKind = Literal["next", "escape", "global", "branch", "route"]
+CALL_START = "(call start)"  # where routes.start edges come from: no node can have this name
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +62,19 @@ def node_edges(flow: model.Flow, name: str, node: model.Node) -> Iterator[Edge]:
         if isinstance(node, model.AskNode):
             for choice_name, choice in flow.globals.items():
                 yield Edge(name, choice_name, "global", choice.goto, ("globals", choice_name, "goto"))
+            if name == flow.routes.intent_turn:
+                for destination, target in flow.routes.intent.items():
+                    yield Edge(name, destination, "route", target, ("routes", "intent", destination))
     elif isinstance(node, model.BranchNode):
         for index, condition in enumerate(node.branch):
             yield Edge(name, condition.if_, "branch", condition.then, (*base, "branch", index, "then"))
         yield Edge(name, "else", "branch", node.else_, (*base, "else"))
+
+
+def start_edges(flow: model.Flow) -> Iterator[Edge]:
+    """Where routing rules decided at call start send callers: from CALL_START, not from a node."""
+    for destination, target in flow.routes.start.items():
+        yield Edge(CALL_START, destination, "route", target, ("routes", "start", destination))
 
 
 def escape_of(flow: model.Flow, node: model.Node, name: str) -> tuple[model.Target | None, YamlPath]:

@@ -20,14 +20,16 @@ from ivr.backend.catalog import ActionInfo
 from ivr.diagnostics import Diagnostic, Severity
 from ivr.flow import model
 from ivr.flow.loader import LoadedFlow
-from ivr.flow.structure import Edge, edges, escape_of, is_terminal
+from ivr.flow.structure import CALL_START, Edge, edges, escape_of, is_terminal, start_edges
 from ivr.prompts import ENGINE_PROMPTS, SYSTEM_PROMPTS, PromptCatalog
 from ivr.yamlsource import Path as YamlPath
 
 Successors = Callable[[str], list[str]]
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
-BUILTIN_VARIABLES = {"call"}  # filled by the controller: ani, language, channel, started
+# `call`: filled by the controller (ani, language, channel, the routing decision...);
+# `routing`: the routing rule's decision the engine applied through the flow's routes, or null
+BUILTIN_VARIABLES = {"call", "routing"}
 
 # Dead air: the longest a caller may hear nothing, and how long after a timeout fires the next
 # prompt is heard (measured on Asterisk: a 5 s noinput gave 5.4-5.5 s between reprompts). A turn
@@ -57,7 +59,7 @@ class _FlowChecker:
         self.flows = flows
         self.prompts = prompts
         self.actions = actions
-        self.edges = list(edges(self.flow))
+        self.edges = [*edges(self.flow), *start_edges(self.flow)]
         self.adjacency: dict[str, list[str]] = defaultdict(list)
         for edge in self.edges:
             if edge.node is not None:
@@ -75,6 +77,7 @@ class _FlowChecker:
         if any(d.code == "missing-node" for d in self.out):
             return self.out  # graph checks would only repeat the same mistake
         self.check_reachable()
+        self.check_routes()
         self.check_turns()
         self._check_empty_dtmf(("globals",), self.flow.globals)
         self.check_human_path()
@@ -93,6 +96,10 @@ class _FlowChecker:
         names = list(self.flow.nodes)
         if self.flow.start not in self.flow.nodes:
             self.report(("start",), ERROR, "missing-node", f"start node '{self.flow.start}' does not exist{_hint(self.flow.start, names)}")
+        turn = self.flow.routes.intent_turn
+        if turn is not None and turn not in self.flow.nodes:
+            self.report(("routes", "intent_turn"), ERROR, "missing-node",
+                        f"routes.intent_turn '{turn}' does not exist{_hint(turn, names)}")
         defaults = [(("defaults", field), target) for field in model.DEFAULTED_OUTCOMES.values()
                     if isinstance(target := getattr(self.flow.defaults, field), str)]
         seen: set[YamlPath] = set()  # a default is an edge of every node that uses it: one error, where it is written
@@ -103,6 +110,8 @@ class _FlowChecker:
             edge = next((e for e in self.edges if e.path == path), None)
             if path[0] == "defaults":
                 where = f"defaults.{path[1]}"
+            elif path[0] == "routes":
+                where = f"routes.{path[1]} '{path[2]}'"
             elif edge is not None and edge.kind == "escape":
                 where = f"escape of node '{edge.source}'"
             else:
@@ -114,11 +123,23 @@ class _FlowChecker:
         return self.adjacency.get(name, [])
 
     def check_reachable(self) -> None:
-        seen = _reachable(self.flow.start, self.successors)
+        seen = _reachable_all({self.flow.start, CALL_START}, self.successors)
         for name in self.flow.nodes:
             if name not in seen:
                 self.report(("nodes", name), ERROR, "unreachable",
                             f"node '{name}' can never be reached from start '{self.flow.start}'", key=True)
+
+    def check_routes(self) -> None:
+        """The intent routes need the turn whose answer is the intent: a turn with choices."""
+        routes = self.flow.routes
+        if routes.intent and routes.intent_turn is None:
+            self.report(("routes", "intent"), ERROR, "routes",
+                        "routes.intent needs routes.intent_turn: the turn where callers say what they want", key=True)
+        node = self.flow.nodes.get(routes.intent_turn or "")
+        if node is not None and not (isinstance(node, model.AskNode) and node.ask.choices):
+            self.report(("routes", "intent_turn"), ERROR, "routes",
+                        f"routes.intent_turn '{routes.intent_turn}' is not a turn with choices: "
+                        f"its choice is the intent the rules decide on")
 
     def check_human_path(self) -> None:
         human = self._nodes_reaching_human()

@@ -6,8 +6,9 @@ answers additions to the call data, which the engine keeps in the call's
 state (so a transfer carries them and the agent's screen can show them):
 
 - `route_start`: the destination of the first start rule that holds, or None
-- `route_for`: {intent: destination} from intent rules, read by the entry
-  flow once the caller says what they want
+- `route_for`: {intent: destination} from intent rules; the engine follows
+  both through the entry flow's `routes` (at call start, and once the caller
+  answers its `intent_turn`), copying the decision applied to `routing`
 - `routing`: every decision with its rule and reason, for people:
   {"start": {...}, "intents": {intent: {...}}, "prefer_agent": {...}}
 - `caller_language`: the language on the record of the policyholder the

@@ -18,10 +18,12 @@ without `on_intent` decide at call start; those with one decide when the
 caller has said what they want (`any` for every intent). `prefer_agent`
 rules name an agent to prefer for whichever person the caller reaches.
 
-A destination (`to`) is a name the entry flow acts on: it must appear in a
-branch condition of that flow, compared with `call.route_start` (start
-rules) or `route_to` (intent rules). Checking that here means a rule can
-never send a caller somewhere the flow does not handle.
+A destination (`to`) is a name the entry flow gives a meaning to in its
+`routes`: `routes.start` for start rules, `routes.intent` for intent rules
+(whose `on_intent` is a choice of the flow's `routes.intent_turn`). The
+engine follows the routes itself. Checking them against each other here
+means a rule can never send a caller somewhere the flow does not handle,
+and a route no rule names is pointed out.
 
 Problems are reported like flow problems: file:line:column, the reason, and
 "did you mean" for misspelt keys, destinations and fact names.
@@ -172,6 +174,8 @@ def _check(parsed: RuleFile, document: yamlsource.Document, file: str,
         out.append(_at(document, file, ("entry_flow",), "entry-flow",
                        f"no flow '{parsed.entry_flow}'{_hint(parsed.entry_flow, flows)}"))
     start_to, intent_to = destinations(entry_flow) if entry_flow else (None, None)
+    choices = _intent_choices(entry_flow) if entry_flow else None
+    intent_turn = entry_flow.routes.intent_turn if entry_flow else None
     seen: dict[str, int] = {}
     for index, rule in enumerate(parsed.rules):
         base = ("rules", index)
@@ -184,6 +188,11 @@ def _check(parsed: RuleFile, document: yamlsource.Document, file: str,
         if rule.on_intent and rule.on_intent not in (*INTENTS, "any"):
             out.append(_at(document, file, (*base, "on_intent"), "unknown-intent",
                            f"intent '{rule.on_intent}' is not one of {', '.join(INTENTS)}, any{_hint(rule.on_intent, [*INTENTS, 'any'])}"))
+        elif rule.on_intent not in (None, "any") and rule.to and choices is not None and rule.on_intent not in choices:
+            out.append(_at(document, file, (*base, "on_intent"), "unknown-intent",
+                           f"intent '{rule.on_intent}' is not a choice of turn '{intent_turn}' in flow "
+                           f"'{parsed.entry_flow}' (its choices: {', '.join(choices)}): the rule would never decide"
+                           f"{_hint(rule.on_intent, choices)}"))
         allowed = set(FACTS) if rule.on_intent else set(FACTS) - {"intent"}
         out.extend(_check_expression(document, file, (*base, "when"), rule.when, allowed))
         if rule.prefer_agent:
@@ -192,10 +201,23 @@ def _check(parsed: RuleFile, document: yamlsource.Document, file: str,
             out.extend(_check_expression(document, file, (*base, "reason"), placeholder.split(":")[0], allowed))
         known = (intent_to if rule.on_intent else start_to)
         if rule.to and known is not None and rule.to not in known:
-            variable = "route_to" if rule.on_intent else "call.route_start"
+            routes = "routes.intent" if rule.on_intent else "routes.start"
             out.append(_at(document, file, (*base, "to"), "unknown-destination",
-                           f"'{rule.to}' is not handled by flow '{parsed.entry_flow}': no branch tests "
-                           f"{variable} == '{rule.to}' (it handles: {', '.join(sorted(known)) or 'none'}){_hint(rule.to, known)}"))
+                           f"'{rule.to}' is not handled by flow '{parsed.entry_flow}': its {routes} has no "
+                           f"'{rule.to}' (it has: {', '.join(sorted(known)) or 'none'}){_hint(rule.to, known)}"))
+    if entry_flow is not None and start_to is not None and intent_to is not None:
+        named = {(bool(r.on_intent), r.to) for r in parsed.rules if r.to}
+        unused = [f"routes.start '{d}'" for d in sorted(start_to) if (False, d) not in named]
+        unused += [f"routes.intent '{d}'" for d in sorted(intent_to) if (True, d) not in named]
+        if unused:
+            out.append(_at(document, file, ("entry_flow",), "unused-route",
+                           f"no rule sends callers to {', '.join(unused)} of flow '{parsed.entry_flow}'",
+                           severity=WARNING))
+    for name, flow in (flows or {}).items():
+        if name != parsed.entry_flow and (flow.routes.start or flow.routes.intent):
+            out.append(_at(document, file, ("entry_flow",), "unused-route",
+                           f"flow '{name}' has routes, but the rules decide for flow '{parsed.entry_flow}' only",
+                           severity=WARNING))
     return out
 
 
@@ -220,33 +242,16 @@ def _check_expression(document, file: str, path: tuple, expression: str, allowed
 
 
 def destinations(flow: flow_model.Flow) -> tuple[set[str], set[str]]:
-    """Names the entry flow compares `call.route_start` and `route_to` with, in its branch conditions."""
-    start: set[str] = set()
-    intent: set[str] = set()
-    for node in flow.nodes.values():
-        if not isinstance(node, flow_model.BranchNode):
-            continue
-        for condition in node.branch:
-            for variable, value in _comparisons(condition.if_):
-                if variable == "call.route_start":
-                    start.add(value)
-                elif variable == "route_to":
-                    intent.add(value)
-    return start, intent
+    """The destinations the entry flow's routes give a meaning to: at call start, and on the intent."""
+    return set(flow.routes.start), set(flow.routes.intent)
 
 
-def _comparisons(expression: str) -> list[tuple[str, str]]:
-    try:
-        tree = expr.parse(expression)
-    except expr.ExpressionError:
-        return []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and len(node.comparators) == 1 and isinstance(node.ops[0], ast.Eq):
-            left, right = node.left, node.comparators[0]
-            if isinstance(right, ast.Constant) and isinstance(right.value, str):
-                found.append((ast.unparse(left), right.value))
-    return found
+def _intent_choices(flow: flow_model.Flow) -> list[str] | None:
+    """The choices of the flow's intent turn (what intent rules may decide on), if it has one."""
+    node = flow.nodes.get(flow.routes.intent_turn or "")
+    if isinstance(node, flow_model.AskNode) and node.ask.choices:
+        return list(node.ask.choices)
+    return None
 
 
 def _at(document: yamlsource.Document, file: str, path: tuple, code: str, message: str, *, key: bool = False,

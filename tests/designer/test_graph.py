@@ -89,3 +89,13 @@ def test_mermaid_lists_every_node(tmp_path, flow):
 def test_unknown_extension_is_refused(tmp_path, capsys):
     assert cli.main(["graph", str(PAYMENT), "-o", str(tmp_path / "payment.jpg")]) == 2
     assert "use .svg, .png" in capsys.readouterr().err
+
+
+def test_routes_are_drawn_from_call_start_and_from_the_intent_turn():
+    loaded, _ = load_flow_file(ROOT / "flows" / "main_menu.yaml")
+    text = graph.to_mermaid(loaded.flow)
+    assert "routed_at_call_start -.->|payment| payment_first" in text
+    assert "routed_at_call_start -.->|orphan_desk| orphan_desk" in text
+    assert "menu -.->|save_team|" in text and "menu -->|policy| policy" in text
+    dot = graph.to_dot(loaded.flow).source
+    assert "__routed -> payment_first" in dot and "routed at call start" in dot

@@ -99,7 +99,7 @@ def test_terminal_simulator_shows_prompts_matches_and_path(release):
     assert "I think you said payment. Is that right?" in text
     assert "✗ noinput #1" not in text.split("Is that right?")[0]
     assert "caller.identify → ok" in text
-    assert "path: main_menu.routed → main_menu.greet → main_menu.menu → main_menu.by_intent → main_menu.payment → payment.verify → verify.identify" in text
+    assert "path: main_menu.greet → main_menu.menu → main_menu.payment → payment.verify → verify.identify" in text
     assert "status: ended" in text and "caller_hangup" in text
 
 

@@ -680,3 +680,69 @@ def test_a_value_that_is_only_an_equals_sign_is_refused_where_it_is():
     _, diagnostics = load_flow_text(VALUES_FLOW.replace("note: null\n      greeting", "note: =\n      greeting"), "v.yaml")
     assert [(d.line, d.code) for d in diagnostics] == [(11, "structure")]
     assert "write an expression after =" in diagnostics[0].message
+
+
+ROUTED_FLOW = """\
+flow: front
+start: greet
+routes:
+  start:
+    payment: payment_first
+    locked: {transfer: service, reason: locked, priority: 7}
+  intent_turn: menu
+  intent:
+    person: {transfer: service, reason: repeat_caller, priority: 7}
+defaults: {escape: {transfer: service, reason: trouble}}
+nodes:
+  payment_first:
+    play: t.hello
+    next: menu
+  greet:
+    play: t.hello
+    next: menu
+  menu:
+    ask: {prompt: t.menu, choices: {policy: {dtmf: "1"}, claim: {dtmf: "2"}}, speech: false}
+    next: {policy: {hangup: policy}, claim: again}
+  again:
+    ask: {prompt: t.menu, choices: {policy: {dtmf: "1"}}, speech: false}
+    next: {policy: {hangup: policy_second}}
+"""
+DECISIONS = {"start": {"rule": "failed_debit_first", "to": "payment", "reason": "failed debit"},
+             "intents": {"policy": {"rule": "repeat_caller", "to": "person", "reason": "called yesterday"}}}
+
+
+@pytest.fixture
+def routed_release(tmp_path) -> FlowSet:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "flows" / "front.yaml").write_text(ROUTED_FLOW)
+    (tmp_path / "prompts" / "en.yaml").write_text("t:\n  hello: Hello.\n  menu: Policy or claim?\n")
+    release, diagnostics = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
+    assert [d.code for d in diagnostics] == ["system-prompt"], diagnostics
+    return release
+
+
+def test_the_engine_follows_a_start_route_and_copies_the_decision(routed_release):
+    routed = engine.start(routed_release, "front", "c1", call={"route_start": "payment", "routing": DECISIONS})
+    assert [t.node for t in routed.state.path if t.kind == "prompt"] == ["payment_first", "menu"]
+    assert routed.state.vars["routing"] == DECISIONS["start"]
+    [route] = [t for t in routed.state.path if t.kind == "route"]
+    assert (route.matched, route.detail) == ("payment", "start: failed_debit_first")
+    locked = engine.start(routed_release, "front", "c1", call={"route_start": "locked", "routing": {}})
+    assert locked.state.result["reason"] == "locked" and locked.state.vars["routing"] is None
+    for call in ({}, {"route_start": None}, {"route_start": "nowhere"}):     # unrouted, or a route this flow lacks
+        plain = engine.start(routed_release, "front", "c1", call=call).state
+        assert plain.path[1].node == "greet" and plain.vars["routing"] is None
+
+
+def test_the_engine_follows_an_intent_route_once_the_intent_turn_is_answered(routed_release):
+    call = {"route_for": {"policy": "person"}, "routing": DECISIONS}
+    state = engine.start(routed_release, "front", "c1", call=call).state
+    routed = engine.step(routed_release, state, ev.Dtmf(digits="1")).state
+    assert routed.result["reason"] == "repeat_caller" and routed.vars["routing"] == DECISIONS["intents"]["policy"]
+    other = engine.step(routed_release, state, ev.Dtmf(digits="2")).state          # no rule for claim: menu's next
+    assert other.node == "again" and other.vars["routing"] is None
+    second = engine.step(routed_release, other, ev.Dtmf(digits="1")).state         # only the intent turn is routed
+    assert second.result == {"outcome": "policy_second"}
+    unrouted = engine.start(routed_release, "front", "c1", call={}).state
+    assert engine.step(routed_release, unrouted, ev.Dtmf(digits="1")).state.result == {"outcome": "policy"}

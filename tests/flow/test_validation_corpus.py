@@ -72,7 +72,7 @@ def test_corpus_covers_every_code():
         "empty-choice", "digits-range", "unknown-action", "unknown-flow", "no-return", "recursive-call",
         "missing-prompt", "undefined-variable", "expression", "duplicate-flow", "thresholds", "no-phrases",
         "language", "file-name", "prompt-format", "dead-air", "system-prompt", "unused-default",
-        "keypad-only", "quoted-literal", "unmarked-expression",
+        "keypad-only", "quoted-literal", "unmarked-expression", "routes",
     }
     assert all(case.expected for case in CASES), [c.name for c in CASES if not c.expected]
 

@@ -157,6 +157,44 @@ def test_rule_mistakes_point_at_the_line_with_a_suggestion(flows):
     assert lines[by_code["unknown-fact"].line - 1].strip() == "when: caller.orphan"
 
 
+def _with(flows, name: str, edit) -> dict:
+    """The flows with one flow's text edited."""
+    from ivr.flow.loader import load_flow_text
+
+    loaded, diagnostics = load_flow_text(edit((ROOT / "flows" / f"{name}.yaml").read_text()), f"{name}.yaml")
+    assert loaded is not None, diagnostics
+    return {**flows, name: loaded.flow}
+
+
+def test_rules_and_the_entry_flows_routes_are_checked_against_each_other(flows):
+    """No expression is parsed: a rule's destination is a key of the entry flow's routes, its intent a
+    choice of the intent turn, and a route no rule names (or routes in a flow calls never start on) is said."""
+    text = RULES.read_text()
+    assert load_rules_text(text, "routing.yaml", flows)[1] == []
+
+    fewer = _with(flows, "main_menu", lambda t: t.replace("    locked: {transfer", "    locked_out: {transfer"))
+    missing, unused = sorted(load_rules_text(text, "routing.yaml", fewer)[1], key=lambda d: d.code)
+    assert missing.code == "unknown-destination" and "its routes.start has no 'locked'" in missing.message
+    assert unused.code == "unused-route" and "routes.start 'locked_out'" in unused.message
+    assert "did you mean 'locked_out'" in missing.message
+    assert text.splitlines()[missing.line - 1].strip() == "to: locked"
+
+    spare = text.replace("    to: orphan_desk\n", "    prefer_agent: history.last_agent\n")
+    [unused] = load_rules_text(spare, "routing.yaml", flows)[1]
+    assert (unused.code, unused.severity.value) == ("unused-route", "warning")
+    assert "no rule sends callers to routes.start 'orphan_desk' of flow 'main_menu'" in unused.message
+
+    elsewhere = _with(flows, "payment", lambda t: t.replace("start: verify\n", "start: verify\nroutes: {start: {x: paid}}\n"))
+    [unused] = load_rules_text(text, "routing.yaml", elsewhere)[1]
+    assert unused.code == "unused-route" and "flow 'payment' has routes" in unused.message
+
+    no_cancel = _with(flows, "main_menu", lambda t: t.replace("        cancel:\n", "        cancel_policy:\n")
+                      .replace("      cancel: cancel\n", "      cancel_policy: cancel\n"))
+    [unknown] = load_rules_text(text, "routing.yaml", no_cancel)[1]
+    assert unknown.code == "unknown-intent" and "'cancel' is not a choice of turn 'menu'" in unknown.message
+    assert text.splitlines()[unknown.line - 1].strip() == "on_intent: cancel"
+
+
 def _orphan_line() -> int:
     return RULES.read_text().splitlines().index("    to: orphan_desk") + 1
 
@@ -289,7 +327,8 @@ async def test_destinations_are_checked_against_the_flows_of_the_same_release(tm
     catalog = Catalog(flows, ROOT / "prompts", routing=flows / "routing.yaml")
     first = catalog.current
     menu = flows / "main_menu.yaml"
-    menu.write_text(menu.read_text().replace("call.route_start == 'orphan_desk'", "call.route_start == 'orphans'"))
+    assert "    orphan_desk: orphan_desk\n" in menu.read_text()
+    menu.write_text(menu.read_text().replace("    orphan_desk: orphan_desk\n", "    orphans: orphan_desk\n"))
     diagnostics = await catalog.request_reload()
     assert catalog.current is first
     assert [(Path(d.file).name, d.line, d.code) for d in diagnostics if d.severity.value == "error"] == \
