@@ -21,8 +21,9 @@ from __future__ import annotations
 import ast
 import re
 import threading
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import simpleeval
 

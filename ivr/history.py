@@ -26,8 +26,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import redis.asyncio as redis
 
@@ -76,7 +77,7 @@ class CallerHistory:
         self._failures: dict[str, list[float]] = {}  # used while Redis is down
 
     @classmethod
-    def from_url(cls, url: str, sealer: Sealer) -> "CallerHistory":
+    def from_url(cls, url: str, sealer: Sealer) -> CallerHistory:
         return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0), sealer)
 
     def ani_key(self, ani: str | None) -> str:

@@ -18,8 +18,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ivr.policyadmin.model import PaymentMethod

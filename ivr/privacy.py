@@ -20,9 +20,10 @@ import datetime as dt
 import json
 import re
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from ivr.masking import IDENTIFYING_KEYS, SECRET_KEYS, mask_tail
 from ivr.payments import luhn_ok

@@ -27,8 +27,8 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -51,7 +51,7 @@ class Sealer:
         self._hash_key = hash_key
 
     @classmethod
-    def generate(cls) -> "Sealer":
+    def generate(cls) -> Sealer:
         """Fresh keys, for tests and for a private Redis that dies with the process."""
         return cls([Fernet.generate_key()], os.urandom(32))
 

@@ -17,7 +17,7 @@ import redis.asyncio as redis
 from ivr.controller.step_audio import StepAudio
 from ivr.engine.state import CallState
 from ivr.redisguard import RedisGuard
-from ivr.sealing import SealError, Sealer
+from ivr.sealing import Sealer, SealError
 
 log = logging.getLogger(__name__)
 STATE_TTL_SECONDS = 4 * 3600  # longer than any call; a lost key expires on its own
@@ -48,7 +48,7 @@ class RedisCallStore:
         self.guard = RedisGuard("saved call state", log)
 
     @classmethod
-    def from_url(cls, url: str, sealer: Sealer) -> "RedisCallStore":
+    def from_url(cls, url: str, sealer: Sealer) -> RedisCallStore:
         return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0), sealer)
 
     async def save(self, state: CallState, audio: StepAudio | None = None) -> None:

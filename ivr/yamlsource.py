@@ -14,9 +14,9 @@ laughs" document is refused rather than expanded by whoever walks the data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 

@@ -24,7 +24,6 @@ Typical wiring in a controller::
     await stream.run()                                # until stream.aclose()
 """
 
-from ivr.backoff import Backoff
 from ivr.ari.client import AriClient
 from ivr.ari.errors import (
     AriConnectionError,
@@ -41,8 +40,9 @@ from ivr.ari.errors import (
     VariableNotFound,
     WrongState,
 )
-from ivr.ari.events import ConnectInfo, EventStream
 from ivr.ari.event_types import AriEvent, GenericEvent, channel_key, parse_event
+from ivr.ari.events import ConnectInfo, EventStream
+from ivr.backoff import Backoff
 
 __all__ = [
     "AriClient", "AriConnectionError", "AriError", "AriEvent", "AriServerError",

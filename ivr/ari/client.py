@@ -17,7 +17,6 @@ Timing facts that shape the callers (observed on Asterisk 22):
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Mapping, Sequence
@@ -98,7 +97,7 @@ class AriClient:
         self._owns_session = session is None
 
     @classmethod
-    def from_settings(cls, settings: Any, *, session: aiohttp.ClientSession | None = None) -> "AriClient":
+    def from_settings(cls, settings: Any, *, session: aiohttp.ClientSession | None = None) -> AriClient:
         """Build from :class:`ivr.config.Settings` (password required)."""
         return cls(
             settings.ari_url,
@@ -108,7 +107,7 @@ class AriClient:
             session=session,
         )
 
-    async def __aenter__(self) -> "AriClient":
+    async def __aenter__(self) -> AriClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -150,7 +149,7 @@ class AriClient:
             async with self._http().request(method, url, **kwargs) as response:
                 payload = await response.read()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             raise AriConnectionError(reason, method=method, path=path) from exc
         if status >= 400:

@@ -33,7 +33,6 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ivr.backoff import Backoff
 from ivr.ari.event_types import (
     EVENT_CLASSES,
     AriEvent,
@@ -61,6 +60,7 @@ from ivr.ari.event_types import (
     channel_key,
     parse_event,
 )
+from ivr.backoff import Backoff
 
 EventHandler = Callable[[AriEvent], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class EventStream:
 
     @classmethod
     def from_settings(cls, settings: Any, *, on_event: OnEvent, on_connect: OnConnect | None = None,
-                      **kwargs: Any) -> "EventStream":
+                      **kwargs: Any) -> EventStream:
         """Build from :class:`ivr.config.Settings` (password required)."""
         return cls(
             settings.ari_url, settings.ari_user, settings.ari_password_value, settings.ari_app,
@@ -222,7 +222,7 @@ class EventStream:
         except aiohttp.WSServerHandshakeError as exc:
             level = logging.ERROR if exc.status in (401, 403) else logging.WARNING
             log.log(level, "ARI events websocket %s refused: %s %s", self.url, exc.status, exc.message)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("ARI events websocket %s unreachable: %s", self.url, self._redact(exc))
         return None
 
@@ -301,5 +301,5 @@ class EventStream:
         log.debug("ARI events websocket: next attempt in %.2f s", delay)
         try:
             await asyncio.wait_for(self._stop.wait(), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass

@@ -39,7 +39,7 @@ async def call_with_timeout(backend: Backend, name: str, args: dict[str, Any], t
     """The backend's answer, or `timeout` / `error`; never raises (but for cancellation)."""
     try:
         return await asyncio.wait_for(backend.call(name, args), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return "timeout", {}
     except asyncio.CancelledError:
         raise

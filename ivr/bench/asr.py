@@ -80,15 +80,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ivr.bench import confidence
 from ivr.digits import parse_digits
 from ivr.engine.actions import Listen, Timeouts
-from ivr.engine.events import BackendResult, Dtmf, NoInput, NoMatch, Speech
+from ivr.engine.events import BackendResult, Dtmf, NoInput, Speech
 from ivr.engine.matching import match, yes_no_grammar
 from ivr.speech.audio import read_wav_8k
 from ivr.speech.endpoint import EARLY_SILENCE
@@ -940,7 +941,7 @@ def bench_english(kind: str, release, turns, policy, folder: Path | None, flows_
             section["task_voice_only"] = bench_task(folder, flows_dir, prompts_dir, pool, workers, sizes["callers"],
                                                     kind, keypad=False)
         else:
-            section["digits"] = section["task"] = {"skipped": f"no FSDD (audio/fsdd under the shared folder)"}
+            section["digits"] = section["task"] = {"skipped": "no FSDD (audio/fsdd under the shared folder)"}
     section["rtf"] = _rtf(cpu, audio)
     say(f"{kind}: simultaneous real-time streams on one core")
     if kind == "pocketsphinx":

@@ -81,11 +81,11 @@ async def _caller(sim, ani: str, delay: float) -> tuple[bool, list[float]]:
     samples: list[float] = []
     try:
         for prompt, keys in JOURNEY:
-            await call.wait_until(lambda c: _finished(c, prompt), timeout=30)
+            await call.wait_until(lambda c, prompt=prompt: _finished(c, prompt), timeout=30)
             heard = len(call.prompts)
             await call.press(keys, interval=0.1)
             pressed_at = sim.sim.clock.now()
-            await call.wait_until(lambda c: len(c.prompts) > heard, timeout=30)
+            await call.wait_until(lambda c, heard=heard: len(c.prompts) > heard, timeout=30)
             samples.append(1000 * (call.prompts[heard].started_at - pressed_at))
         await call.wait_ended(timeout=30)
     except TimeoutError:

@@ -116,9 +116,8 @@ def _p95s(stream: dict[str, Any]) -> list[float]:
 
 async def _run_mode(redis_url: str, mode: str, scripts: list[tuple[str, str, str]], audio: dict,
                     concurrent: int, engine: str) -> dict[str, Any]:
-    from ivr.backend.base import SampleBackend
+    from ivr.application import build, serve
     from ivr.config import Settings
-    from ivr.controller.app import serve
     from ivr.sim import SimulatorConfig, start_simulator
 
     prompts, _ = load_prompts(ROOT / "prompts")
@@ -132,9 +131,9 @@ async def _run_mode(redis_url: str, mode: str, scripts: list[tuple[str, str, str
         settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                             redis_url=redis_url, http_port=0, flows_dir=flows, prompts_dir=ROOT / "prompts",
                             sounds_dir=sounds / "ivr", speech=mode, log_level="WARNING", entry_flow="bench_turns",
-                            recognisers={"en": engine})
+                            recognisers={"en": engine}, backend="sample")
         stop, ready = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(serve(settings, backend=SampleBackend(), stop=stop, ready=ready))
+        task = asyncio.create_task(serve(await build(settings), stop=stop, ready=ready))
         try:
             await asyncio.wait_for(ready.wait(), 30)
             began = time.perf_counter()

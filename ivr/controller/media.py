@@ -39,9 +39,9 @@ import threading
 import time
 import wave
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from aiohttp import web
 

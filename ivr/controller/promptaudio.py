@@ -35,9 +35,10 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ivr.diagnostics import Diagnostic, Severity
 from ivr.flow.catalog import FlowSet

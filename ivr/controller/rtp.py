@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 RTP_HEADER = struct.Struct("!BBHII")

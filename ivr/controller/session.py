@@ -40,8 +40,9 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ivr import engine
 from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound, WrongState
@@ -457,7 +458,7 @@ class CallSession:
         listener = self.listener = speech.listener(self.services.ari, self.services.app, self.channel_id, self.submit)
         try:
             await listener.open()
-        except (AriError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, AriError, OSError) as exc:
             log.warning("call %s: no audio stream, keys only: %s", self.channel_id, exc)
             await self._close_listener()
 

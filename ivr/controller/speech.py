@@ -31,8 +31,9 @@ import logging
 import math
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound
 from ivr.ari.event_types import AriEvent, RecordingFinished, StasisStart

@@ -8,8 +8,9 @@ only ever waits for the caller.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ivr import engine
 from ivr.backend.sample import sample_result

@@ -8,7 +8,8 @@ an empty line → silence,  `!noise` → speech not understood,  `!hangup`,
 from __future__ import annotations
 
 import re
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from ivr.designer.conversation import Conversation, Heard
 from ivr.engine import events as ev

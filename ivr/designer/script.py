@@ -24,17 +24,18 @@ may name the language it must be heard in: `verify.dob@zh`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ivr import yamlsource
 from ivr.backend.sample import sample_result
+from ivr.designer.conversation import Conversation
 from ivr.engine import actions as act
 from ivr.engine import events as ev
-from ivr.designer.conversation import Conversation
 from ivr.flow.catalog import FlowSet
 from ivr.flow.model import Language
 

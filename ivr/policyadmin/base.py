@@ -13,7 +13,14 @@ import datetime as dt
 from typing import Protocol
 
 from ivr.policyadmin.model import (
-    Claim, DebitFailure, DowngradeOptions, PaymentMethod, Person, PhoneChange, PhoneOwners, Policy,
+    Claim,
+    DebitFailure,
+    DowngradeOptions,
+    PaymentMethod,
+    Person,
+    PhoneChange,
+    PhoneOwners,
+    Policy,
 )
 
 

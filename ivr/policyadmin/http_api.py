@@ -17,7 +17,6 @@ from aiohttp import web
 from ivr.policyadmin.base import Conflict, PolicyAdmin
 from ivr.policyadmin.model import PaymentMethod, from_json, to_json
 
-
 ADMIN = web.AppKey("admin", PolicyAdmin)
 
 

@@ -27,7 +27,16 @@ import aiohttp
 from ivr.backoff import Backoff
 from ivr.policyadmin.base import Conflict, PolicyAdminError
 from ivr.policyadmin.model import (
-    Claim, DebitFailure, DowngradeOptions, PaymentMethod, Person, PhoneChange, PhoneOwners, Policy, from_json, to_json,
+    Claim,
+    DebitFailure,
+    DowngradeOptions,
+    PaymentMethod,
+    Person,
+    PhoneChange,
+    PhoneOwners,
+    Policy,
+    from_json,
+    to_json,
 )
 
 log = logging.getLogger(__name__)
@@ -78,7 +87,7 @@ class HttpPolicyAdmin:
                     if response.status >= 400:
                         raise PolicyAdminError(f"{method} {_route(path)}: HTTP {response.status}")
                     return await response.json()
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
                 last = exc.__class__.__name__
         log.warning("core system: %s %s failed after %d attempts (%s)", method, _route(path), self.retries + 1, last)
         raise PolicyAdminError(f"core system unavailable: {method} {_route(path)} ({last})")

@@ -16,12 +16,21 @@ import datetime as dt
 import json
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ivr.policyadmin.base import Conflict
 from ivr.policyadmin.model import (
-    Agent, Claim, DebitFailure, DowngradeOptions, PaymentMethod, Person, PhoneChange, PhoneOwners, Policy,
+    Agent,
+    Claim,
+    DebitFailure,
+    DowngradeOptions,
+    PaymentMethod,
+    Person,
+    PhoneChange,
+    PhoneOwners,
+    Policy,
 )
 from ivr.policyadmin.schema import SCHEMA
 from ivr.policyadmin.sqlitedb import Database, Transaction
@@ -44,7 +53,7 @@ class SqlitePolicyAdmin:
 
     @classmethod
     async def open(cls, path: Path | str, sealer: Sealer,
-                   now: Callable[[], dt.datetime] = dt.datetime.now) -> "SqlitePolicyAdmin":
+                   now: Callable[[], dt.datetime] = dt.datetime.now) -> SqlitePolicyAdmin:
         db = await Database(path).open()
         await db.call(lambda conn: conn.executescript(SCHEMA))
         return cls(db, sealer, now)

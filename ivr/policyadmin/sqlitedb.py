@@ -21,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
 
-    async def open(self) -> "Database":
+    async def open(self) -> Database:
         await self._run(self._connect)
         return self
 
@@ -79,7 +80,7 @@ class Database:
     # --- writes ----------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator["Transaction"]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
         """BEGIN IMMEDIATE … COMMIT; any exception or cancellation before COMMIT rolls back."""
         async with self._write_lock:
             await self._run(lambda: self._connection().execute("BEGIN IMMEDIATE"))
@@ -115,7 +116,7 @@ class Transaction:
         return await self._db._run(lambda: self._db._connection().execute(sql, tuple(params)).fetchone())
 
 
-async def _settle(job: "asyncio.Future[Any] | Any") -> None:
+async def _settle(job: asyncio.Future[Any] | Any) -> None:
     """Wait for a COMMIT or ROLLBACK already handed to the thread, even if we are cancelled meanwhile.
 
     The job cannot be recalled once submitted; reporting a cancellation for a

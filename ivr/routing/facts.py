@@ -11,7 +11,8 @@ where they go first.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ivr.backend import identity
 from ivr.backend.systems import Systems

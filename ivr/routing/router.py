@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from ivr import expr
-from ivr.routing.rules import PLACEHOLDER, Rule, RuleSet, INTENTS
+from ivr.routing.rules import INTENTS, PLACEHOLDER, Rule, RuleSet
 
 if TYPE_CHECKING:  # the catalog loads routing rules: importing it here would go round in a circle
     from ivr.flow.catalog import Catalog, FlowSet
@@ -136,7 +137,7 @@ class Router:
         reloading = catalog.request_reload()
         try:
             await asyncio.wait_for(asyncio.shield(reloading), self.budget)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("routing rules still loading after %.1fs: this call is decided by the release in force",
                         self.budget)
 
@@ -146,7 +147,7 @@ class Router:
             return {}
         try:
             facts = await asyncio.wait_for(self.facts(call), self.budget)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("routing facts took over %.1fs: call starts unrouted", self.budget)
             return {}
         except Exception:

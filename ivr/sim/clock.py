@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class Clock:
@@ -40,13 +40,13 @@ class Clock:
     async def sleep_until(self, sim_t: float) -> None:
         await asyncio.sleep(self.real_seconds(sim_t - self.now()))
 
-    async def wait_for(self, aw: "asyncio.Future | asyncio.Event", sim_timeout: float) -> bool:
+    async def wait_for(self, aw: asyncio.Future | asyncio.Event, sim_timeout: float) -> bool:
         """Wait for an Event (or future) at most ``sim_timeout``; True if it fired."""
         waiter = aw.wait() if isinstance(aw, asyncio.Event) else aw
         try:
             await asyncio.wait_for(waiter, self.real_seconds(sim_timeout))
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     def timestamp(self) -> str:
@@ -55,5 +55,5 @@ class Clock:
 
 
 def format_timestamp(epoch: float) -> str:
-    dt = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"

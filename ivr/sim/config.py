@@ -120,7 +120,7 @@ def _yes(value: str) -> bool:
     return value.lower() in ("yes", "true", "1", "on")
 
 
-def load_asterisk_conf(config: "SimulatorConfig", conf_dir: Path) -> "SimulatorConfig":
+def load_asterisk_conf(config: SimulatorConfig, conf_dir: Path) -> SimulatorConfig:
     """Use a deployment's extensions.conf / queues.conf (e.g. the project's asterisk-conf/)."""
     conf_dir = Path(conf_dir)
     if (conf_dir / "extensions.conf").is_file():

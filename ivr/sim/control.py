@@ -9,8 +9,9 @@ once and run later, a second ``/play`` starts when the first one stops.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .errors import ChannelGone
 
@@ -21,17 +22,17 @@ CommandFn = Callable[[], Awaitable[Any]]
 class Command:
     name: str
     fn: CommandFn
-    future: "asyncio.Future[Any]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class ChannelControl:
-    def __init__(self, spawn: Callable[[Any, str], "asyncio.Task[Any]"]) -> None:
+    def __init__(self, spawn: Callable[[Any, str], asyncio.Task[Any]]) -> None:
         self._queue: asyncio.Queue[Command] = asyncio.Queue()
         self._closed = False
         self.current: Command | None = None
         self._worker = spawn(self._run(), "control")
 
-    def submit(self, name: str, fn: CommandFn) -> "asyncio.Future[Any]":
+    def submit(self, name: str, fn: CommandFn) -> asyncio.Future[Any]:
         cmd = Command(name, fn)
         if self._closed:
             cmd.future.set_exception(ChannelGone())
@@ -74,7 +75,7 @@ class ChannelControl:
         return self.current is not None or not self._queue.empty()
 
 
-def _fail(future: "asyncio.Future[Any]", exc: BaseException) -> None:
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
         future.exception()

@@ -49,13 +49,13 @@ class Dialplan:
 
     # -- loading -------------------------------------------------------------
     @classmethod
-    def from_text(cls, text: str) -> "Dialplan":
+    def from_text(cls, text: str) -> Dialplan:
         plan = cls()
         plan.load_text(text)
         return plan
 
     @classmethod
-    def from_files(cls, paths: list[Path]) -> "Dialplan":
+    def from_files(cls, paths: list[Path]) -> Dialplan:
         plan = cls()
         for path in paths:
             plan.load_text(Path(path).read_text())

@@ -8,7 +8,8 @@ expressions.  Values are strings, as in Asterisk.
 from __future__ import annotations
 
 import re
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 Lookup = Callable[[str], str]
 

@@ -34,7 +34,7 @@ SUPPORTED_FORMATS = tuple(PAYLOAD_TYPES)
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, owner: "ExternalMedia") -> None:
+    def __init__(self, owner: ExternalMedia) -> None:
         self.owner = owner
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -74,7 +74,7 @@ class ExternalMedia:
             return
         raise OSError("no free RTP port in 10000-20000")
 
-    def set_sources(self, sources: list["Channel"]) -> None:
+    def set_sources(self, sources: list[Channel]) -> None:
         """Channels bridged with us; their callers' audio is what we send."""
         self.sources = sources
         if sources and self.sender is None:
@@ -93,7 +93,7 @@ class ExternalMedia:
             t += audio.FRAME_SECONDS
             await clock.sleep_until(t)
 
-    def _heard(self) -> list["Channel"]:
+    def _heard(self) -> list[Channel]:
         """Sources whose audio reaches the bridge now (not gone, not suspended by a channel playback)."""
         return [s for s in self.sources if not s.destroyed and s.channel_playback is None]
 

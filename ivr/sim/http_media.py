@@ -105,13 +105,13 @@ class HttpMediaCache:
             return samples
         raise MediaFetchError(last_error)
 
-    async def _get(self, url: str) -> tuple[int, str, "CIMultiDict[str]", bytes]:
+    async def _get(self, url: str) -> tuple[int, str, CIMultiDict[str], bytes]:
         async with self._client().get(url, headers={"User-Agent": USER_AGENT}) as resp:
             body = await resp.read()
             self.requests.append(("GET", url, resp.status))
             return resp.status, resp.headers.get("Content-Type", ""), CIMultiDict(resp.headers), body
 
-    def _store(self, url: str, samples: array, fmt: str, headers: "CIMultiDict[str]") -> None:
+    def _store(self, url: str, samples: array, fmt: str, headers: CIMultiDict[str]) -> None:
         max_age = _max_age(headers.get("Cache-Control", ""))
         expires = time.monotonic() + max_age if max_age else None
         etag = headers.get("ETag")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from array import array
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from . import audio
 from . import events as ev
@@ -45,7 +46,7 @@ AppResult = Goto | HangupResult | Return | None
 
 
 class Pbx:
-    def __init__(self, sim: "Simulator") -> None:
+    def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.apps: dict[str, Callable[[Channel, str], Awaitable[AppResult]]] = {
             "noop": self._noop, "verbose": self._noop, "log": self._noop,

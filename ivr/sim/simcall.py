@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import audio
 from .queues import QueueOutcome, agent_hangup, pick_up, ringing_members
@@ -77,7 +78,7 @@ class ContinueRecord:
 
 
 class SimCall:
-    def __init__(self, sim: "Simulator", channel: "Channel", kind: str, exten: str) -> None:
+    def __init__(self, sim: Simulator, channel: Channel, kind: str, exten: str) -> None:
         self.sim = sim
         self.channel = channel
         self.kind = kind                 # "inbound" | "local" | "outbound"
@@ -132,7 +133,7 @@ class SimCall:
             if i + 1 < len(digits):
                 await self.sim.clock.sleep(max(0.0, interval - duration_ms / 1000))
 
-    async def say(self, speech: "Path | str | array", wait: bool = True) -> float:
+    async def say(self, speech: Path | str | array, wait: bool = True) -> float:
         """Stream audio (a WAV path or 8 kHz samples) into the call; returns its length."""
         samples = speech if isinstance(speech, array) else audio.load_wav_8k(Path(speech))
         audio_in = self.channel.audio_in
@@ -175,7 +176,7 @@ class SimCall:
         ended.cancel()
 
     # -- waiting for observations -------------------------------------------
-    async def wait_until(self, predicate: Callable[["SimCall"], bool], timeout: float = 10.0) -> None:
+    async def wait_until(self, predicate: Callable[[SimCall], bool], timeout: float = 10.0) -> None:
         """Wait (simulated seconds) until ``predicate(call)`` holds."""
         deadline = self.sim.clock.now() + timeout
         while not predicate(self):
@@ -234,17 +235,17 @@ class SimCall:
         self.in_stasis.set()
         self._notify()
 
-    def on_prompt_started(self, pb: "Playback") -> None:
+    def on_prompt_started(self, pb: Playback) -> None:
         self.prompts.append(PromptRecord(",".join(pb.media), pb.id, self.sim.clock.now()))
         self._notify()
 
-    def on_prompt_finished(self, pb: "Playback") -> None:
+    def on_prompt_finished(self, pb: Playback) -> None:
         for rec in self.prompts:
             if rec.playback_id == pb.id and rec.finished_at is None:
                 rec.finished_at, rec.state, rec.stopped = self.sim.clock.now(), pb.state, pb.stopped
         self._notify()
 
-    def on_prompt_audio(self, pb: "Playback") -> None:
+    def on_prompt_audio(self, pb: Playback) -> None:
         for rec in self.prompts:
             if rec.playback_id == pb.id and rec.finished_at is None and rec.audio_from is None:
                 rec.audio_from = self.sim.clock.now()

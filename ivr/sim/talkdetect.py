@@ -21,7 +21,7 @@ FRAMES_TO_START = 2
 
 
 class TalkDetector:
-    def __init__(self, emitter: "Emitter", channel: "Channel", silence_ms: int, threshold: int) -> None:
+    def __init__(self, emitter: Emitter, channel: Channel, silence_ms: int, threshold: int) -> None:
         self.emitter = emitter
         self.channel = channel
         self.silence_ms = silence_ms

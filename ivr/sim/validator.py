@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass
@@ -47,7 +48,7 @@ class ApiSpec:
         self.models = models
 
     @classmethod
-    def load(cls, directory: Path) -> "ApiSpec":
+    def load(cls, directory: Path) -> ApiSpec:
         operations: list[Operation] = []
         models: dict[str, Any] = {}
         for path in sorted(Path(directory).glob("*.json")):

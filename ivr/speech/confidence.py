@@ -24,8 +24,8 @@ had, perfectly clean audio) must not make a probability of exactly 0 or 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -49,7 +49,7 @@ class Grammar:
         return "digits" if self.digits else "phrases"
 
     @classmethod
-    def from_listen(cls, listen: Listen, oh: bool = True, double: bool = True) -> "Grammar":
+    def from_listen(cls, listen: Listen, oh: bool = True, double: bool = True) -> Grammar:
         """The grammar for a `Listen`: its phrase table, a digit grammar, or yes/no."""
         phrases = list(listen.grammar)
         if listen.mode == "confirm" and not phrases:
@@ -61,7 +61,7 @@ class Grammar:
         return cls(listen.language, tuple(_unique(phrases)), digits)
 
     @classmethod
-    def of(cls, language: str, phrases: list[str]) -> "Grammar":
+    def of(cls, language: str, phrases: list[str]) -> Grammar:
         return cls(language, tuple(_unique(phrases)))
 
     def accepts(self, text: str) -> bool:

@@ -11,8 +11,8 @@ that stays in English never loads the (large, shared) vosk model.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ivr.speech.grammar import Grammar
 from ivr.speech.recognizer import Partial, Recognizer, Result

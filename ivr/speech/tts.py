@@ -39,9 +39,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import soxr
-
 from ivr.prompts import LANGUAGES, PLACEHOLDER, load_prompts
 from ivr.speech.audio import read_wav_8k, wav_bytes
 
@@ -170,7 +167,7 @@ def build_prompts(prompts_dir: Path, out_dir: Path, languages: list[str] | None 
             recorded = prompts_dir / "recorded" / language / f"{key}.wav"
             if recorded.exists():
                 digest = "rec:" + hashlib.sha256(recorded.read_bytes()).hexdigest()[:20]
-                _write_if_changed(target, digest, old.get(name), lambda: wav_bytes(read_wav_8k(recorded)), report.recorded, name)
+                _write_if_changed(target, digest, old.get(name), lambda recorded=recorded: wav_bytes(read_wav_8k(recorded)), report.recorded, name)
             elif PLACEHOLDER.search(prompt.text):
                 report.per_call.append(name)
                 continue

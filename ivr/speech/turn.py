@@ -22,12 +22,18 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Union
 
 from ivr.engine.actions import Listen
 from ivr.engine.events import Hypothesis, NoInput, NoMatch, Speech
-from ivr.speech.endpoint import (EARLY_SILENCE, FRAME_BYTES, FRAME_SECONDS, Boundary, Detector, Endpointer,
-                                 complete_answer)
+from ivr.speech.endpoint import (
+    EARLY_SILENCE,
+    FRAME_BYTES,
+    FRAME_SECONDS,
+    Boundary,
+    Detector,
+    Endpointer,
+    complete_answer,
+)
 from ivr.speech.grammar import Grammar
 from ivr.speech.recognizer import Recognizer, Result
 
@@ -51,7 +57,7 @@ class TurnEnded:
     partial_count: int = 0
 
 
-TurnOutput = Union[BargeIn, TurnEnded]
+TurnOutput = BargeIn | TurnEnded
 
 
 class SpeechTurn:

@@ -70,7 +70,7 @@ class VoskRecognizer:
         self._nothing = False  # this turn has nothing sayable
 
     @classmethod
-    def from_path(cls, path: str | Path, languages: frozenset[str]) -> "VoskRecognizer":
+    def from_path(cls, path: str | Path, languages: frozenset[str]) -> VoskRecognizer:
         return cls(load_model(str(path)), languages)
 
     def start_turn(self, grammar: Grammar) -> None:

@@ -126,7 +126,7 @@ class RedisContactHistory:
         self.guard = RedisGuard("contact history on screen pops", log)
 
     @classmethod
-    def from_url(cls, url: str) -> "RedisContactHistory":
+    def from_url(cls, url: str) -> RedisContactHistory:
         return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
 
     async def recent(self, caller_id: str, limit: int = 5) -> list[Contact]:

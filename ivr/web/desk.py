@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ivr.ari import event_types as ari
 from ivr.config import AgentAccount
@@ -26,8 +27,7 @@ from ivr.engine.state import CallState
 from ivr.history import ani_key
 from ivr.sealing import Sealer
 from ivr.web.accounts import Accounts
-from ivr.web.caller_data import (OUTCOMES, CallerDirectory, CallerProfile, Contact, ContactHistory,
-                                 caller_of)
+from ivr.web.caller_data import OUTCOMES, CallerDirectory, CallerProfile, Contact, ContactHistory, caller_of
 from ivr.web.pop import ScreenPop, build_pop
 from ivr.web.routing import Change, QueueWatch, RoutedCall
 
@@ -230,7 +230,7 @@ class AgentDesk:
     def _forget_old(self) -> None:
         cutoff = self.clock() - KEEP_ENDED_SECONDS
         self.watch.forget_older_than(cutoff)
-        for call_id, pop in list(self.pops.items()):
+        for call_id in list(self.pops):
             if call_id not in self.watch.calls:
                 del self.pops[call_id]
                 self._prepared.pop(call_id, None)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
+from ivr.application import build, serve
 from ivr.config import Settings
-from ivr.controller.app import serve
 from ivr.demo import placeholder_audio
 from ivr.policyadmin.seed import seed_book
 from ivr.prompts import load_prompts
@@ -112,7 +112,8 @@ async def stop_simulator(sim) -> None:
 @contextlib.asynccontextmanager
 async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path = ROOT / "flows",
                    observers: list | None = None, prompt_seconds_per_char: float = 0.0, **settings_overrides):
-    """Simulator + controller; keys only unless `speech=` says otherwise.
+    """Simulator + controller; keys only unless `speech=` says otherwise, the sample backend's
+    canned answers unless `backend=` (or `backend="insurer"` among the settings) says otherwise.
 
     English is heard by pocketsphinx unless `recognisers=` says otherwise: most
     spoken tests are about the call path, and pocketsphinx costs a tenth of
@@ -120,12 +121,13 @@ async def make_rig(tmp_path: Path, redis_url: str, backend=None, flows_dir: Path
     """
     sounds = write_prompt_audio(tmp_path / "sounds", prompt_seconds_per_char)
     sim, config = await strict_simulator(sounds)
-    options = {"http_port": 0, "speech": "off", "flows_dir": flows_dir, "prompts_dir": ROOT / "prompts", "sounds_dir": sounds / "ivr",
+    options = {"http_port": 0, "speech": "off", "backend": "sample", "flows_dir": flows_dir, "prompts_dir": ROOT / "prompts", "sounds_dir": sounds / "ivr",
                "recognisers": {"en": "pocketsphinx"}, **settings_overrides}
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                         redis_url=redis_url, **options)
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, backend=backend, stop=stop, ready=ready, observers=observers))
+    application = await build(settings, backend=backend, observers=observers or ())
+    task = asyncio.create_task(serve(application, stop=stop, ready=ready))
     await asyncio.wait_for(ready.wait(), 10)
     yield Rig(sim, settings, stop, task)
     assert await leaked_helpers(sim, config) == [], "snoop or media legs left behind by calls that ended"

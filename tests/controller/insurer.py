@@ -15,15 +15,21 @@ from pathlib import Path
 import redis.asyncio as redis
 
 from ivr import sealing
+from ivr.application import build, serve
 from ivr.config import Settings
-from ivr.controller.app import serve
-from ivr.embedded import Embedded, open_embedded
+from ivr.embedded import Embedded
 from ivr.payments import SimulatedGateway
 from ivr.policyadmin.seed import PERSONAS
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
 from tests.conftest import ROOT
-from tests.controller.conftest import (DEAD_AIR_LIMIT, leaked_helpers, longest_dead_air, stop_simulator,
-                                      strict_simulator, write_prompt_audio)
+from tests.controller.conftest import (
+    DEAD_AIR_LIMIT,
+    leaked_helpers,
+    longest_dead_air,
+    stop_simulator,
+    strict_simulator,
+    write_prompt_audio,
+)
 
 DOB = "19800531"
 PHONE = {p.key: p.phone for p in PERSONAS}
@@ -58,17 +64,17 @@ async def insurer_rig(tmp_path: Path, book: Path, redis_url: str, speech: str = 
                         redis_url=redis_url, http_port=0, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
                         sounds_dir=sounds / "ivr", book_path=tmp_path / "book.sqlite", speech=speech)
     admin = await SqlitePolicyAdmin.open(settings.book_path, sealing.for_settings(settings))
-    embedded = await open_embedded(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3))
+    application = await build(settings, admin=admin, gateway=SimulatedGateway(latency=0.05, timeout_after=0.3),
+                              observers=observers)
+    assert application.insurer is not None
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
-                                     ready=ready, observers=[embedded.recorder, *observers]))
+    task = asyncio.create_task(serve(application, stop=stop, ready=ready))
     await asyncio.wait_for(ready.wait(), 10)
     try:
-        yield InsurerRig(sim, embedded, admin, redis_url)
+        yield InsurerRig(sim, application.insurer, admin, redis_url)
         assert await leaked_helpers(sim, config) == [], "snoop or media legs left behind by calls that ended"
         assert longest_dead_air(sim) <= DEAD_AIR_LIMIT, "a caller sat in silence (test-artifacts/dead-air.jsonl)"
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
-        await embedded.aclose()
+        await asyncio.wait_for(task, 10)  # closes the insurer's systems too
         await stop_simulator(sim)

@@ -69,7 +69,7 @@ async def test_a_restarted_controller_leaves_calls_already_in_a_queue_alone(tmp_
     it among the application's channels; it is no longer in Stasis and must not be resumed."""
     import logging
 
-    from ivr.controller.app import serve
+    from ivr.application import build, serve
 
     async with make_rig(tmp_path, redis_url) as rig:
         call = rig.call()
@@ -81,7 +81,7 @@ async def test_a_restarted_controller_leaves_calls_already_in_a_queue_alone(tmp_
         caplog.clear()
         stop, ready = asyncio.Event(), asyncio.Event()
         with caplog.at_level(logging.INFO, logger="ivr"):
-            again = asyncio.create_task(serve(rig.settings, stop=stop, ready=ready))
+            again = asyncio.create_task(serve(await build(rig.settings), stop=stop, ready=ready))
             await asyncio.wait_for(ready.wait(), 10)
             await asyncio.sleep(1.0)
             stop.set()

@@ -10,7 +10,7 @@ import signal
 import threading
 from pathlib import Path
 
-from ivr.controller import app
+from ivr import application
 from ivr.diagnostics import Severity
 from ivr.flow import catalog as catalog_module
 from ivr.flow.catalog import Catalog
@@ -83,7 +83,7 @@ async def test_sighup_parses_on_a_worker_thread_while_calls_go_on(tmp_path, monk
     handlers = {}
     monkeypatch.setattr(asyncio.get_running_loop(), "add_signal_handler",
                         lambda sig, handler: handlers.__setitem__(sig, handler))
-    app._install_signals(asyncio.Event(), catalog)
+    application._install_signals(asyncio.Event(), catalog)
     events: list[str] = []
     let_go = threading.Event()  # set by a call's coroutine: a reload on the loop could never see it set
     real = catalog_module.load_flow_set

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -19,8 +20,8 @@ import pytest
 import redis.asyncio as redis
 
 from ivr import sealing
+from ivr.application import build, serve
 from ivr.config import AgentAccount, Settings
-from ivr.controller.app import serve
 from ivr.demo import placeholder_audio
 from ivr.prompts import load_prompts
 from ivr.sim import SimulatorConfig, load_asterisk_conf, start_simulator
@@ -106,14 +107,14 @@ async def make_desk_rig(tmp_path: Path, redis_url: str) -> AsyncIterator[DeskRig
     sim = await start_simulator(config)
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
                         redis_url=redis_url, http_port=free_port(), flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
-                        sounds_dir=sounds / "ivr", speech="off", agents=agents())
+                        sounds_dir=sounds / "ivr", speech="off", agents=agents(), backend="sample")
     client = redis.from_url(redis_url)
-    history = RedisContactHistory(client, prefix=f"test:{tmp_path.name}:contacts:")
+    history = RedisContactHistory(client, prefix=f"test:{uuid.uuid4().hex[:12]}:contacts:")  # unique per run
     store = RedisCallStore(client, sealing.for_settings(settings))
     accounts = Accounts(settings.agents)
     page = AgentPage(accounts, AgentDesk(accounts, store.load, profiles(), history, store.sealer))
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop=stop, ready=ready, agent_page=page))
+    task = asyncio.create_task(serve(await build(settings, agent_page=page), stop=stop, ready=ready))
     await asyncio.wait_for(ready.wait(), 10)
     base_url = f"http://127.0.0.1:{settings.http_port}"
     try:

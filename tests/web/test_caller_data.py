@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 
 import redis.asyncio as redis
 
 from ivr.callrecord import CallRecord
 from ivr.engine.state import CallState, Turn
 from ivr.history import CallerHistory
-from ivr.sealing import Sealer
 from ivr.policyadmin.seed import seed_book
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
+from ivr.sealing import Sealer
 from ivr.web.caller_data import CallerHistoryContacts, Contact, PolicyAdminDirectory, RedisContactHistory
 from ivr.web.pop import build_pop
 
@@ -44,7 +45,7 @@ async def test_profile_from_the_policy_book(tmp_path):
 
 async def test_past_calls_with_agent_outcomes(redis_url, tmp_path):
     client = redis.from_url(redis_url)
-    prefix = f"test:{tmp_path.name}:"
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"  # unique per run: a second run against the same Redis starts clean
     history = CallerHistory(client, Sealer.generate(), prefix=prefix)
     contacts = CallerHistoryContacts(history, RedisContactHistory(client, prefix + "outcomes:"))
     now = time.time()
