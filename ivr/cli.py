@@ -273,11 +273,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("ivr").error("not starting: %s", exc)
         return 1
     if settings.redis_url:
-        asyncio.run(_serve_embedded(settings))
+        asyncio.run(_serve(settings))
         return 0
     with private_redis() as url:
         logging.getLogger("ivr").warning("IVR_REDIS_URL not set: using a private Redis at %s (state is lost on exit)", url)
-        asyncio.run(_serve_embedded(settings.model_copy(update={"redis_url": url})))
+        asyncio.run(_serve(settings.model_copy(update={"redis_url": url})))
     return 0
 
 
@@ -291,21 +291,11 @@ def _check_recognisers(settings) -> None:
     detector_for(settings.voice_detector)
 
 
-async def _serve_embedded(settings) -> None:
-    """The controller with the insurer backend, routing rules and caller history (IVR_BACKEND=sample: canned answers)."""
-    from ivr.controller.app import serve
-    from ivr.controller.calllog import CallLog
-    from ivr.embedded import open_embedded
+async def _serve(settings) -> None:
+    """The application these settings describe (`ivr.application.build`), run until SIGTERM/SIGINT."""
+    from ivr.application import build, serve
 
-    if settings.backend == "sample":
-        await serve(settings, observers=[CallLog()])
-        return
-    embedded = await open_embedded(settings)  # its routing rules are loaded with the flows, by serve
-    try:
-        await serve(settings, backend=embedded.backend, router=embedded.router,
-                    observers=[embedded.recorder, CallLog()])
-    finally:
-        await embedded.aclose()
+    await serve(await build(settings))
 
 
 def _demo_parser(commands) -> None:

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ivr.application import build, serve
 from ivr.config import Settings
 from ivr.controller import notices as note
-from ivr.controller.app import serve
 from ivr.controller.session import CallSession
-from ivr.embedded import open_embedded
 from ivr.engine import actions as act
 from ivr.policyadmin.seed import seed_book
 from ivr.prompts import PromptCatalog, load_prompts
@@ -153,20 +152,18 @@ async def _run(redis_url: str, out: TextIO, calls: tuple[DemoCall, ...]) -> int:
                             book_path=Path(tmp) / "book.sqlite")
         seeded = seed_book(settings.book_path)
         print(f"sample book: {seeded.counts['persons']} people, {seeded.counts['policies']} policies", file=out)
-        embedded = await open_embedded(settings)
         started = time.time()
         printer = TurnPrinter(out)
+        application = await build(settings, observers=[printer])  # the insurer's systems over the seeded book
         stop, ready = asyncio.Event(), asyncio.Event()
-        controller = asyncio.create_task(serve(settings, backend=embedded.backend, router=embedded.router, stop=stop,
-                                               ready=ready, observers=[printer, embedded.recorder]))
+        controller = asyncio.create_task(serve(application, stop=stop, ready=ready))
         await asyncio.wait_for(ready.wait(), 15)
         print(f"simulator on {sim.base_url}, controller connected; placing {len(calls)} calls\n", file=out)
         failures = 0
         for call in calls:
             failures += not await _place(sim, printer, call, out)
         stop.set()
-        await controller
-        await embedded.aclose()
+        await controller  # the history recorder's last writes included
         await sim.stop()
         await _print_report(redis_url, started, out)
     print(f"\n{len(calls) - failures} of {len(calls)} demo calls went as scripted", file=out)

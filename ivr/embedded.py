@@ -3,8 +3,9 @@
 One place assembles the policy system (SQLite book, or a core system when
 `core_url` is set), the simulated payment gateway, the SMS outbox, one-time
 codes, caller history, the backend over them, the router and the history
-recorder; and closes them in order. `ivr simulate` does not use this: it
-keeps the canned sample answers designers rely on.
+recorder; and closes them in order. `ivr.application.build` opens them when
+`backend` is `insurer`. `ivr simulate` does not use this: it keeps the
+canned sample answers designers rely on.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ async def open_admin(settings: Any) -> PolicyAdmin:
 
 async def open_embedded(settings: Any, admin: PolicyAdmin | None = None, gateway: PaymentGateway | None = None,
                         sms: SmsSender | None = None) -> Embedded:
-    """The insurer's systems; the router's rule file joins every release `serve` loads (checked against
-    the flows of the same release there), so nothing here reads the flows."""
+    """The insurer's systems; the router's rule file joins every release of the catalog `ivr.application.build`
+    makes (checked against the flows of the same release there), so nothing here reads the flows."""
     client = redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0) \
         if settings.redis_url else None
     sealer = sealing.for_settings(settings)

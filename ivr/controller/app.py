@@ -11,24 +11,24 @@ never got going, or handed to a person when resuming is not safe.
 Each call runs on one release of the catalog (flows, prompts, routing rules):
 a new call takes the current one, with the routing decision of that same
 release's rules (`Router.route`), and a resumed call the one its state names.
+
+The controller is one part of the application `ivr.application.build` assembles
+from settings; `ivr.application.serve` runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import time
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from aiohttp import web
-
-from ivr import engine, sealing
-from ivr.ari import AriClient, ChannelNotFound, ConnectInfo, EventStream
+from ivr import engine
+from ivr.ari import ChannelNotFound, ConnectInfo
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
-from ivr.controller.session import Begin, CallSession, Observer, Resume, Services, continue_to_queue
+from ivr.controller.session import Begin, CallSession, Resume, Services, continue_to_queue
 from ivr.controller.speech import owner_of_helper
 from ivr.engine.actions import FALLBACK_QUEUE, PromptRef
 from ivr.engine.language import start_language
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 class Controller:
-    def __init__(self, services: Services, catalog: Catalog, entry_flow: str, stream: EventStream | None = None,
+    def __init__(self, services: Services, catalog: Catalog, entry_flow: str,
                  dnis_languages: Mapping[str, str] | None = None, router: Router | None = None):
         """`router`: decides where each new call starts; None: every call starts in `entry_flow` as is."""
         self.services = services
@@ -49,7 +49,6 @@ class Controller:
         self.router = router
         self.entry_flow = entry_flow
         self.dnis_languages = dict(dnis_languages or {})  # dialled number -> language of its callers
-        self.stream = stream
         self.sessions: dict[str, CallSession] = {}
         self.unclaimed = Unclaimed()
         self._tasks: set[asyncio.Task] = set()
@@ -246,127 +245,3 @@ class Unclaimed:
 
     def take(self, channel_id: str) -> list[Any]:
         return self._events.pop(channel_id, [])
-
-
-async def serve(settings, backend=None, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None,
-                observers: list[Observer] | None = None, agent_page=None, router=None) -> None:
-    """Run the controller until `stop` is set (or SIGTERM/SIGINT).
-
-    `router` (ivr.routing.Router) decides where each new call starts; its
-    decision is part of the call data the flows and the agent see. Its rule
-    file joins every release of the catalog, with the flows and prompts.
-    """
-    from ivr.backend.base import SampleBackend
-    from ivr.controller.media import MediaResolver
-    from ivr.controller.promptaudio import ReleaseAudio
-    from ivr.store import RedisCallStore
-    from ivr.web.server import agent_page as build_agent_page
-
-    synthesize = _synthesizer()
-    audio = ReleaseAudio(settings.prompts_dir, settings.sounds_dir, settings.media_base_url, synthesize)
-    catalog = Catalog(settings.flows_dir, settings.prompts_dir, routing=router.path if router else None,
-                      prepare=audio.prepare)
-    store = RedisCallStore.from_url(settings.redis_url, sealing.for_settings(settings))
-    page = agent_page if agent_page is not None else build_agent_page(settings, store, backend)  # /agent, or None
-    media = MediaResolver(settings.sounds_dir, settings.media_base_url, synthesize,
-                          keyed_hash=sealing.for_settings(settings).digest,
-                          fetchers=settings.media_allowed_addresses)
-    speech = _speech_service(settings)
-    async with AriClient.from_settings(settings) as ari_client:
-        services = Services(ari=ari_client, store=store, backend=backend or SampleBackend(), media=media,
-                            app=settings.ari_app, transfer_context=settings.transfer_context,
-                            observers=list(observers or []), speech=speech)
-        controller = Controller(services, catalog, settings.entry_flow, dnis_languages=settings.dnis_languages,
-                                router=router)
-        on_event = page.desk.wrap(controller.on_event) if page else controller.on_event  # the desk sees events first
-        stream = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)
-        controller.stream = stream
-        runner = await _start_http(settings, media, page.routes() if page else [])
-        stop = stop or asyncio.Event()
-        _install_signals(stop, catalog)
-        stream_task = asyncio.create_task(stream.run())
-        if ready is not None:
-            await stream.wait_connected()
-            ready.set()
-        await stop.wait()
-        log.info("stopping: %d call(s) stay in Stasis for the next controller", len(controller.sessions))
-        deadline = time.monotonic() + SHUTDOWN_SECONDS
-        await _bounded("events websocket", stream.aclose(), deadline)
-        stream_task.cancel()
-        await _bounded("call sessions", controller.aclose(), deadline)
-        if page is not None:
-            await _bounded("agent page", page.aclose(), deadline)
-        await _bounded("http server", runner.cleanup(), deadline)
-        await _bounded("redis", store.close(), deadline)
-        if speech is not None:
-            await _bounded("speech workers", asyncio.to_thread(speech.close), deadline)
-        log.info("stopped")
-
-
-SHUTDOWN_SECONDS = 6.0  # under docker's 10 s and systemd's 90 s between SIGTERM and SIGKILL
-
-
-async def _bounded(stage: str, work, deadline: float) -> None:
-    """One stage of shutdown, within the time left: a stage stuck on one peer must
-    neither outlive the supervisor's patience nor keep the later stages from running."""
-    started = time.monotonic()
-    try:
-        await asyncio.wait_for(work, max(0.1, deadline - started))
-    except asyncio.TimeoutError:
-        log.warning("stopping: %s did not finish in time; left behind", stage)
-        return
-    if (elapsed := time.monotonic() - started) > 0.5:
-        log.info("stopping: %s took %.1f s", stage, elapsed)
-
-
-def _speech_service(settings):
-    """Recogniser workers for `stream`/`record` speech; None when calls are keys-only."""
-    if settings.speech == "off":
-        return None
-    from ivr.controller.speech import SpeechService
-    from ivr.speech import languages
-    from ivr.speech.worker import SpeechWorkers
-
-    from ivr.speech.endpoint import detector_for
-
-    chosen = languages.choose_for(settings)
-    detector = detector_for(settings.voice_detector)
-    log.info("speech: %s; voice detector %s",
-             ", ".join(f"{language} by {engine}" for language, engine in sorted(chosen.items())), detector)
-    workers = SpeechWorkers(settings.speech_processes or None,
-                            factory=languages.factory(chosen, settings.vosk_model, settings.whisper_model),
-                            detector=detector)
-    return SpeechService(workers, settings.speech, settings.rtp_host, frozenset(chosen))
-
-
-async def _start_http(settings, media, routes=()) -> web.AppRunner:
-    app = web.Application()
-    app.add_routes(media.routes())
-    app.add_routes([web.get("/health", _health)])
-    app.add_routes(list(routes))
-    runner = web.AppRunner(app, shutdown_timeout=1.0)  # a prompt download in flight is not worth a stuck stop
-    await runner.setup()
-    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-    return runner
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
-
-
-def _install_signals(stop: asyncio.Event, catalog: Catalog) -> None:
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, catalog.request_reload)  # parsed on a worker thread
-    except (NotImplementedError, RuntimeError):
-        pass  # not the main thread (tests): the caller sets `stop`
-
-
-def _synthesizer():
-    try:
-        from ivr.speech.tts import synthesize
-    except ImportError:
-        return None
-    return synthesize

@@ -21,19 +21,31 @@ from __future__ import annotations
 import html
 import json
 import logging
-from importlib import resources
 from collections.abc import Awaitable, Callable
-from typing import Any
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from ivr.config import AgentAccount
+from ivr.config import AgentAccount, Settings
 from ivr.logsetup import SHOWN_CHARS, shown
 from ivr.web.accounts import COOKIE, Accounts, Throttled
-from ivr.web.caller_data import OUTCOMES
+from ivr.web.caller_data import (
+    OUTCOMES,
+    CallerDirectory,
+    CallerHistoryContacts,
+    CallStateDirectory,
+    ContactHistory,
+    PolicyAdminDirectory,
+    RedisContactHistory,
+)
 from ivr.web.desk import AgentDesk, NotYourCall
 from ivr.web.proxy import TrustedProxies
+
+if TYPE_CHECKING:
+    from ivr.backend.systems import Systems
+    from ivr.store import RedisCallStore
 
 log = logging.getLogger(__name__)
 SIGN_IN_BYTES = 4096  # an agent id and a token; aiohttp would read a 1 MB form
@@ -229,14 +241,14 @@ def _signin_page(status: int, error: str = "", agent_id: str = "") -> web.Respon
                         headers={**NO_STORE, "Content-Security-Policy": CSP})
 
 
-def agent_page(settings: Any, store: Any, backend: Any = None) -> AgentPage | None:
+def agent_page(settings: Settings, store: RedisCallStore, systems: Systems | None) -> AgentPage | None:
     """The agent page for these settings, or None when no agent is configured.
 
     `store` is the controller's call store (its ``load`` gives a call's saved
-    state; its Redis client keeps agent outcomes). When the backend runs the
-    insurer's systems (``backend.systems``: policy administration and caller
-    history), profiles and past calls come from them; otherwise from what
-    the call itself learned.
+    state; its Redis client keeps agent outcomes). With the insurer's
+    `systems` (policy administration and caller history), profiles and past
+    calls come from them; without (``backend: sample``), from what the call
+    itself learned.
     """
     if not settings.agents:
         return None
@@ -244,14 +256,12 @@ def agent_page(settings: Any, store: Any, backend: Any = None) -> AgentPage | No
     if proxies.networks:
         log.info("agent page: X-Forwarded-For/-Proto/-Host believed from %s",
                  ", ".join(map(str, proxies.networks)))
-    from ivr.web.caller_data import (CallerHistoryContacts, CallStateDirectory, PolicyAdminDirectory,
-                                     RedisContactHistory)
-
     accounts = Accounts(settings.agents, settings.agent_session_hours)
-    systems = getattr(backend, "systems", None)
-    if systems is not None and hasattr(systems, "admin") and hasattr(systems, "history"):
-        directory: Any = PolicyAdminDirectory(systems.admin, systems.today)
-        history: Any = CallerHistoryContacts(systems.history, RedisContactHistory(store.client, "ivr:outcomes:"))
+    directory: CallerDirectory
+    history: ContactHistory
+    if systems is not None:
+        directory = PolicyAdminDirectory(systems.admin, systems.today)
+        history = CallerHistoryContacts(systems.history, RedisContactHistory(store.client, "ivr:outcomes:"))
     else:
         directory, history = CallStateDirectory(), RedisContactHistory(store.client)
     return AgentPage(accounts, AgentDesk(accounts, store.load, directory, history, store.sealer), proxies)
