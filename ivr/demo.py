@@ -198,7 +198,7 @@ async def _place(sim, printer: TurnPrinter, demo: DemoCall, out: TextIO) -> bool
     printer.labels[call.channel_id] = demo.ani[-4:]
     try:
         for prompt, keys in demo.moves:
-            await call.wait_until(lambda c: any(p.media_uri.endswith(prompt) for p in c.prompts), timeout=60)
+            await call.wait_until(lambda c, prompt=prompt: any(p.media_uri.endswith(prompt) for p in c.prompts), timeout=60)
             printer._line(demo.ani[-4:], f"☎  caller presses {keys}")
             await call.press(keys, interval=0.15)
         await call.wait_until(lambda c: c.ended.is_set() or c.continued is not None, timeout=60)
