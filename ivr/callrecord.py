@@ -151,7 +151,8 @@ class CallFacts:
 
     def record(self, state: CallState, started: float, ended: float, ani_key: str = "") -> CallRecord:
         """The record of the call, once it has left the engine (transferred or ended) in `state`."""
-        caller = state.vars.get("caller") if isinstance(state.vars.get("caller"), dict) else {}
+        found = state.vars.get("caller")
+        caller: dict[str, Any] = found if isinstance(found, dict) else {}
         result = state.result
         if result.get("outcome") == "caller_hangup":
             last_node = f"{result.get('flow', state.flow)}.{result.get('node', state.node)}"

@@ -91,8 +91,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for diagnostic in diagnostics:
             print(diagnostic)
         errors = sum(d.severity.value == "error" for d in diagnostics)
-        rules = f", {len(routing)} routing file(s)" if routing else ""
-        print(f"{len(files)} file(s), {len(loaded)} flow(s){rules}: {errors} error(s), {len(diagnostics) - errors} warning(s)")
+        routed = f", {len(routing)} routing file(s)" if routing else ""
+        print(f"{len(files)} file(s), {len(loaded)} flow(s){routed}: {errors} error(s), {len(diagnostics) - errors} warning(s)")
     return 1 if has_errors(diagnostics) else 0
 
 

@@ -120,10 +120,13 @@ class TurnPrinter:
                 self._line(label, f"⚙  {turn.detail} → {turn.matched}")
             elif turn.kind == "hangup":
                 self._line(label, f"■  ended: {turn.matched}")
+        release = session.release
+        if release is None:  # set by the call's first item, before any step is taken
+            return
         for action in notice.step.actions:
             if isinstance(action, act.Play):
                 for prompt in action.prompts:
-                    text = session.release.prompts.render(action.language, prompt.key, prompt.values)
+                    text = release.prompts.render(action.language, prompt.key, prompt.values)
                     self._line(label, f"🔊 {text}")
 
     def _line(self, label: str, text: str) -> None:

@@ -249,9 +249,12 @@ def _size(node: ast.expr) -> int:
 
 
 def _format_spec(spec: ast.expr) -> str | None:
-    if not isinstance(spec, ast.JoinedStr) or not all(isinstance(v, ast.Constant) for v in spec.values):
+    if not isinstance(spec, ast.JoinedStr):
         return "a format computed by an expression is not available"
-    text = "".join(str(v.value) for v in spec.values)
+    constants = [v for v in spec.values if isinstance(v, ast.Constant)]
+    if len(constants) != len(spec.values):
+        return "a format computed by an expression is not available"
+    text = "".join(str(v.value) for v in constants)
     if any(int(n) > MAX_FORMAT_NUMBER for n in _FORMAT_NUMBER.findall(text)):
         return f"a format width or precision over {MAX_FORMAT_NUMBER} is not available"
     return None

@@ -111,9 +111,10 @@ class CallerHistory:
 
     async def past_calls(self, caller: str) -> list[PastCall]:
         """The caller's recent calls, newest first ([] when unknown or Redis is down)."""
-        if self.client is None or not caller:
+        client = self.client
+        if client is None or not caller:
             return []
-        raw = await self.guard.run(lambda: self.client.lrange(f"{self.prefix}hist:{caller}", 0, -1), [])
+        raw = await self.guard.run(lambda: client.lrange(f"{self.prefix}hist:{caller}", 0, -1), [])
         calls = []
         for item in raw:
             try:
@@ -124,12 +125,15 @@ class CallerHistory:
 
     async def records(self, since: float, until: float) -> list[CallRecord]:
         """Call records that ended in [since, until], oldest first (for `ivr report`)."""
-        if self.client is None:
+        client = self.client
+        if client is None:
             return []
-        ids = await self.guard.run(lambda: self.client.zrangebyscore(f"{self.prefix}rec:index", since, until), [])
+        ids = await self.guard.run(lambda: client.zrangebyscore(f"{self.prefix}rec:index", since, until), [])
         if not ids:
             return []
-        raws = await self.guard.run(lambda: self.client.mget([f"{self.prefix}rec:{i.decode()}" for i in ids]), [])
+        # redis-py types the members as str or tuples too: without decode_responses and scores they are bytes
+        keys = [f"{self.prefix}rec:{i.decode()}" for i in ids]  # type: ignore[union-attr]  # bytes, see above
+        raws = await self.guard.run(lambda: client.mget(keys), [])
         return [CallRecord.from_json(json.loads(r)) for r in raws if r]
 
     # --- agents ------------------------------------------------------------------
@@ -148,10 +152,11 @@ class CallerHistory:
         await self.guard.run(write)
 
     async def last_agent(self, caller: str) -> str | None:
-        if self.client is None or not caller:
+        client = self.client
+        if client is None or not caller:
             return None
-        value = await self.guard.run(lambda: self.client.hget(f"{self.prefix}caller:{caller}", "last_agent"))
-        return value.decode() if value else None
+        value = await self.guard.run(lambda: client.hget(f"{self.prefix}caller:{caller}", "last_agent"))
+        return value.decode() if value else None  # type: ignore[union-attr]  # redis-py says str too: bytes here (no decode_responses)
 
     # --- failed verifications ------------------------------------------------------
 
@@ -173,9 +178,10 @@ class CallerHistory:
 
     async def failed_verifications(self, policy: str) -> int:
         now = self.now()
-        if self.client is not None:
+        client = self.client
+        if client is not None:
             count = await self.guard.run(
-                lambda: self.client.zcount(self._failures_key(policy), now - VERIFY_WINDOW, "+inf"))
+                lambda: client.zcount(self._failures_key(policy), now - VERIFY_WINDOW, "+inf"))
             if count is not None:
                 return max(int(count), self._memory_failures(policy, now))
         return self._memory_failures(policy, now)

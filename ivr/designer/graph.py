@@ -132,7 +132,9 @@ def _terminal_label(target: model.Target) -> str:
         return f"{target.transfer}\n({target.reason})"
     if isinstance(target, model.ReturnTarget):
         return f"return {target.return_}"
-    return f"hang up\n{target.hangup}"
+    if isinstance(target, model.HangupTarget):
+        return f"hang up\n{target.hangup}"
+    raise ValueError(f"{target!r} is a node name, not an inline terminal")
 
 
 def to_mermaid(flow: model.Flow) -> str:
