@@ -48,8 +48,13 @@ class Conversation:
         return self._absorb(result)
 
     def send(self, event: ev.Event) -> list[Heard]:
+        return self._absorb(engine.step(self.release, self.call_state, event))
+
+    @property
+    def call_state(self) -> CallState:
+        """`state`, once the call has begun."""
         assert self.state is not None, "begin() first"
-        return self._absorb(engine.step(self.release, self.state, event))
+        return self.state
 
     @property
     def finished(self) -> bool:

@@ -53,9 +53,9 @@ def run(conversation: Conversation, read: Callable[[], str | None], out: TextIO)
         if isinstance(parsed, str):
             print(f"  ? unknown command !{parsed}. {HELP}", file=out)
             continue
-        seen = len(conversation.state.path)
+        seen = len(conversation.call_state.path)
         heard = conversation.send(parsed)
-        _understood(conversation.state.path[seen:], out)
+        _understood(conversation.call_state.path[seen:], out)
         _show(heard, conversation, out)
     _path(conversation, out)
     return 0
@@ -74,10 +74,10 @@ def _understood(turns: list[Turn], out: TextIO) -> None:
 
 
 def _show(heard: list[Heard], conversation: Conversation, out: TextIO) -> None:
-    state = conversation.state
     for item in heard:
         marks = {"prompt": "🔊", "listen": "👂", "backend": "⚙", "transfer": "☎", "hangup": "■"}
         if item.kind == "listen":
+            state = conversation.call_state
             print(f"  {marks['listen']} listening ({item.text}) at {state.flow}.{state.node}", file=out)
         else:
             print(f"  {marks.get(item.kind, '·')} {item.text}", file=out)
@@ -87,7 +87,7 @@ def _path(conversation: Conversation, out: TextIO) -> None:
     state = conversation.state
     if state is None:
         return
-    steps = []
+    steps: list[str] = []
     for turn in state.path:
         place = f"{turn.flow}.{turn.node}"
         if not steps or steps[-1] != place:

@@ -135,7 +135,7 @@ def run_script(release: FlowSet, script: Script, file: str = "") -> ScriptResult
         if conversation.finished:
             result.failures.append(f"step {number}: the call had already ended at {_where(conversation)}")
             return result
-        if step.at and step.at not in (conversation.state.node, _where(conversation)):
+        if step.at and step.at not in (conversation.call_state.node, _where(conversation)):
             result.failures.append(f"step {number}: expected the call at '{step.at}', it is at '{_where(conversation)}'")
             return result
         conversation.send(step.event())

@@ -260,14 +260,16 @@ class WhisperRecognizer:
         """Greedy (`beam` 1) or the beam's hypotheses, best first."""
         import ctranslate2
 
+        grammar = self._grammar
+        assert grammar is not None  # set by start_turn(): no audio is decoded before
         started = time.process_time()
         samples = self._samples(end, tail)
-        window = _window(len(samples) / MODEL_RATE, self._grammar.kind)
+        window = _window(len(samples) / MODEL_RATE, grammar.kind)
         padded = np.zeros(window * 160, dtype=np.float32)
         padded[: min(len(samples), len(padded))] = samples[: len(padded)]
         features = self._model.feature_extractor(padded, padding=0)[:, :window]
         view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
-        prompt, most = self._prompt(self._grammar)
+        prompt, most = self._prompt(grammar)
         result = self._model.model.generate(
             view, [prompt], beam_size=beam, num_hypotheses=beam, return_scores=True, return_no_speech_prob=True,
             max_length=len(prompt) + most, suppress_blank=True, no_repeat_ngram_size=REPEAT_NGRAM)[0]

@@ -115,9 +115,9 @@ class AgentDesk:
             pop.call_status = "ended"
             self._send_to(pop.agent_id, {"type": "call", "call_id": call.call_id, "status": "ended"})
         if change.kind in ("left", "ended"):
-            task = self._prepared.pop(call.call_id, None)
-            if task is not None and call.call_id not in self.pops:
-                task.cancel()
+            pending = self._prepared.pop(call.call_id, None)
+            if pending is not None and call.call_id not in self.pops:
+                pending.cancel()
         self._broadcast_queue(call.queue)
         self._forget_old()
 
@@ -126,7 +126,8 @@ class AgentDesk:
         if state is None:     # Redis down or the state expired: a pop with what the desk knows
             state = CallState(call_id=call_id, release="", flow="", node="", language="")
         caller_id = str(caller_of(state).get("id") or "")
-        profile, contacts = None, []
+        profile: CallerProfile | None = None
+        contacts: list[Contact] = []
         if caller_id:
             profile, contacts = await asyncio.gather(self.directory.profile(caller_id, state),
                                                      self.history.recent(caller_id, 6))
@@ -166,7 +167,7 @@ class AgentDesk:
         """Queues the agent serves with who waits: no names, numbers or policy data."""
         queues = []
         for name in agent.queues:
-            waiting = []
+            waiting: list[dict[str, Any]] = []
             for call in self.watch.waiting(name):
                 result = self._state_result(call.call_id)
                 priority = result.get("priority")
