@@ -89,7 +89,7 @@ import numpy as np
 from ivr.bench import confidence
 from ivr.digits import parse_digits
 from ivr.engine.actions import Listen, Timeouts
-from ivr.engine.events import BackendResult, Dtmf, NoInput, Speech
+from ivr.engine.events import BackendResult, Dtmf, Hypothesis, NoInput, Speech
 from ivr.engine.matching import match, yes_no_grammar
 from ivr.speech.audio import read_wav_8k
 from ivr.speech.endpoint import EARLY_SILENCE
@@ -332,7 +332,8 @@ def engine_reading(event: Any, grammar: dict[str, str], reject: float) -> tuple[
     """What the engine would act on in a choices/confirm turn: (outcome, confidence) or (None, None)."""
     if not isinstance(event, Speech) or event.confidence < reject:
         return None, None
-    for hypothesis in [event, *event.alternatives]:
+    hypotheses: list[Speech | Hypothesis] = [event, *event.alternatives]
+    for hypothesis in hypotheses:
         if hypothesis.confidence < reject:
             continue
         outcome = match(hypothesis.text, grammar)
@@ -579,6 +580,11 @@ def _split(items: list, parts: int) -> list[list]:
     return [items[i::parts] for i in range(parts) if items[i::parts]]
 
 
+def _noisy_at(db: float) -> Callable[[str], bool]:
+    """Whether a voice is one with noise mixed at `db`."""
+    return lambda voice: voice.endswith(f"+noise{db:g}dB")
+
+
 def bench_choices(kind: str, turns: list[dict[str, Any]], pool, workers: int, conditions: list[tuple[str, float | None]],
                   oog: list[str], oog_voices: list[str], limit: int | None, model_path: str = "") -> dict[str, Any]:
     rng = random.Random(3)
@@ -606,8 +612,8 @@ def bench_choices(kind: str, turns: list[dict[str, Any]], pool, workers: int, co
     for row in rows:
         by_voice.setdefault(row["voice"], []).append(row)
         by_turn.setdefault(row["turn"], []).append(row)
-    groups = {"clean": lambda v: "+noise" not in v}
-    groups.update({f"noise_{db:g}dB": (lambda v, db=db: v.endswith(f"+noise{db:g}dB")) for db in NOISE_DB})
+    groups: dict[str, Callable[[str], bool]] = {"clean": lambda v: "+noise" not in v}
+    groups.update({f"noise_{db:g}dB": _noisy_at(db) for db in NOISE_DB})
     early = [r["latency"] for r in rows if r.get("latency_plain") is not None and r["latency"] is not None]
     plain = [r["latency_plain"] for r in rows if r.get("latency_plain") is not None]
     return {
@@ -740,7 +746,7 @@ def bench_streams(make: Callable[[], Any], segments: list[tuple[Listen, bytes]],
                   seconds: float) -> dict[str, Any]:
     """Grow the number of paced streams on one core until frames fall behind, then bisect."""
     ctx = mp.get_context("fork")
-    trials: dict[int, dict[str, float]] = {}
+    trials: dict[int, dict[str, float | None]] = {}
 
     def trial(count: int) -> bool:
         barrier, queue = ctx.Barrier(count + 1), ctx.Queue()
@@ -789,7 +795,7 @@ def bench_streams(make: Callable[[], Any], segments: list[tuple[Listen, bytes]],
             good = middle
         else:
             bad = middle
-    per_stream = [t["core_busy_streams"] / k for k, t in trials.items() if t.get("core_busy_streams")]
+    per_stream = [busy / k for k, t in trials.items() if (busy := t.get("core_busy_streams"))]
     return {"streams_per_core": good, "first_failing": bad, "limit_tried": max_streams,
             "criterion": f"p95 frame lag <= {MAX_LAG * 1000:g} ms, streams pinned to one core, staggered like calls",
             "streams_per_core_by_cpu": int(1 / statistics.fmean(per_stream)) if per_stream else None,
@@ -828,7 +834,7 @@ def bench_vosk(model_path: str, pool_workers: int, quick: bool, max_streams: int
     report["model_load_seconds"] = round(time.monotonic() - started, 2)
     report["model_memory_mb"] = round(_rss_mb() - rss)
     turns = ko_turns()
-    conditions = [(f"espeak:{v}:{r}", None) for v in KO_VOICES for r in KO_RATES] + [(f"espeak:{v}:175", 20.0) for v in KO_VOICES]
+    conditions: list[tuple[str, float | None]] = [(f"espeak:{v}:{r}", None) for v in KO_VOICES for r in KO_RATES] + [(f"espeak:{v}:175", 20.0) for v in KO_VOICES]
     ctx = mp.get_context("fork")
     with ctx.Pool(pool_workers) as pool:
         choices = bench_choices("vosk", turns, pool, pool_workers, conditions, KO_OUT_OF_GRAMMAR, ["espeak:ko:175"],

@@ -194,6 +194,8 @@ def shipped_turns(release) -> list[Turn]:
             if not isinstance(node, model.AskNode) or model.ask_mode(node.ask) != "digits" or not node.ask.speech:
                 continue
             spec = node.ask.digits
+            if spec is None:  # never: a digits turn has its digits
+                continue
             grammar: dict[str, str] = {}
             for global_name, choice in flow.globals.items():
                 grammar.update({p: f"global:{global_name}" for p in model.phrases_for(choice, "en", flow.languages)})

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from ivr.engine.actions import Timeouts
-from ivr.speech.endpoint import Boundary, Endpointer
+from ivr.speech.endpoint import Boundary, Detector, Endpointer
 
-DETECTORS = ("webrtc", "silero", "both")
+DETECTORS: tuple[Detector, ...] = ("webrtc", "silero", "both")
 TIMEOUTS = Timeouts(noinput=5.0, end_silence=0.8, max_speech=15.0, interdigit=3.0)
 LEAD, TAIL = 0.5, 2.5
 VOICES = ["slt", "rms", "awb", "kal16", "espeak:en-us", "espeak:en-gb"]
@@ -83,7 +83,7 @@ def cases(turns: list[dict[str, Any]], folder: Path | None, quick: bool, seed: i
     return speech + quiet
 
 
-def run_case(case: dict[str, Any], detector: str) -> dict[str, Any]:
+def run_case(case: dict[str, Any], detector: Detector) -> dict[str, Any]:
     from ivr.bench.asr import add_noise, silence
 
     pcm = case["pcm"]
@@ -117,7 +117,7 @@ def run_case(case: dict[str, Any], detector: str) -> dict[str, Any]:
     return row
 
 
-def _worker(task: tuple[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _worker(task: tuple[Detector, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     detector, part = task
     return [run_case(case, detector) for case in part]
 
