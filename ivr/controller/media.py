@@ -52,7 +52,10 @@ log = logging.getLogger(__name__)
 Synthesize = Callable[[str, str], bytes]  # (text, language) -> 8 kHz WAV bytes
 KeyedHash = Callable[[str, str, int], str]  # (purpose, value, size) -> hex HMAC under a secret key (Sealer.digest)
 CACHE_SECONDS = 86400
-CALL_CACHE_SECONDS = 3600  # Asterisk may replay a call's prompt during the call, never after it
+# A call's own audio speaks its data (a number read back): no max-age, so Asterisk's media cache holds
+# it stale and fetches again for each play (http-media trace: without cache headers every play downloads),
+# and no-store for anything in between
+CALL_CACHE_CONTROL = "no-store"
 STALE_SECONDS = 3600  # per-call audio left by a controller before us, older than any prompt still queued
 NAME_SIZE = 40  # hex characters of a per-call name: 160 bits, and URLs well past Asterisk's 41 characters
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -88,18 +91,19 @@ class MediaResolver:
         """The media URI for one prompt as this caller should hear it, in the words of `release`
         (the call's); `call_id` is the call whose data it says (needed for prompts with values:
         their audio goes when the call ends)."""
-        if prompt.values and self.synthesize:
+        synthesize = self.synthesize
+        if prompt.values and synthesize:
             if not call_id:
                 raise ValueError(f"prompt {prompt.key} says call data: its call id is needed")
             text = release.prompts.render(language, prompt.key, prompt.values)
             name = self._keyed("media.call", f"{call_id}\0{language}\0{prompt.key}\0{text}", NAME_SIZE)
             if self.base_url:
                 if not self._touch(name):
-                    audio = await asyncio.to_thread(self.synthesize, text, language)
+                    audio = await asyncio.to_thread(synthesize, text, language)
                     await self._keep(name, _CallAudio(call_id, audio))
                 return f"sound:{self.base_url}/call/{name}.wav"
             if not self._template(language, prompt.key).exists():
-                return await self._written_uri(name, call_id, text, language, prompt.key)
+                return await self._written_uri(synthesize, name, call_id, text, language, prompt.key)
         if prompt.values and not self._warned:
             log.warning("prompts with call data play their recorded audio without the call's values "
                         "(first: %s/%s): %s", language, prompt.key,
@@ -119,16 +123,17 @@ class MediaResolver:
     def _template(self, language: str, key: str) -> Path:
         return self.sounds_dir / language / f"{key}.wav"
 
-    async def _written_uri(self, name: str, call_id: str, text: str, language: str, key: str) -> str:
+    async def _written_uri(self, synthesize: Synthesize, name: str, call_id: str, text: str, language: str,
+                           key: str) -> str:
         """Per-call audio as a file in the sounds directory (`sound:ivr/call/<name>/<key>`)."""
         if not self._touch(name):
             path = self.sounds_dir / "call" / name / f"{key}.wav"
-            await asyncio.to_thread(self._write, path, text, language)
+            await asyncio.to_thread(self._write, synthesize, path, text, language)
             await self._keep(name, _CallAudio(call_id, path))
         return f"sound:ivr/call/{name}/{key}"
 
-    def _write(self, path: Path, text: str, language: str) -> None:
-        audio = self.synthesize(text, language)
+    def _write(self, synthesize: Synthesize, path: Path, text: str, language: str) -> None:
+        audio = synthesize(text, language)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")  # a takeover may write the same prompt at once
         tmp.write_bytes(audio)
@@ -207,7 +212,7 @@ class MediaResolver:
         if audio is None:
             raise web.HTTPNotFound()
         return web.Response(body=audio, content_type="audio/wav",
-                            headers={"Cache-Control": f"max-age={CALL_CACHE_SECONDS}"})
+                            headers={"Cache-Control": CALL_CACHE_CONTROL})
 
     def _admit(self, request: web.Request) -> None:
         """Refuse (403) a peer outside `fetchers`, before looking anything up."""

@@ -59,6 +59,10 @@ FACTS: dict[str, set[str]] = {
     "intent": set(),
 }
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# facts that identify a person: a reason is kept in call records and contact history for weeks, so it
+# may not show them (the agent's pop shows the caller already, and the records must not hold them)
+PERSONAL_FACTS = {"caller.first_name", "caller.last_name", "caller.policy_number", "caller.policies",
+                  "call.ani", "call.caller_name"}
 
 
 class Rule(BaseModel):
@@ -200,6 +204,7 @@ def _check(parsed: RuleFile, document: yamlsource.Document, file: str,
             out.extend(_check_expression(document, file, (*base, "prefer_agent"), rule.prefer_agent, allowed))
         for placeholder in PLACEHOLDER.findall(rule.reason):
             out.extend(_check_expression(document, file, (*base, "reason"), placeholder.split(":")[0], allowed))
+            out.extend(_check_personal(document, file, (*base, "reason"), placeholder.split(":")[0]))
         known = (intent_to if rule.on_intent else start_to)
         if rule.to and known is not None and rule.to not in known:
             routes = "routes.intent" if rule.on_intent else "routes.start"
@@ -240,6 +245,19 @@ def _check_expression(document, file: str, path: tuple, expression: str, allowed
             out.append(_at(document, file, path, "unknown-fact",
                            f"'{node.value.id}.{node.attr}' is not known{_hint(node.attr, FACTS[node.value.id])}"))
     return out
+
+
+def _check_personal(document, file: str, path: tuple, expression: str) -> list[Diagnostic]:
+    """A reason that would write who the caller is (a name, a policy or phone number) into records."""
+    try:
+        tree = expr.parse(expression)
+    except expr.ExpressionError:
+        return []  # reported by _check_expression
+    used = {f"{node.value.id}.{node.attr}" for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)}
+    return [_at(document, file, path, "personal-data",
+                f"'{fact}' identifies the caller and a reason is kept in call records for weeks: "
+                "leave it out (the agent's screen shows who is calling)") for fact in sorted(used & PERSONAL_FACTS)]
 
 
 def destinations(flow: flow_model.Flow) -> tuple[set[str], set[str]]:

@@ -166,3 +166,18 @@ async def test_keys_rotate_reseals_redis_under_the_newest_key(redis_url, prefix,
     finally:
         await client.delete(f"ivr:call:{prefix}rot", f"ivr:call:{prefix}lost")
         await client.aclose()
+
+
+def test_a_routing_reason_may_not_write_who_the_caller_is_into_records():
+    from ivr.routing.router import _reason
+    from ivr.routing.rules import load_rules_text
+
+    text = ('routing: 1\nentry_flow: main_menu\nrules:\n  - rule: r\n    when: caller.known\n    to: payment\n'
+            '    reason: "debit failed on {caller.policy_number} for {caller.last_name}"\n')
+    rules, diagnostics = load_rules_text(text, "routing.yaml")
+    assert rules is None
+    assert [(d.line, d.code) for d in diagnostics] == [(7, "personal-data"), (7, "personal-data")]
+    rule = load_rules_text(text.replace(" for {caller.last_name}", "").replace("policy_number", "failure_reason"),
+                           "routing.yaml")[0].rules[0]
+    # a rule file that skipped `ivr validate` still writes no number whole into the record
+    assert _reason(rule, {"caller": {"failure_reason": "card 4111111111111111"}}) == "debit failed on card **************11"
