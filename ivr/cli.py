@@ -487,6 +487,8 @@ def _keys_parser(commands) -> None:
     rotate = actions.add_parser("rotate", help="seal every sealed value in Redis again under the newest data key")
     rotate.add_argument("--redis", help="Redis URL (default: IVR_REDIS_URL)")
     rotate.add_argument("--match", default="ivr:*", help="only keys matching this pattern (default: ivr:*)")
+    rotate.add_argument("--book", type=Path, help="also the policy book's sealed audit columns (default: IVR_BOOK_PATH "
+                                                  "when the file exists)")
     rotate.set_defaults(handler=cmd_keys_rotate)
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 
@@ -518,12 +520,16 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
             return await privacy.reseal_redis(client, sealing.for_settings(settings), args.match)
         finally:
             await client.aclose()
+    book = args.book or (settings.book_path if Path(settings.book_path).is_file() else None)
     try:
         count, unreadable = asyncio.run(rotate())
-    except Exception as exc:  # Redis unreachable, unusable keys: say so, never a traceback
+        if book:
+            in_book, unread_book = privacy.reseal_book(book, sealing.for_settings(settings))
+            count, unreadable = count + in_book, unreadable + unread_book
+    except Exception as exc:  # Redis unreachable, unusable keys, a locked book: say so, never a traceback
         print(f"rotation stopped: {exc}", file=sys.stderr)
         return 1
-    print(f"{count} value(s) sealed again under the newest data key")
+    print(f"{count} value(s) sealed again under the newest data key" + (f" (Redis and {book})" if book else ""))
     if unreadable:
         print(f"{len(unreadable)} value(s) no configured key opens, left as they are: "
               + ", ".join(unreadable[:20]), file=sys.stderr)

@@ -185,7 +185,38 @@ async def reseal_redis(client: Any, sealer: Any, match: str = "ivr:*") -> tuple[
         except SealError:
             unreadable.append(_masked_digits(key.decode(errors="replace")))
             continue
-        ttl = await client.pttl(key)
-        await client.set(key, sealed, px=ttl if ttl > 0 else None, xx=True)
-        count += 1
+        count += bool(await client.eval(_SWAP_IF_UNCHANGED, 1, key, value, sealed))
+    return count, unreadable
+
+
+# Replace a value only if it is still the one read, keeping its expiry: a controller that saved a
+# newer step meanwhile keeps it (its own seal is already under the newest key).
+_SWAP_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+
+
+BOOK_SEALED = (("audit", "old_value"), ("audit", "new_value"), ("idempotency", "result"))
+
+
+def reseal_book(path: Path, sealer: Any) -> tuple[int, list[str]]:
+    """The same for the policy book: the audit trail's numbers and the idempotency replays, in one
+    transaction. Until this has run, the old data key must stay configured or those rows cannot be read."""
+    count, unreadable = 0, []
+    with sqlite3.connect(path) as db:
+        for table, column in BOOK_SEALED:
+            rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {column} LIKE ?",  # noqa: S608 - names above
+                              (SEALED + "%",)).fetchall()
+            for rowid, value in rows:
+                try:
+                    sealed = sealer.reseal(value)
+                except SealError:
+                    unreadable.append(f"book {table} row {rowid}")
+                    continue
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (sealed, rowid))  # noqa: S608
+                count += 1
     return count, unreadable

@@ -181,3 +181,31 @@ def test_a_routing_reason_may_not_write_who_the_caller_is_into_records():
                            "routing.yaml")[0].rules[0]
     # a rule file that skipped `ivr validate` still writes no number whole into the record
     assert _reason(rule, {"caller": {"failure_reason": "card 4111111111111111"}}) == "debit failed on card **************11"
+
+
+async def test_rotation_never_undoes_a_step_saved_meanwhile_and_reseals_the_book(redis_url, prefix, tmp_path, monkeypatch):
+    import sqlite3
+
+    old_key, new_key, hash_key = sealing.new_data_key(), sealing.new_data_key(), sealing.new_hash_key()
+    old = sealing.from_settings([old_key], hash_key, tmp_path / "unused.json")
+    newest = sealing.from_settings([new_key], hash_key, tmp_path / "unused.json")
+    both = sealing.from_settings([new_key, old_key], hash_key, tmp_path / "unused.json")
+    client = redis.from_url(redis_url)
+    key = f"ivr:call:{prefix}race"
+    stale = old.seal("step 1")
+    await client.set(key, newest.seal("step 2"), ex=600)  # saved by a controller after the rotation read step 1
+    try:
+        swapped = await client.eval(privacy._SWAP_IF_UNCHANGED, 1, key, stale, both.reseal(stale))
+        assert swapped == 0 and newest.open(await client.get(key)) == "step 2"
+    finally:
+        await client.delete(key)
+    book = tmp_path / "book.sqlite"
+    with sqlite3.connect(book) as db:
+        db.execute("CREATE TABLE audit (old_value TEXT, new_value TEXT)")
+        db.execute("CREATE TABLE idempotency (result TEXT)")
+        db.execute("INSERT INTO audit VALUES (?, ?)", (old.seal("+15550106"), old.seal("+15550012341")))
+        db.execute("INSERT INTO idempotency VALUES (?)", (old.seal('{"old_phone": "+15550106"}'),))
+    assert privacy.reseal_book(book, both) == (3, [])
+    with sqlite3.connect(book) as db:
+        row = db.execute("SELECT old_value, new_value FROM audit").fetchone()
+    assert [newest.open(v) for v in row] == ["+15550106", "+15550012341"]  # the old key can be dropped now
