@@ -98,6 +98,8 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     catalog = Catalog(settings.flows_dir, settings.prompts_dir, routing=router.path if router else None,
                       prepare=audio.prepare)  # a release's rules join its flows and prompts
     sealer = sealing.for_settings(settings)
+    if settings.redis_url is None:  # `ivr serve` starts a private Redis and sets it
+        raise ValueError("building the application needs settings.redis_url")
     store = RedisCallStore.from_url(settings.redis_url, sealer)
     if page is None:
         page = build_agent_page(settings, store, insurer.systems if insurer is not None else None)  # or None
@@ -106,7 +108,7 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     ari = AriClient.from_settings(settings)
     if backend is None:
         backend = insurer.backend if insurer is not None else SampleBackend()
-    told = (CallLog(), *([insurer.recorder] if insurer is not None else []), *observers)
+    told: tuple[Observer, ...] = (CallLog(), *([insurer.recorder] if insurer is not None else []), *observers)
     speech = _speech_service(settings)  # last: its worker processes start now
     services = Services(ari=ari, store=store, backend=backend, media=media, app=settings.ari_app,
                         transfer_context=settings.transfer_context, observers=list(told), speech=speech)

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +89,9 @@ class CallerHistory:
 
     # --- calls -------------------------------------------------------------------
 
-    async def record(self, call: CallRecord, callers: list[str]) -> None:
-        """Keep a finished call: its full record for reports, a line in each caller's history."""
+    async def record(self, call: CallRecord, callers: Sequence[str | None]) -> None:
+        """Keep a finished call: its full record for reports, a line in each caller's history
+        (of each of `callers` that is known: None and "" are skipped)."""
         if self.client is None:
             return
         entry = json.dumps({"call_id": call.call_id, "ended": call.ended, "intents": call.intents,

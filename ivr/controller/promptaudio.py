@@ -210,15 +210,18 @@ class ReleaseAudio:
             return None
         if prompt.placeholders and self.media_base_url:
             return "it says call data, which needs the speech synthesiser while IVR_MEDIA_BASE_URL is set"
-        if not recording.is_file() and self.synthesize is None:
+        synthesize = self.synthesize
+        if not recording.is_file() and synthesize is None:
             return f"there is no speech synthesiser here, and no recording at {recording}"
         try:
             if recording.is_file():
                 from ivr.speech.audio import read_wav_8k, wav_bytes
 
                 audio = wav_bytes(read_wav_8k(recording))
-            else:
-                audio = self.synthesize(prompt.text, language)
+            elif synthesize is not None:
+                audio = synthesize(prompt.text, language)
+            else:  # the recording was removed since the look above
+                return f"there is no speech synthesiser here, and no recording at {recording}"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
             tmp.write_bytes(audio)
