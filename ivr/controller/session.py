@@ -41,7 +41,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ivr import engine
@@ -49,6 +49,7 @@ from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound, WrongState
 from ivr.ari import event_types as ari
 from ivr.backend.base import Backend, call_with_timeout
 from ivr.controller import notices as note
+from ivr.controller import turnstate as ts
 from ivr.controller.media import MediaResolver
 from ivr.controller.speech import CallListener, SpeechOut, SpeechService
 from ivr.controller.step_audio import Live, StepAudio, recover, sent_prompt
@@ -83,13 +84,7 @@ class Services:
 
 @dataclass
 class _Timer:
-    generation: int
-    kind: str  # noinput | interdigit
-    waited: float = 0.0  # for the recogniser to catch up (see `_timer`)
-
-
-HEARING_GRACE = 1.0  # seconds a noinput may wait at most for the recogniser to hear audio already here
-HEARING_STEP = 0.05
+    generation: int  # the expiry of the reducer's timer of that generation (`turnstate.TimerFired`)
 
 
 @dataclass
@@ -126,13 +121,8 @@ class CallSession:
         self.release: FlowSet | None = None  # from the first item (Begin or Resume), with `state`
         self.state: CallState | None = None
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.playing: list[tuple[str, bool]] = []  # (playback id, barge-in), in play order
-        self.deferred: list[act.Action] = []  # actions waiting for the prompts to end
-        self.listen: act.Listen | None = None
-        self.heard_input = False
-        self.listener: CallListener | None = None
-        self.turn_started = False
-        self.generation = 0
+        self.turn = ts.TurnState()  # prompts, listening, timers: decided by `turnstate.step`
+        self._listener: CallListener | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.backend_task: asyncio.Task | None = None
         self.fillers = 0  # filler prompts played during the current backend wait
@@ -140,6 +130,81 @@ class CallSession:
         self.held: list[Any] = []  # events that came before the call was known
         self.done = asyncio.Event()
         self.task: asyncio.Task | None = None
+
+    @property
+    def playing(self) -> list[tuple[str, bool]]:
+        """(playback id, barge-in) of the prompts still playing, in play order."""
+        return [(p.playback_id, p.barge_in) for p in self.turn.playing]
+
+    @playing.setter
+    def playing(self, prompts: list[tuple[str, bool]]) -> None:
+        self.turn = ts.step(self.turn, ts.Adopted(tuple(ts.Prompt(*p) for p in prompts)), self._now())[0]
+
+    @property
+    def turn_started(self) -> bool:
+        return self.turn.turn_started
+
+    @turn_started.setter
+    def turn_started(self, started: bool) -> None:
+        self.turn = replace(self.turn, turn_started=started)
+
+    @property
+    def listener(self) -> CallListener | None:
+        return self._listener
+
+    @listener.setter
+    def listener(self, listener: CallListener | None) -> None:
+        self._listener = listener
+        self.turn = ts.step(self.turn, ts.ListenerSet(None if listener is None else listener.barge_in), self._now())[0]
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _feed(self, item: ts.Input) -> None:
+        """One input to the reducer, then carry out what it decided, in order."""
+        self.turn, outputs = ts.step(self.turn, item, self._now())
+        for index, output in enumerate(outputs):
+            try:
+                await self._perform(output)
+            except NotFound:
+                if isinstance(output, ts.PostPrompt):  # the prompt and those after it will never play
+                    for later in outputs[index:]:
+                        if isinstance(later, ts.PostPrompt):
+                            await self._feed(ts.PromptEnded(later.playback_id))
+                raise
+
+    async def _perform(self, output: ts.Output) -> None:
+        if isinstance(output, ts.PostPrompt):
+            await self.services.ari.play(self.channel_id, output.uri, playback_id=output.playback_id,
+                                         lang=output.language)
+        elif isinstance(output, ts.StopPrompts):
+            await self._stop_ids(list(output.playback_ids))
+            if output.playback_ids:  # what the caller cut short is theirs: a controller taking over does not replay it
+                await self.services.store.save_audio(self._step_audio())
+        elif isinstance(output, ts.SetTimer):
+            self._cancel_timer()
+            if output.timer is not None:
+                delay = max(0.0, output.timer.deadline - self._now())
+                self.timer = asyncio.get_running_loop().call_later(delay, self.submit, _Timer(output.timer.generation))
+        elif isinstance(output, ts.Deliver):
+            await self._step(output.event)
+        elif isinstance(output, ts.Notify):
+            self._notify(output.notice)
+        elif isinstance(output, ts.StartTurn):
+            await self._start_turn(output.listen)
+        elif isinstance(output, ts.PreRoll):
+            if self.listener is not None:
+                self.listener.keep_pre_roll(output.keep)
+        elif isinstance(output, ts.StartBackend):
+            self.backend_task = asyncio.create_task(self._call_backend(output.action))
+            self.fillers = 0
+        elif isinstance(output, ts.ArmFiller):
+            self._arm_filler()
+        elif isinstance(output, ts.Transfer):
+            await self._transfer(output.action)
+        elif isinstance(output, ts.Hangup):
+            await self._hang_up(output.action)
 
     # --- life cycle ----------------------------------------------------------
 
@@ -183,7 +248,7 @@ class CallSession:
         await self._stop_ids(plan.stop)
         if plan.ask_again:
             return result
-        self.playing = [(p.playback_id, p.barge_in) for p in plan.keep]
+        await self._feed(ts.Adopted(tuple(ts.Prompt(p.playback_id, p.barge_in) for p in plan.keep)))
         rest = [a for a in result.actions if not isinstance(a, act.Play)]
         log.info("call %s: taken over mid-step: %d prompt(s) still playing, %d played again",
                  self.channel_id, len(plan.keep), len(plan.replay))
@@ -244,73 +309,31 @@ class CallSession:
             if self.listener is not None:
                 self.listener.on_event(item)
         elif isinstance(item, ari.ChannelDtmfReceived):
-            await self._key(item.digit)
-        elif isinstance(item, ari.ChannelTalkingStarted):
-            self._talking()
-        elif isinstance(item, ari.ChannelTalkingFinished):
-            self._talked()
+            await self._feed(ts.KeyPressed(item.digit))
+        elif isinstance(item, ari.ChannelTalkingStarted):  # talk detection (record mode): the noinput timer stops
+            await self._feed(ts.Talking())
+        elif isinstance(item, ari.ChannelTalkingFinished):  # if no answer comes of it (a cough), it runs again
+            await self._feed(ts.Talked())
         elif isinstance(item, ari.PlaybackFinished):
-            await self._prompt_ended(item.playback.id)
+            await self._feed(ts.PromptEnded(item.playback.id))
         elif isinstance(item, ari.PlaybackStarted):
             self._notify(note.PromptStarted(item.playback.id))
         elif isinstance(item, (ari.ChannelHangupRequest, ari.StasisEnd, ari.ChannelDestroyed)):
             await self._caller_gone(item.type)
 
-    async def _key(self, digit: str) -> None:
-        if self.listen is None or not self.listen.dtmf or self.state is None or self.state.status != "running":
-            return
-        if self.playing and not self.playing[0][1]:
-            return  # this prompt may not be interrupted: the key is discarded
-        self.heard_input = True
-        self._notify(note.KeyPressed(digit))
-        await self._stop_prompts()
-        self._cancel_timer()
-        await self._step(ev.Dtmf(digits=digit))  # cancels the speech turn too
-
-    def _talking(self) -> None:
-        """Talk detection (record mode): the caller is answering, the noinput timer stops."""
-        if self.listen is not None and self.listen.speech and not self.playing:
-            self.heard_input = True
-            self._cancel_timer()
-
-    def _talked(self) -> None:
-        """They stopped; if no answer comes of it (a cough), noinput runs again."""
-        if self.listen is not None and self.listen.speech and not self.playing and self.timer is None:
-            self._arm(self.listen.timeouts.noinput, "noinput")
-
     async def _speech(self, item: SpeechOut) -> None:
-        if self.listener is None or item.generation != self.listener.generation or self.listen is None:
+        if self.listener is None or item.generation != self.listener.generation:
             return  # a turn the call has moved past
         output = item.output
         if isinstance(output, BargeIn):
-            self.heard_input = True
-            self._cancel_timer()
-            self._notify(note.SpeechStarted(output))
-            if self.playing and self.playing[0][1]:
-                await self._stop_prompts()
+            await self._feed(ts.SpeechBegan(output))
         elif isinstance(output, TurnEnded):
-            self._cancel_timer()
-            self._notify(note.SpeechHeard(output))
-            await self._step(output.event)
-
-    async def _prompt_ended(self, playback_id: str) -> None:
-        self.playing = [p for p in self.playing if p[0] != playback_id]
-        if self.playing:
-            return
-        if self._waiting_for_backend():
-            self._arm_filler()
-        if self.deferred:
-            pending, self.deferred = self.deferred, []
-            await self._execute(pending)
-            return
-        if self.listen is not None and not self.heard_input and self.timer is None:
-            self._arm(self.listen.timeouts.noinput, "noinput")
-        await self._start_turn()
+            await self._feed(ts.SpeechEnded(output))
 
     async def _caller_gone(self, why: str) -> None:
         if self.done.is_set():
             return
-        self._cancel_timer()
+        await self._feed(ts.Gone())
         if self.backend_task and not self.backend_task.done():
             self.backend_task.cancel()  # backends are atomic: a cancelled write leaves nothing
         if self.state is not None and self.state.status == "running":
@@ -329,7 +352,6 @@ class CallSession:
             return
         if self.listener is not None:
             await self.listener.cancel_turn()  # whatever moved the call on, the turn is over
-        self.turn_started = False
         self.filler_generation += 1
         await self._apply(engine.step(self.release, self.state, event), self.state)
 
@@ -339,10 +361,11 @@ class CallSession:
         audio, posts = await self._plan_prompts(result.actions)
         await self.services.store.save(self.state, audio)
         self._notify(note.StepTaken(result, note.turns_added(before, result.state)))
-        if not result.actions and self.listen is not None and self.state.pending and self.state.buffer:
-            self._arm(self.listen.timeouts.interdigit, "interdigit")  # keep collecting digits
-            await self._start_turn()  # the rest of the number may be spoken
-        await self._execute(result.actions, posts)
+        state = self.state
+        await self._feed(ts.Stepped(tuple(result.actions), tuple(tuple(p) for p in posts),
+                                    running=state.status == "running",
+                                    collecting=bool(state.pending and state.buffer),
+                                    waiting_backend=self._waiting_for_backend()))
 
     async def _plan_prompts(self, actions: list[act.Action]) -> tuple[StepAudio | None, list[list[Post]]]:
         """Playback id and audio of every prompt of the step, written down before the first is posted."""
@@ -359,42 +382,7 @@ class CallSession:
         return audio, posts
 
     async def _execute(self, actions: list[act.Action], posts: list[list[Post]] | None = None) -> None:
-        planned = iter(posts or [])
-        for index, action in enumerate(actions):
-            if isinstance(action, (act.Transfer, act.Hangup)) and self.playing:
-                self.deferred = list(actions[index:])
-                return
-            if isinstance(action, act.Play):
-                await self._play(action, next(planned))
-            elif isinstance(action, act.Listen):
-                await self._start_listening(action)
-            elif isinstance(action, act.CallBackend):
-                self.backend_task = asyncio.create_task(self._call_backend(action))
-                self.fillers = 0
-                if not self.playing:
-                    self._arm_filler()
-            elif isinstance(action, act.Transfer):
-                await self._transfer(action)
-            elif isinstance(action, act.Hangup):
-                await self._hang_up(action)
-
-    # --- actions -------------------------------------------------------------
-
-    async def _play(self, action: act.Play, posts: list[Post]) -> None:
-        """Post the prompts in order, as planned (and saved) with the step."""
-        self.listen = None
-        self.turn_started = False
-        self._cancel_timer()
-        for playback_id, uri in posts:
-            await self._post(playback_id, uri, action.language, action.barge_in)
-
-    async def _post(self, playback_id: str, uri: str, language: str, barge_in: bool) -> None:
-        self.playing.append((playback_id, barge_in))
-        try:
-            await self.services.ari.play(self.channel_id, uri, playback_id=playback_id, lang=language)
-        except NotFound:
-            await self._prompt_ended(playback_id)
-            raise
+        await self._feed(ts.Execute(tuple(actions), tuple(tuple(p) for p in posts or [])))
 
     # --- filler prompts during backend waits -----------------------------------
 
@@ -418,28 +406,14 @@ class CallSession:
             return
         self.fillers += 1
         uri = await self.services.media.uri(self.release, self.state.language, act.PromptRef(key=key))
-        await self._post(f"ivr-{uuid.uuid4().hex}", uri, self.state.language, True)
+        await self._feed(ts.Posting(f"ivr-{uuid.uuid4().hex}", uri, self.state.language, True))
 
-    async def _start_listening(self, action: act.Listen) -> None:
-        self.listen = action
-        if self.listener is not None:
-            self.listener.keep_pre_roll(not action.sensitive)  # a keypad-only turn's audio reaches no recogniser
-        self.heard_input = False
-        self._cancel_timer()
-        if not self.playing:
-            self._arm(action.timeouts.noinput, "noinput")
-        await self._start_turn()
-
-    async def _start_turn(self) -> None:
-        """Listen for speech now if the turn takes it and no prompt that forbids barge-in plays."""
-        listener, listen = self.listener, self.listen
-        if listener is None or listen is None or not listen.speech or self.turn_started:
+    async def _start_turn(self, listen: act.Listen) -> None:
+        """Listen for speech now (the reducer decided when)."""
+        if self.listener is None:
             return
-        if self.playing and not (listener.barge_in and all(barge for _, barge in self.playing)):
-            return
-        self.turn_started = True
         try:
-            await listener.start_turn(self._rest_of_number(listen))
+            await self.listener.start_turn(self._rest_of_number(listen))
         except RuntimeError as exc:  # e.g. no recogniser for this language: keys still work
             log.warning("call %s: no speech for this turn: %s", self.channel_id, exc)
 
@@ -481,15 +455,12 @@ class CallSession:
         self.submit(_BackendReply(ev.BackendResult(name=action.name, outcome=outcome, data=data)))
 
     async def _transfer(self, action: act.Transfer) -> None:
-        self.listen = None
-        await self._stop_prompts()
         await self._close_listener()  # out of the speech bridge before the queue
         await continue_to_queue(self.services, self.channel_id, action.queue, action.priority, action.reason)
         self._notify(note.Transferred(action))
         self.done.set()
 
     async def _hang_up(self, action: act.Hangup) -> None:
-        self.listen = None
         await self._close_listener()
         self._notify(note.HungUp(action.outcome))
         try:
@@ -497,14 +468,6 @@ class CallSession:
         except ChannelNotFound:
             pass
         self.done.set()
-
-    async def _stop_prompts(self) -> None:
-        """Stop queued prompts first, then the one playing (Asterisk would start the next).
-        What the caller cut short is theirs: a controller taking over does not play it again."""
-        playing, self.playing = self.playing, []
-        await self._stop_ids([playback_id for playback_id, _ in reversed(playing)])
-        if playing:
-            await self.services.store.save_audio(self._step_audio())
 
     def _step_audio(self) -> StepAudio:
         return StepAudio(call_id=self.channel_id, played=self.state.played if self.state else 0,
@@ -519,29 +482,18 @@ class CallSession:
 
     # --- timers --------------------------------------------------------------
 
-    def _arm(self, seconds: float, kind: str, waited: float = 0.0) -> None:
-        self._cancel_timer()
-        self.generation += 1
-        timer = _Timer(self.generation, kind, waited)
-        self.timer = asyncio.get_running_loop().call_later(seconds, self.submit, timer)
-
     async def _timer(self, item: _Timer) -> None:
-        """Silence ran out, unless audio that came in before it has not been heard yet: then the
-        recogniser gets a moment (at most HEARING_GRACE) to say whether the caller spoke in it."""
-        if item.generation != self.generation or self.listen is None:
+        """Silence ran out, unless audio that came in before it has not been heard yet (the reducer
+        then gives the recogniser a moment to say whether the caller spoke in it)."""
+        if item.generation != self.turn.generation:
             return
-        self.timer = None
         listener = self.listener
-        if item.waited < HEARING_GRACE and listener is not None and listener.behind():
-            self._arm(HEARING_STEP, item.kind, item.waited + HEARING_STEP)
-            return
-        await self._step(ev.NoInput())
+        await self._feed(ts.TimerFired(item.generation, behind=listener is not None and listener.behind()))
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.generation += 1
 
     async def reconcile(self) -> None:
         """After events may have been lost: forget prompts that have ended meanwhile."""
