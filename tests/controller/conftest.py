@@ -177,9 +177,16 @@ def book(tmp_path_factory) -> Path:
 
 @pytest.fixture
 async def own_redis(redis_url):
-    """A Redis database of this test's own, emptied first."""
+    """A Redis database of this test's own, emptied first; what the test's calls left in it is then
+    read as `ivr privacy scan` reads it: no personal data in clear, whatever the test was about."""
+    from ivr import privacy
+
     url = redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
     client = redis.from_url(url)
     await client.flushdb()
-    await client.aclose()
-    return url
+    try:
+        yield url
+        found = [finding.line() async for finding in privacy.scan_redis(client)]
+        assert found == [], "personal data in clear left in Redis by this test's calls"
+    finally:
+        await client.aclose()
