@@ -258,6 +258,7 @@ def _mark(event: yaml.Event) -> Position:
     return Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
 
 
+MAX_INT_DIGITS = 100  # a flow value, a timeout, a count: never longer; a number to keep is text in quotes
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$")
@@ -278,6 +279,9 @@ def _scalar(event: yaml.ScalarEvent) -> Any:
     if text in _BOOL:
         return _BOOL[text]
     if _INT.match(text):
+        if len(text) > MAX_INT_DIGITS:  # Python refuses to read over 4,300 digits: say where, not a traceback
+            raise YamlSyntaxError(f"a number of {len(text)} digits; numbers here have at most {MAX_INT_DIGITS}",
+                                  _mark(event))
         return int(text.replace("_", ""))
     if _FLOAT.match(text):
         return float(text.replace("_", ""))

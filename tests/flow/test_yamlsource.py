@@ -135,3 +135,9 @@ def test_reusing_a_block_in_many_places_stays_allowed():
     text = "desk: &desk {transfer: payments, priority: 6, reason: ivr_trouble}\n"
     text += "".join(f"n{i}: *desk\n" for i in range(10_000))
     assert load(text).data["n9999"]["priority"] == 6
+
+
+def test_a_number_too_long_to_read_is_a_diagnostic_at_its_line():
+    with pytest.raises(yamlsource.SourceError) as caught:
+        yamlsource.load("a: 1\nb: " + "9" * 5000 + "\n")
+    assert caught.value.position.line == 2 and "5000 digits" in str(caught.value)
