@@ -110,10 +110,11 @@ def _build(data_keys: Sequence[str], hash_key: str, where: str) -> Sealer:
 def _key_file(path: Path) -> tuple[list[str], str]:
     """Read the key file, or create it (0600, never overwritten: two processes starting at once agree)."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fresh = json.dumps({"data_keys": [new_data_key()], "hash_key": new_hash_key()})
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        # a new file of ours, never one planted there or a link to elsewhere
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(fresh)
         try:
@@ -122,6 +123,9 @@ def _key_file(path: Path) -> tuple[list[str], str]:
             pass
         finally:
             temporary.unlink()
+    shown = path.lstat()
+    if path.is_symlink() or shown.st_mode & 0o077 or shown.st_uid != os.getuid():
+        raise ValueError(f"key file {path} must be a file of this user that no one else can read (chmod 600)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return [str(k) for k in data["data_keys"]], str(data["hash_key"])

@@ -209,3 +209,11 @@ async def test_rotation_never_undoes_a_step_saved_meanwhile_and_reseals_the_book
     with sqlite3.connect(book) as db:
         row = db.execute("SELECT old_value, new_value FROM audit").fetchone()
     assert [newest.open(v) for v in row] == ["+15550106", "+15550012341"]  # the old key can be dropped now
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path):
+    path = tmp_path / "keys.json"
+    sealing.from_settings([], None, path)
+    path.chmod(0o644)
+    with pytest.raises(ValueError, match="chmod 600"):
+        sealing.from_settings([], None, path)
