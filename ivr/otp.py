@@ -60,19 +60,29 @@ class OneTimeCodes:
         if not record or float(record.get("expires", 0)) < time.time():
             await self._forget(key)
             return "expired"
+        tries = await self._count_try(key, record)
+        if tries > MAX_ATTEMPTS:  # tries made at once by parallel calls: each was counted, none gets extra
+            await self._forget(key)
+            return "expired"
         if hmac.compare_digest(record.get("hash", ""), self._hash(phone, code)):
             await self._forget(key)
             await self._confirm(phone)
             return "ok"
-        attempts = int(record.get("attempts", 0)) + 1
-        if attempts >= MAX_ATTEMPTS:
+        if tries >= MAX_ATTEMPTS:
             await self._forget(key)
             return "expired"
-        record["attempts"] = str(attempts)
-        self._memory[key] = record
-        if (client := self.client) is not None:
-            await self.guard.run(lambda: client.hset(key, "attempts", attempts))
         return "wrong"
+
+    async def _count_try(self, key: str, record: dict[str, str]) -> int:
+        """This try's number, counted where every controller sees it (HINCRBY: atomic), else here."""
+        tries = int(record.get("attempts", 0)) + 1
+        if (client := self.client) is not None:
+            counted = await self.guard.run(lambda: client.eval(_COUNT_TRY, 1, key), None)
+            if counted is not None:
+                tries = int(counted)
+        record["attempts"] = str(tries)
+        self._memory[key] = record
+        return tries
 
     async def consume_confirmation(self, phone: str) -> bool:
         """True once after the code for `phone` was checked correctly (within ten minutes)."""
@@ -107,6 +117,13 @@ class OneTimeCodes:
 
     def _hash(self, phone: str, code: str) -> str:
         return self.sealer.digest("otp-code", f"{phone}\0{code}", size=64)
+
+
+# one more try on a code still there; a code gone meanwhile (used, burnt, expired) is not made again
+_COUNT_TRY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+return 1000
+"""
 
 
 def _text(value: bytes | str) -> str:

@@ -217,3 +217,14 @@ def test_a_key_file_others_can_read_is_refused(tmp_path):
     path.chmod(0o644)
     with pytest.raises(ValueError, match="chmod 600"):
         sealing.from_settings([], None, path)
+
+
+async def test_tries_at_a_code_made_at_once_are_each_counted(redis_client, prefix):
+    """Before: each check read the count and wrote it back, so parallel calls for one phone each had three tries."""
+    codes = OneTimeCodes(redis_client, Sealer.generate(), prefix=prefix + "otp:")
+    code = await codes.issue("+15550012341")
+    wrong = "000000" if code != "000000" else "111111"
+    answers = await asyncio.gather(*(codes.check("+15550012341", wrong) for _ in range(6)))
+    assert sorted(answers) == ["expired"] * 4 + ["wrong"] * 2
+    assert await codes.check("+15550012341", code) == "expired"  # burnt: the right code no longer opens it
+    assert await redis_client.keys(prefix + "otp:*") == []  # and nothing is left behind without an expiry
