@@ -30,6 +30,7 @@ from ivr.payments import luhn_ok
 from ivr.sealing import SEALED, SealError
 
 MAX_VALUE = 1 << 20  # bytes of one value read at most: a scan must not be the thing that runs out of memory
+MAX_ITEMS = 10_000  # members of one list or sorted set read at most
 BOOK_TABLES = ("audit", "reviews", "idempotency")
 FIELDS = (SECRET_KEYS | IDENTIFYING_KEYS | {"dob", "date_of_birth", "birth_date", "new_phone", "phone_number"}) \
     - {"answer", "token"}
@@ -39,17 +40,22 @@ _SET_ASIDE = re.compile(
     r"|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"  # uuids
     r"|\b(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{16,}\b"              # digests and hex ids (a card has no letter)
     r"|\d+\.\d+"                                                  # timestamps, Asterisk ids, amounts
-    r"|\b[A-Z]{1,4}-[0-9A-F]{4,}\b"                              # person ids and references (C-900001, AUD-3F2A...)
+    r"|\b[A-Z]{1,4}-(?=[0-9A-F]*[A-F])[0-9A-F]{4,}\b"            # references (AUD-3F2A..., REV-00AB...)
+    r"|\bC-\d{6}\b|\bCL-\d{5}\b"                                 # the book's person and claim ids
     r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?"                 # date-times: when, not who
 )
+_B, _E = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"  # a word's edge where _ and - separate too (policy_41234567)
 _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("phone", re.compile(r"(?<![\w+])\+\d{7,15}(?!\w)")),
-    ("card", re.compile(r"(?<!\w)\d{12,19}(?!\w)")),
-    ("phone", re.compile(r"(?<!\w)\d{10,11}(?!\w)")),
-    ("date_of_birth", re.compile(r"(?<!\w)(19\d\d|20\d\d)-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\w)")),
-    ("policy_number", re.compile(r"(?<!\w)\d{8}(?!\w)")),
-    ("code", re.compile(r"(?<!\w)\d{6}(?!\w)")),
-    ("id_number", re.compile(r"(?<!\w)[A-Z]\d{7}[A-Z]?(?!\w)")),
+    ("phone", re.compile(r"(?<![A-Za-z0-9+])\+\d{7,15}" + _E)),
+    ("card", re.compile(_B + r"\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}" + _E)),
+    ("card", re.compile(_B + r"\d{12,19}" + _E)),
+    ("phone", re.compile(_B + r"\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}" + _E)),
+    ("phone", re.compile(_B + r"\d{10,11}" + _E)),
+    ("date_of_birth", re.compile(_B + r"(19\d\d|20\d\d)-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])" + _E)),
+    ("date_of_birth", re.compile(_B + r"\d{1,2}/\d{1,2}/(19|20)\d\d" + _E)),
+    ("policy_number", re.compile(_B + r"\d{8}" + _E)),
+    ("code", re.compile(_B + r"\d{6}" + _E)),
+    ("id_number", re.compile(_B + r"[A-Z]\d{7}[A-Z]?" + _E)),
 )
 
 
@@ -78,15 +84,23 @@ def findings(text: str, where: str) -> list[Finding]:
 
 def _plausible(kind: str, value: str) -> bool:
     if kind == "card":
-        return luhn_ok(value)
+        return luhn_ok(re.sub(r"[ -]", "", value))
     if kind == "date_of_birth":
+        return _born_at_least_16_years_ago(value)
+    return True
+
+
+def _born_at_least_16_years_ago(value: str) -> bool:
+    """A due date or today's date is not a birth date."""
+    if "/" in value:
+        year = int(value.rsplit("/", 1)[1])
+    else:
         digits = value.replace("-", "")
         try:
-            born = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+            year = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8])).year
         except ValueError:
             return False
-        return born.year <= dt.date.today().year - 16  # a due date or today's date is not a birth date
-    return True
+    return year <= dt.date.today().year - 16
 
 
 def _fields(text: str, where: str) -> list[Finding]:
@@ -127,7 +141,11 @@ async def scan_redis(client: Any, match: str = "*") -> AsyncIterator[Finding]:
         shown = _masked_digits(key)  # a key name can be the leak: the report must not repeat it
         for finding in findings(key, f"redis key name {shown}"):
             yield finding
-        for text in await _values(client, raw_key):
+        values, whole = await _values(client, raw_key)
+        if not whole:
+            yield Finding(f"redis {shown}", "not read whole", f"more than {MAX_VALUE} bytes or {MAX_ITEMS} items, or "
+                                                             "a type the scan does not read")
+        for text in values:
             for finding in findings(text, f"redis {shown}"):
                 yield finding
 
@@ -136,22 +154,27 @@ def _masked_digits(text: str) -> str:
     return re.sub(r"(?<![A-Za-z0-9])\d{6,}(?![A-Za-z0-9])", lambda match: mask_tail(match.group(0), 2), text)
 
 
-async def _values(client: Any, key: bytes) -> list[str]:
+async def _values(client: Any, key: bytes) -> tuple[list[str], bool]:
+    """The key's values as text, and whether they were read whole (a scan must not pass what it skipped)."""
     kind = (await client.type(key)).decode()
+    whole = True
     if kind == "string":
-        raw = await client.getrange(key, 0, MAX_VALUE)
+        raw = await client.getrange(key, 0, MAX_VALUE - 1)
         values = [raw] if raw else []
+        whole = await client.strlen(key) <= MAX_VALUE
     elif kind == "hash":
         values = [v for pair in (await client.hgetall(key)).items() for v in pair]
     elif kind == "list":
-        values = await client.lrange(key, 0, 9999)
+        values = await client.lrange(key, 0, MAX_ITEMS - 1)
+        whole = await client.llen(key) <= MAX_ITEMS
     elif kind == "set":
         values = list(await client.smembers(key))
     elif kind == "zset":
-        values = await client.zrange(key, 0, 9999)
+        values = await client.zrange(key, 0, MAX_ITEMS - 1)
+        whole = await client.zcard(key) <= MAX_ITEMS
     else:
-        values = []
-    return [v.decode(errors="replace") for v in values]
+        values, whole = [], False  # a stream or a module's type: not read, so not passed
+    return [v.decode(errors="replace") for v in values], whole
 
 
 def scan_book(path: Path) -> Iterator[Finding]:

@@ -31,8 +31,9 @@ def kinds(text: str) -> list[str]:
     ("policy 41234567", ["policy_number"]),
     ("code 482913", ["code"]),
     ("id S1234567", ["id_number"]),
-    ('{"caller": {"dob": "31/05/1980"}}', ["dob"]),
-    ('{"new_phone": "555 001 2341"}', ["new_phone"]),
+    ('{"caller": {"dob": "31/05/1980"}}', ["date_of_birth", "dob"]),  # by its field's name and by its shape
+    ('{"new_phone": "555 001 2341"}', ["new_phone", "phone"]),
+    ('{"caller": {"dob": "31 May 1980"}}', ["dob"]),
 ])
 def test_personal_data_in_clear_is_found(text, expected):
     assert kinds(text) == expected
@@ -228,3 +229,31 @@ async def test_tries_at_a_code_made_at_once_are_each_counted(redis_client, prefi
     assert sorted(answers) == ["expired"] * 4 + ["wrong"] * 2
     assert await codes.check("+15550012341", code) == "expired"  # burnt: the right code no longer opens it
     assert await redis_client.keys(prefix + "otp:*") == []  # and nothing is left behind without an expiry
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("4111 1111 1111 1111", ["card"]),
+    ("4111-1111-1111-1111", ["card"]),
+    ("call 555-010-1234", ["phone"]),
+    ("(555) 010-1234", ["phone"]),
+    ("born 12/03/1985", ["date_of_birth"]),
+    ("policy_41234567", ["policy_number"]),
+    ("POL-41234567", ["policy_number"]),
+])
+def test_separated_and_prefixed_shapes_are_found_too(text, expected):
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize("text", ["paid on 2026-12-07 at 18:06", "due 07/12/2026", "C-900001 CL-10000",
+                                  "test:t123456789012:contacts", "agent-17 queue 3"])
+def test_ids_and_todays_dates_stay_quiet(text):
+    assert kinds(text) == []
+
+
+async def test_a_value_too_big_to_read_whole_fails_the_scan(redis_client, prefix):
+    await redis_client.set(f"{prefix}big", "x" * (privacy.MAX_VALUE + 10))
+    try:
+        found = [f async for f in privacy.scan_redis(redis_client, match=f"{prefix}*")]
+        assert [f.kind for f in found] == ["not read whole"]
+    finally:
+        await redis_client.delete(f"{prefix}big")
