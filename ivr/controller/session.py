@@ -243,7 +243,7 @@ class CallSession:
         media, servable = self.services.media, []
         for prompt in audio.prompts:  # also renders per-call audio again, for Asterisk to fetch from us
             servable.append(prompt.replayable and media.servable(
-                await media.uri(self.release, prompt.language, prompt.prompt(), self.channel_id)))
+                await media.uri(self._pinned(), prompt.language, prompt.prompt(), self.channel_id)))
         plan = recover(audio, live, time.time(), servable)
         await self._stop_ids(plan.stop)
         if plan.ask_again:
@@ -259,7 +259,15 @@ class CallSession:
             state = (await self.services.ari.get_playback(playback_id)).state
         except NotFound:
             return None
-        return state if state in ("playing", "queued") else None
+        if state == "playing":
+            return "playing"
+        return "queued" if state == "queued" else None
+
+    def _pinned(self) -> FlowSet:
+        """The release the call runs on: set by its first item, before anything asks for it."""
+        if self.release is None:
+            raise RuntimeError(f"call {self.channel_id} has no release yet")
+        return self.release
 
     def submit(self, item: Any) -> None:
         self.queue.put_nowait(item)
@@ -337,7 +345,7 @@ class CallSession:
         if self.backend_task and not self.backend_task.done():
             self.backend_task.cancel()  # backends are atomic: a cancelled write leaves nothing
         if self.state is not None and self.state.status == "running":
-            before, result = self.state, engine.step(self.release, self.state, ev.Hangup())
+            before, result = self.state, engine.step(self._pinned(), self.state, ev.Hangup())
             self.state = result.state
             await self.services.store.save(self.state)
             self._notify(note.StepTaken(result, note.turns_added(before, result.state)))
@@ -353,7 +361,7 @@ class CallSession:
         if self.listener is not None:
             await self.listener.cancel_turn()  # whatever moved the call on, the turn is over
         self.filler_generation += 1
-        await self._apply(engine.step(self.release, self.state, event), self.state)
+        await self._apply(engine.step(self._pinned(), self.state, event), self.state)
 
     async def _apply(self, result: engine.Step, before: CallState | None) -> None:
         """Carry out a step the engine took from `before` (None: the call's first)."""
@@ -369,13 +377,14 @@ class CallSession:
 
     async def _plan_prompts(self, actions: list[act.Action]) -> tuple[StepAudio | None, list[list[Post]]]:
         """Playback id and audio of every prompt of the step, written down before the first is posted."""
-        audio, posts, media = None, [], self.services.media
+        audio, media = None, self.services.media
+        posts: list[list[Post]] = []
         for action in actions:
             if isinstance(action, act.Play):
                 audio = audio or self._step_audio()
                 posts.append([])
                 for prompt in action.prompts:
-                    uri = await media.uri(self.release, action.language, prompt, self.channel_id)
+                    uri = await media.uri(self._pinned(), action.language, prompt, self.channel_id)
                     playback_id = f"ivr-{uuid.uuid4().hex}"
                     audio.prompts.append(sent_prompt(playback_id, prompt, action, media.seconds(uri)))
                     posts[-1].append((playback_id, uri))
@@ -387,8 +396,9 @@ class CallSession:
     # --- filler prompts during backend waits -----------------------------------
 
     def _waiting_for_backend(self) -> bool:
-        pending = self.state.pending if self.state is not None else None
-        return pending is not None and pending.kind == "backend" and self.state.status == "running"
+        state = self.state
+        return state is not None and state.pending is not None and state.pending.kind == "backend" \
+            and state.status == "running"
 
     def _arm_filler(self) -> None:
         self.filler_generation += 1
@@ -400,12 +410,12 @@ class CallSession:
             return
         assert self.state is not None
         key = FILLER_KEYS[min(self.fillers, len(FILLER_KEYS) - 1)]
-        if not self.release.prompts.has(self.state.language, key):
+        if not self._pinned().prompts.has(self.state.language, key):
             log.warning("call %s: no filler prompt %s/%s: the caller waits in silence", self.channel_id,
                         self.state.language, key)
             return
         self.fillers += 1
-        uri = await self.services.media.uri(self.release, self.state.language, act.PromptRef(key=key))
+        uri = await self.services.media.uri(self._pinned(), self.state.language, act.PromptRef(key=key))
         await self._feed(ts.Posting(f"ivr-{uuid.uuid4().hex}", uri, self.state.language, True))
 
     async def _start_turn(self, listen: act.Listen) -> None:

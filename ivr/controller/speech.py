@@ -306,8 +306,8 @@ class RecordListener(_Turns):
         self.listen: Listen | None = None
         self.recording: str | None = None
         self.fetch: asyncio.Task | None = None
-        self.media_id = None
-        self.snoop_id = None
+        self.media_id: str | None = None  # record mode has no media leg and no snoop
+        self.snoop_id: str | None = None
 
     async def open(self) -> None:
         """Asterisk's talk detection tells the session that the caller has begun answering, so the
@@ -348,7 +348,7 @@ class RecordListener(_Turns):
             if before[1] and not self.active:
                 ended = True
                 break
-        if not ended and generation == self.generation:  # no speech in it: listen again
+        if not ended and generation == self.generation and self.listen is not None:  # no speech in it: listen again
             self._send(self.service.workers.start_turn(self.call_id, for_speech(self.listen)))
             await self._record(generation)
 
