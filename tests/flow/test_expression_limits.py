@@ -93,7 +93,7 @@ rules:
 @pytest.mark.parametrize("expression", PROBES)
 def test_validate_refuses_a_probe_in_a_routing_rule_at_its_line(expression):
     when = f"caller.known and {expression} > 0"
-    _, diagnostics = load_rules_text(RULES.format(when=when, reason="caller.first_name"), "routing.yaml")
+    _, diagnostics = load_rules_text(RULES.format(when=when, reason="history.calls_7d"), "routing.yaml")
     assert [(d.file, d.line, d.code) for d in diagnostics] == [("routing.yaml", 4, "expression")]
     _, diagnostics = load_rules_text(RULES.format(when="caller.known", reason=expression), "routing.yaml")
     assert [(d.file, d.line, d.code) for d in diagnostics] == [("routing.yaml", 6, "expression")]
@@ -139,7 +139,7 @@ def test_ordinary_expressions_still_work():
 
 def test_a_routing_rule_over_budget_for_this_caller_does_not_apply():
     rules, diagnostics = load_rules_text(RULES.format(when="len(caller.first_name * 40) > 100",
-                                                      reason="caller.first_name"), "routing.yaml")
+                                                      reason="history.calls_7d"), "routing.yaml")
     assert rules is not None, diagnostics
 
     def facts(first_name: str) -> dict:
