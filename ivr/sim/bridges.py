@@ -11,50 +11,42 @@ BridgeDestroyed once both have left (``continue-to-queue*`` traces).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from . import events as ev
 from .emitter import Emitter
 from .errors import AriError
 from .ids import IdFactory
 from .model import Bridge, Channel
+from .registry import Registry
 from .variables import Variables
 
 
-class Bridges(Mapping[str, Bridge]):
+class Bridges(Registry[Bridge]):
     """Every bridge by id: read as a mapping, changed only through the methods below."""
 
     def __init__(self, emitter: Emitter, ids: IdFactory, channels: Mapping[str, Channel],
                  variables: Variables) -> None:
+        super().__init__()
         self.emitter = emitter
         self.ids = ids
         self.channels = channels
         self.variables = variables
-        self._bridges: dict[str, Bridge] = {}
-
-    def __getitem__(self, bridge_id: str) -> Bridge:
-        return self._bridges[bridge_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._bridges)
-
-    def __len__(self) -> int:
-        return len(self._bridges)
 
     # -- /bridges -----------------------------------------------------------------------
     def create(self, bridge_type: str = "mixing", bridge_id: str | None = None, name: str = "") -> Bridge:
         bid = bridge_id or self.ids.bridge_id()
-        if bid in self._bridges:
+        if bid in self._items:
             raise AriError(409, "Bridge with the same bridgeId already exists")
         types = [t for t in (bridge_type or "mixing").split(",") if t]
         bridge = Bridge(id=bid, creationtime=self.emitter.ts(), name=name or "",
                         bridge_type="holding" if "holding" in types else "mixing")
-        self._bridges[bid] = bridge
+        self._items[bid] = bridge
         return bridge
 
     def lookup(self, bridge_id: str) -> Bridge:
         """The bridge, or ARI's 404."""
-        bridge = self._bridges.get(bridge_id)
+        bridge = self._items.get(bridge_id)
         if bridge is None:
             raise AriError(404, "Bridge not found")
         return bridge
@@ -95,14 +87,14 @@ class Bridges(Mapping[str, Bridge]):
             ch = self.channels.get(cid)
             if ch is not None:
                 self.leave(ch)
-        del self._bridges[bridge.id]
+        del self._items[bridge.id]
         self.emitter.emit(ev.bridge_event("BridgeDestroyed", self.emitter.ts(), bridge))
         self.emitter.bus.forget_bridge(bridge.id)
 
     # -- membership -------------------------------------------------------------------------
     def leave(self, ch: Channel, quiet: bool = False) -> None:
         """``ch`` leaves its bridge, if any; ``quiet``: no BRIDGEPEER='' and no ChannelLeftBridge (hang-up)."""
-        bridge = self._bridges.get(ch.bridge_id or "")
+        bridge = self._items.get(ch.bridge_id or "")
         if bridge is None:
             ch.bridge_id = None
             return
@@ -162,7 +154,7 @@ class Bridges(Mapping[str, Bridge]):
         """Queue()'s own basic bridge: the agent enters, then the caller; each gets the other as BRIDGEPEER."""
         bridge = Bridge(id=self.ids.bridge_id(), creationtime=self.emitter.ts(), bridge_class="basic",
                         creator="", video_mode="none")
-        self._bridges[bridge.id] = bridge
+        self._items[bridge.id] = bridge
         for ch in (agent, caller):
             bridge.channels.append(ch.id)
             ch.bridge_id = bridge.id
@@ -173,5 +165,5 @@ class Bridges(Mapping[str, Bridge]):
 
     def drop_empty_queue_bridges(self) -> None:
         """Queue()'s bridges that both parties have left go, without a BridgeDestroyed."""
-        for bid in [b for b, br in self._bridges.items() if br.bridge_class == "basic" and not br.channels]:
-            del self._bridges[bid]
+        for bid in [b for b, br in self._items.items() if br.bridge_class == "basic" and not br.channels]:
+            del self._items[bid]

@@ -14,13 +14,14 @@ import asyncio
 import logging
 import uuid
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import announcer, audio
 from . import events as ev
 from .errors import AriError
 from .media import MediaError
+from .registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bridges import Bridges
@@ -74,7 +75,7 @@ def split_media(media: str) -> list[str]:
     return [m for m in media.split(",") if m]
 
 
-class Playbacks(Mapping[str, Playback]):
+class Playbacks(Registry[Playback]):
     """The playbacks queued or playing, by id, and what plays them.
 
     Read as a mapping (``GET /playbacks/{id}``); changed only through the
@@ -85,6 +86,7 @@ class Playbacks(Mapping[str, Playback]):
 
     def __init__(self, emitter: Emitter, media: MediaResolver, ids: IdFactory, language: str,
                  channels: Mapping[str, Channel], calls: Mapping[str, SimCall], bridges: Bridges) -> None:
+        super().__init__()
         self.emitter = emitter
         self.media = media
         self.ids = ids
@@ -92,16 +94,6 @@ class Playbacks(Mapping[str, Playback]):
         self.channels = channels
         self.calls = calls
         self.bridges = bridges
-        self._playbacks: dict[str, Playback] = {}
-
-    def __getitem__(self, playback_id: str) -> Playback:
-        return self._playbacks[playback_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._playbacks)
-
-    def __len__(self) -> int:
-        return len(self._playbacks)
 
     # -- requests -----------------------------------------------------------------------------
     def play_on_channel(self, ch: Channel, media: str, playback_id: str | None, lang: str | None) -> Playback:
@@ -110,7 +102,7 @@ class Playbacks(Mapping[str, Playback]):
         if not uris:
             raise AriError(400, "media is required")
         pb = Playback(playback_id or str(uuid.uuid4()), uris, f"channel:{ch.id}", lang or ch.language)
-        self._playbacks[pb.id] = pb
+        self._items[pb.id] = pb
         assert ch.control is not None
         ch.control.submit("play", lambda: self._run_on_channel(ch, pb))
         return pb
@@ -124,7 +116,7 @@ class Playbacks(Mapping[str, Playback]):
             raise AriError(400, "media is required")
         announcer.check_request(bridge, self.on_bridge(bridge), announcer_format, offset_ms)
         pb = Playback(playback_id or str(uuid.uuid4()), uris, f"bridge:{bridge.id}", lang or self.language)
-        self._playbacks[pb.id] = pb
+        self._items[pb.id] = pb
         self.ids.unique_id()       # the announcer's ;1 half takes an id too
         ann = announcer.new_channel(self.ids.unique_id(), self.ids.announcer_suffix(), self.emitter.ts(),
                                     self.language)
@@ -133,7 +125,7 @@ class Playbacks(Mapping[str, Playback]):
 
     def stop(self, playback_id: str) -> None:
         """``DELETE /playbacks/{id}``: a queued playback is done when its turn comes, a playing one now."""
-        pb = self._playbacks.pop(playback_id, None)
+        pb = self._items.pop(playback_id, None)
         if pb is None:
             raise AriError(404, "Playback not found")
         pb.stopped = True
@@ -145,16 +137,16 @@ class Playbacks(Mapping[str, Playback]):
 
     def on_bridge(self, bridge: Bridge) -> bool:
         """A bridge playback is queued or playing on ``bridge``."""
-        return bridge.announcer is not None or any(p.bridge_id == bridge.id for p in self._playbacks.values())
+        return bridge.announcer is not None or any(p.bridge_id == bridge.id for p in self._items.values())
 
     def abort_channel(self, ch: Channel) -> None:
         """The channel hangs up or leaves Stasis: what plays on it fails, what waits is dropped."""
-        for pb in list(self._playbacks.values()):
+        for pb in list(self._items.values()):
             if pb.channel_id == ch.id and pb.state == "playing":
                 self._finish(pb, "failed")
-        for pb in list(self._playbacks.values()):
+        for pb in list(self._items.values()):
             if pb.channel_id == ch.id:
-                self._playbacks.pop(pb.id, None)
+                self._items.pop(pb.id, None)
 
     # -- playing ------------------------------------------------------------------------------
     async def _run_on_channel(self, ch: Channel, pb: Playback) -> None:
@@ -229,7 +221,7 @@ class Playbacks(Mapping[str, Playback]):
         pb.finalized = True
         pb.state = state
         pb.finished_at = self.emitter.clock.now()
-        self._playbacks.pop(pb.id, None)
+        self._items.pop(pb.id, None)
         ch = self.channels.get(pb.channel_id)
         if ch is not None and ch.channel_playback is pb:
             ch.channel_playback = None

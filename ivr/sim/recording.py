@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import audio
 from . import events as ev
 from .errors import AriError
+from .registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from .emitter import Emitter
@@ -224,47 +225,38 @@ class LiveRecording:
             self.finished(self)
 
 
-class LiveRecordings(Mapping[str, LiveRecording]):
+class LiveRecordings(Registry[LiveRecording]):
     """The recordings in progress, by name: read as a mapping, started and told of the channel here."""
 
     def __init__(self, emitter: Emitter, store: RecordingStore) -> None:
+        super().__init__()
         self.emitter = emitter
         self.store = store
-        self._live: dict[str, LiveRecording] = {}
-
-    def __getitem__(self, name: str) -> LiveRecording:
-        return self._live[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._live)
-
-    def __len__(self) -> int:
-        return len(self._live)
 
     def start(self, ch: Channel, options: RecordingOptions) -> LiveRecording:
         """``POST /channels/{id}/record`` on a channel in Stasis: queued behind its earlier commands."""
         options.validate()
-        if options.name in self._live:
+        if options.name in self._items:
             raise AriError(409, "Recording with the same name is already in progress")
         if self.store.exists(options.name) and options.if_exists == "fail":
             raise AriError(409, f"Recording '{options.name}' already exists and can not be overwritten")
         rec = LiveRecording(self.emitter, self.store, ch, options, self._forget)
-        self._live[options.name] = rec
+        self._items[options.name] = rec
         assert ch.control is not None
         ch.control.submit("record", rec.run)
         return rec
 
     def _forget(self, rec: LiveRecording) -> None:
-        self._live.pop(rec.name, None)
+        self._items.pop(rec.name, None)
 
     def on_dtmf(self, ch: Channel, digit: str) -> None:
         """The caller pressed a key: a recording with ``terminateOn`` that key stops."""
-        for rec in list(self._live.values()):
+        for rec in list(self._items.values()):
             if rec.channel is ch:
                 rec.on_dtmf(digit)
 
     def channel_gone(self, ch: Channel) -> None:
         """The channel hangs up or leaves Stasis: its recordings keep what they have."""
-        for rec in list(self._live.values()):
+        for rec in list(self._items.values()):
             if rec.channel is ch:
                 rec.channel_gone()
