@@ -442,7 +442,7 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
 
     settings = Settings()
     url = args.redis or settings.redis_url
-    book = args.book or (settings.book_path if Path(settings.book_path).is_file() else None)
+    book = _book_to_read(args, settings)
     if not url and not book:
         print("nothing to scan: set IVR_REDIS_URL or pass --redis, and/or --book", file=sys.stderr)
         return 2
@@ -472,6 +472,11 @@ async def _scan(url: str, match: str) -> list:
         return [finding async for finding in privacy.scan_redis(client, match)]
     finally:
         await client.aclose()
+
+
+def _book_to_read(args: argparse.Namespace, settings) -> Path | None:
+    """--book, else the configured policy book when it exists (a privacy command reads it, never makes it)."""
+    return args.book or (Path(settings.book_path) if Path(settings.book_path).is_file() else None)
 
 
 def _keys_parser(commands) -> None:
@@ -520,7 +525,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
             return await privacy.reseal_redis(client, sealing.for_settings(settings), args.match)
         finally:
             await client.aclose()
-    book = args.book or (settings.book_path if Path(settings.book_path).is_file() else None)
+    book = _book_to_read(args, settings)
     try:
         count, unreadable = asyncio.run(rotate())
         if book:
