@@ -7,20 +7,16 @@ import logging
 import re
 import shutil
 import signal
-import threading
 from pathlib import Path
 
 from ivr import application
 from ivr.diagnostics import Severity
-from ivr.flow import catalog as catalog_module
 from ivr.flow.catalog import Catalog
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.reload_gate import ROOT, ReloadGate, copy_flows, until
 
 
 def test_a_broken_reload_keeps_the_previous_release(tmp_path):
-    flows, prompts = tmp_path / "flows", tmp_path / "prompts"
-    shutil.copytree(ROOT / "flows", flows, ignore=shutil.ignore_patterns("scripts"))
+    flows, prompts = copy_flows(tmp_path), tmp_path / "prompts"
     shutil.copytree(ROOT / "prompts", prompts)
     catalog = Catalog(flows, prompts)
     old = catalog.current
@@ -46,8 +42,7 @@ def test_a_broken_reload_keeps_the_previous_release(tmp_path):
 
 
 def test_reloading_unchanged_files_keeps_the_same_id(tmp_path):
-    shutil.copytree(ROOT / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("scripts"))
-    catalog = Catalog(tmp_path / "flows", ROOT / "prompts")
+    catalog = Catalog(copy_flows(tmp_path), ROOT / "prompts")
     before = catalog.current.id
     catalog.reload()
     assert catalog.current.id == before
@@ -57,8 +52,7 @@ def test_reloading_unchanged_files_keeps_the_same_id(tmp_path):
 
 
 def _catalog(tmp_path: Path) -> Catalog:
-    shutil.copytree(ROOT / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("scripts"))
-    return Catalog(tmp_path / "flows", ROOT / "prompts")
+    return Catalog(copy_flows(tmp_path), ROOT / "prompts")
 
 
 def _bump(catalog: Catalog, version: int) -> None:
@@ -66,14 +60,6 @@ def _bump(catalog: Catalog, version: int) -> None:
     payment = catalog.flows_dir / "payment.yaml"
     text = payment.read_text(encoding="utf-8")
     payment.write_text(re.sub(r"(?m)^version: \d+$", f"version: {version}", text, count=1), encoding="utf-8")
-
-
-async def _until(condition, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never happened")
 
 
 async def test_sighup_parses_on_a_worker_thread_while_calls_go_on(tmp_path, monkeypatch):
@@ -84,54 +70,32 @@ async def test_sighup_parses_on_a_worker_thread_while_calls_go_on(tmp_path, monk
     monkeypatch.setattr(asyncio.get_running_loop(), "add_signal_handler",
                         lambda sig, handler: handlers.__setitem__(sig, handler))
     application._install_signals(asyncio.Event(), catalog)
-    events: list[str] = []
-    let_go = threading.Event()  # set by a call's coroutine: a reload on the loop could never see it set
-    real = catalog_module.load_flow_set
-
-    def gated(*args):
-        events.append("reload started")
-        events.append(f"reload let go by the loop: {let_go.wait(2)}")
-        return real(*args)
-    monkeypatch.setattr(catalog_module, "load_flow_set", gated)
+    gate = ReloadGate(monkeypatch, wait=2)  # let go by a call's coroutine
+    events = gate.events
 
     handlers[signal.SIGHUP]()  # what the loop runs on SIGHUP
-    await _until(lambda: "reload started" in events)
+    await until(lambda: "reload started" in events)
     events.append("call served")
-    let_go.set()
-    await _until(lambda: catalog.current.version_of("payment") == f"payment@{version + 1}")
+    gate.let_go.set()
+    await until(lambda: catalog.current.version_of("payment") == f"payment@{version + 1}")
     assert events == ["reload started", "call served", "reload let go by the loop: True"]
 
 
 async def test_sighups_in_a_row_reload_one_at_a_time_and_the_latest_files_win(tmp_path, monkeypatch):
     catalog = _catalog(tmp_path)
     version = catalog.current.flows["payment"].version
-    let_go, lock = threading.Event(), threading.Lock()
-    running, most, builds = [0], [0], [0]
-    real = catalog_module.load_flow_set
-
-    def gated(*args):
-        with lock:
-            running[0] += 1
-            builds[0] += 1
-            most[0] = max(most[0], running[0])
-        let_go.wait(5)
-        try:
-            return real(*args)
-        finally:
-            with lock:
-                running[0] -= 1
-    monkeypatch.setattr(catalog_module, "load_flow_set", gated)
+    gate = ReloadGate(monkeypatch)
 
     first = catalog.request_reload()
-    await _until(lambda: running[0] == 1)
+    await until(lambda: gate.running == 1)
     _bump(catalog, version + 1)
     second = catalog.request_reload()
     _bump(catalog, version + 2)
     third = catalog.request_reload()
     assert third is second  # it has not read the files yet: it will read the latest
-    let_go.set()
+    gate.let_go.set()
     await asyncio.gather(first, second)
-    assert (most[0], builds[0]) == (1, 2)
+    assert (gate.most, gate.builds) == (1, 2)
     assert catalog.current.version_of("payment") == f"payment@{version + 2}"
 
 

@@ -14,23 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from ivr import yamlsource
 from ivr.callrecord import CallRecord
-from ivr.flow import catalog as catalog_module
 from ivr.flow.catalog import Catalog, FlowSet, load_flow_set
 from ivr.routing.facts import gather
 from ivr.routing.router import Router, decide_with
 from ivr.routing.rules import load_rules, load_rules_text
 from tests.conftest import ROOT
 from tests.insurer.conftest import persona
+from tests.reload_gate import ReloadGate, copy_flows, until
 
 RULES = ROOT / "flows" / "routing.yaml"
 DAY = 86400
@@ -246,24 +245,14 @@ async def test_a_routing_edit_is_read_on_a_worker_thread_while_calls_go_on(tmp_p
     path.write_text(RULES.read_text())
     catalog = Catalog(ROOT / "flows", ROOT / "prompts", routing=path)
     router = Router(path, _facts)
-    events: list[str] = []
-    let_go = threading.Event()  # set by a coroutine on the loop: a reload on the loop could never see it set
-    real = catalog_module.load_flow_set
-
-    def gated(*args):
-        events.append("reload started")
-        events.append(f"reload let go by the loop: {let_go.wait(2)}")
-        return real(*args)
-    monkeypatch.setattr(catalog_module, "load_flow_set", gated)
+    gate = ReloadGate(monkeypatch, wait=2)  # let go by a coroutine on the loop
+    events = gate.events
     _edit(path, RULES.read_bytes().replace(b"to: orphan_desk", b"to: locked"))
 
     deciding = asyncio.create_task(router.route({}, catalog))
-    for _ in range(500):
-        if "reload started" in events:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: "reload started" in events, 5)
     events.append("call served")
-    let_go.set()
+    gate.let_go.set()
     release, decision = await deciding
     assert decision["route_start"] == "locked"
     assert release is catalog.current, "the call runs on the release its rules came from"
@@ -275,21 +264,17 @@ async def test_a_slow_reload_leaves_calls_to_the_previous_rules_until_it_is_done
     path.write_text(RULES.read_text())
     catalog = Catalog(ROOT / "flows", ROOT / "prompts", routing=path)
     router = Router(path, _facts, budget=0.05)
-    let_go, readings = threading.Event(), []
-    real = catalog_module.load_flow_set
-    monkeypatch.setattr(catalog_module, "load_flow_set",
-                        lambda *args: (readings.append(1), let_go.wait(5), real(*args))[2])
+    gate = ReloadGate(monkeypatch)
     _edit(path, RULES.read_bytes().replace(b"to: orphan_desk", b"to: locked"))
 
     assert (await router.route({}, catalog))[1]["route_start"] == "orphan_desk"
     assert (await router.route({}, catalog))[1]["route_start"] == "orphan_desk"
-    let_go.set()
-    for _ in range(500):
-        if (await router.route({}, catalog))[1]["route_start"] == "locked":
-            assert len(readings) == 1, "the same reading went on, not a second one"
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the new rules never took over")
+    gate.let_go.set()
+
+    async def locked() -> bool:
+        return (await router.route({}, catalog))[1]["route_start"] == "locked"
+    await until(locked, 5, "the new rules never took over")
+    assert gate.builds == 1, "the same reading went on, not a second one"
 
 
 async def test_slow_facts_start_the_call_unrouted(systems, release):
@@ -320,10 +305,7 @@ async def test_the_caller_number_tells_the_language_the_call_starts_in(systems, 
 async def test_destinations_are_checked_against_the_flows_of_the_same_release(tmp_path):
     """A flow edit that drops a destination the rules use is refused with the rules' line (SIGHUP);
     the flows and rules edited together are taken together, and decide together."""
-    import shutil
-
-    flows = tmp_path / "flows"
-    shutil.copytree(ROOT / "flows", flows, ignore=shutil.ignore_patterns("scripts"))
+    flows = copy_flows(tmp_path)
     catalog = Catalog(flows, ROOT / "prompts", routing=flows / "routing.yaml")
     first = catalog.current
     menu = flows / "main_menu.yaml"
