@@ -97,6 +97,7 @@ class CallFacts:
         self.failed_premium = False
         self.recovered: str | None = None  # paid | promised: how the last recovery went
         self.route: dict[str, Any] | None = None
+        self.cancel_reason: str | None = None
 
     @classmethod
     def from_path(cls, state: CallState) -> CallFacts:
@@ -110,8 +111,11 @@ class CallFacts:
         """One engine step: the path entries it added, in order, and the state it left."""
         for turn in turns:
             self._turn(turn)
-        applied = state.vars.get("routing")  # a flow variable: the decision applied so far, if any
+        applied = state.vars.get("routing")  # shared by the call's flows: the decision applied so far, if any
         self.route = dict(applied) if isinstance(applied, dict) else None
+        reason = state.vars.get("cancel_reason")  # the cancellation flow's own: gone once it returns
+        if reason:
+            self.cancel_reason = _text(reason)
 
     def _turn(self, turn: Turn) -> None:
         where = f"{turn.flow}.{turn.node}"
@@ -167,7 +171,7 @@ class CallFacts:
             journeys=[JourneyOutcome(j.journey, j.outcome, j.node, j.reason) for j in self.journeys],
             queue=result.get("queue"), reason=result.get("reason"), priority=result.get("priority"),
             last_node=last_node, path=list(self.nodes), route=dict(self.route) if self.route else None,
-            cancel_reason=_text(state.vars.get("cancel_reason")), payment=self.payment,
+            cancel_reason=_text(state.vars.get("cancel_reason")) or self.cancel_reason, payment=self.payment,
         )
 
 

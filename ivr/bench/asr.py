@@ -457,7 +457,7 @@ def simulate_caller(release, turn, truth: str, number: bytes, answers: dict[str,
     for _ in range(40):
         state = step.state
         if any(isinstance(a, CallBackend) for a in step.actions):  # find_by_policy: the number was taken
-            row.update(outcome="captured", captured=state.vars.get(POLICY_TURN_SAVE))
+            row.update(outcome="captured", captured=state.variables().get(POLICY_TURN_SAVE))
             break
         ended = next((a for a in step.actions if isinstance(a, (Transfer, Hangup))), None)
         if ended is not None or state.status != "running":

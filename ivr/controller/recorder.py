@@ -67,7 +67,7 @@ class HistoryRecorder:
             return  # never got going: nothing to remember
         if recording is None:  # told of the call only now: what its path holds
             recording = _Recording(self.clock(), CallFacts.from_path(state))
-        ani = str((state.vars.get("call") or {}).get("ani") or "")
+        ani = str((state.variables().get("call") or {}).get("ani") or "")
         record = recording.facts.record(state, recording.started, self.clock(), self.history.ani_key(ani))
         task = asyncio.get_running_loop().create_task(self.history.record(record, [record.caller, record.ani_key]))
         self._tasks.add(task)

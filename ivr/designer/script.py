@@ -179,8 +179,8 @@ def _check_expectations(expect: Expect, conversation: Conversation, result: Scri
     if missing:
         result.failures.append(f"expected to hear prompt '{missing}' (in order); heard: {', '.join(heard)}")
     for name, value in expect.vars.items():
-        if state.vars.get(name) != value:
-            result.failures.append(f"expected variable {name} = {value!r}, got {state.vars.get(name)!r}")
+        if state.variables().get(name) != value:
+            result.failures.append(f"expected variable {name} = {value!r}, got {state.variables().get(name)!r}")
 
 
 def _check_outcome(expected: Outcome, got: dict[str, Any], status: str, result: ScriptResult) -> None:

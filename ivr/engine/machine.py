@@ -79,7 +79,7 @@ def start(release: FlowSet, flow_name: str, call_id: str, call: dict[str, Any] |
     state = CallState(
         call_id=call_id, release=release.id, flow=flow_name, node=flow.start, language=language,
         versions={flow_name: str(flow.version)},
-        vars={ROUTING_VARIABLE: None, **_defaults(release, flow_name), **(variables or {}),
+        vars={ROUTING_VARIABLE: None, LANGUAGE_VARIABLE: None, **flow.shared, **flow.variables, **(variables or {}),
               "call": {**call, "language": language}},
     )
     ctx = _Context(release, state)
@@ -111,16 +111,6 @@ def _working_copy(state: CallState) -> CallState:
         "path": list(state.path), "vars": dict(state.vars), "stack": list(state.stack),
         "versions": dict(state.versions), "result": dict(state.result), "secret_vars": list(state.secret_vars),
     })
-
-
-def _defaults(release: FlowSet, flow_name: str) -> dict[str, Any]:
-    """Declared variables of the flow and every flow in the release (sub-flows share the call's variables)."""
-    values: dict[str, Any] = {}
-    for name, flow in release.flows.items():
-        if name != flow_name:
-            values.update(flow.variables)
-    values.update(release.flow(flow_name).variables)
-    return values
 
 
 def _routed(ctx: _Context, when: str, routes: dict[str, model.Target], destination: Any,
@@ -195,11 +185,7 @@ def _run(ctx: _Context) -> model.Target | None:
     elif isinstance(node, model.BranchNode):
         return _branch(ctx, node)
     elif isinstance(node, model.CallNode):
-        ctx.state.record("call", detail=node.call)
-        ctx.state.stack.append(Frame(flow=ctx.state.flow, node=ctx.state.node))
-        ctx.state.flow = node.call
-        ctx.state.versions.setdefault(node.call, str(ctx.flow.version))
-        return ctx.flow.start
+        return _call(ctx, node)
     elif isinstance(node, model.ReturnNode):
         return _return(ctx, node.return_)
     elif isinstance(node, model.TransferNode):
@@ -236,6 +222,28 @@ def _branch(ctx: _Context, node: model.BranchNode) -> model.Target | None:
     return node.else_
 
 
+def _call(ctx: _Context, node: model.CallNode) -> model.Target | None:
+    """Run a sub-flow with variables of its own: its defaults, the values the call node passes
+    (`with`) and the call's shared ones; the caller's wait in the stack until it returns."""
+    try:
+        given = {name: _value(ctx, written) for name, written in node.with_.items()}
+    except expr.ExpressionError as exc:
+        _escape(ctx, "flow_error", str(exc))
+        return None
+    state = ctx.state
+    callee = ctx.release.flow(node.call)
+    state.record("call", detail=node.call)
+    state.stack.append(Frame(flow=state.flow, node=state.node, vars=state.vars))
+    state.vars = {**callee.shared, **callee.variables, **given, **_shared(ctx, state.vars)}
+    state.flow = node.call
+    state.versions.setdefault(node.call, str(callee.version))
+    return callee.start
+
+
+def _shared(ctx: _Context, variables: dict[str, Any]) -> dict[str, Any]:
+    return {name: variables[name] for name in ctx.release.shared_names() if name in variables}
+
+
 def _return(ctx: _Context, value: str) -> model.Target | None:
     state = ctx.state
     state.record("return", matched=value)
@@ -244,6 +252,9 @@ def _return(ctx: _Context, value: str) -> model.Target | None:
         _hangup(ctx, value, None)
         return None
     frame = state.stack.pop()
+    if frame.vars is not None:
+        given = {name: state.vars.get(name) for name in ctx.flow.gives}
+        state.vars = {**frame.vars, **given, **_shared(ctx, state.vars)}
     state.flow, state.node = frame.flow, frame.node
     caller = ctx.node
     assert isinstance(caller, model.CallNode)

@@ -18,10 +18,15 @@ WITHHELD = "[withheld]"  # a keypad-only answer (card number) in a state written
 
 
 class Frame(BaseModel):
-    """Where to come back to when a sub-flow returns."""
+    """Where to come back to when a sub-flow returns, and the calling flow's variables meanwhile.
+
+    `vars` is None in a state saved before flows had variables of their own: the sub-flow
+    then shares its caller's, as it did when that call began.
+    """
 
     flow: str
     node: str
+    vars: dict[str, Any] | None = None
 
 
 class Pending(BaseModel):
@@ -54,7 +59,7 @@ class CallState(BaseModel):
     language: str
     versions: dict[str, str] = Field(default_factory=dict)  # flow -> designer version, for the record
     stack: list[Frame] = Field(default_factory=list)
-    vars: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)  # the running flow's (and the shared ones)
     noinput: int = 0
     nomatch: int = 0
     buffer: str = ""
@@ -74,11 +79,14 @@ class CallState(BaseModel):
         keypad-only turn still open are withheld: they exist in the running
         controller's memory only, between the keypad and the gateway.
         """
-        secret = [name for name in self.secret_vars if self.vars.get(name) not in (None, WITHHELD)]
+        scopes = [self.vars, *(frame.vars for frame in self.stack if frame.vars is not None)]
+        secret = [name for name in self.secret_vars
+                  if any(scope.get(name) not in (None, WITHHELD) for scope in scopes)]
         if not secret and not (self.secret_turn and self.buffer):
             return self
         copy = self.model_copy(deep=True)
-        copy.vars.update({name: WITHHELD for name in secret})
+        for scope in [copy.vars, *(frame.vars for frame in copy.stack if frame.vars is not None)]:
+            scope.update({name: WITHHELD for name in secret if scope.get(name) is not None})
         if copy.secret_turn and copy.buffer:
             copy.buffer = ""
             if copy.pending is not None:
@@ -87,7 +95,17 @@ class CallState(BaseModel):
 
     def withheld(self) -> list[str]:
         """Variables whose keypad-only values were not kept at rest (a state loaded after a restart)."""
-        return [name for name in self.secret_vars if self.vars.get(name) == WITHHELD]
+        return [name for name in self.secret_vars if self.variables().get(name) == WITHHELD]
+
+    def variables(self) -> dict[str, Any]:
+        """Everything the call's flows hold now, for readers outside the engine (the agent's
+        screen, the call record): the running flow's variables over those of the flows that
+        called it."""
+        merged: dict[str, Any] = {}
+        for frame in self.stack:
+            merged.update(frame.vars or {})
+        merged.update(self.vars)
+        return merged
 
     def record(self, kind: str, **fields: Any) -> None:
         self.path.append(Turn(flow=self.flow, node=self.node, kind=kind, **fields))

@@ -59,6 +59,11 @@ class FlowSet:
     def flow(self, name: str) -> model.Flow:
         return self.flows[name]
 
+    def shared_names(self) -> set[str]:
+        """Variables kept for the whole call (model.SHARED_VARIABLES and each flow's `shared`):
+        carried into every sub-flow and back, whether or not the flows between declare them."""
+        return {*model.SHARED_VARIABLES, *(name for flow in self.flows.values() for name in flow.shared)}
+
     def version_of(self, name: str) -> str:
         return f"{name}@{self.flows[name].version}"
 

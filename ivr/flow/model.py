@@ -71,6 +71,11 @@ Prompts = Annotated[list[PromptKey], BeforeValidator(_as_list, json_schema_input
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Expression = Annotated[str, Field(min_length=1, description="A safe expression over call data")]
 
+# Variables the whole call shares: every flow sees them, and a sub-flow's changes to them stay when it
+# returns (`call`: what the controller knows of the call; `routing`: the routing decision applied;
+# `language`: the language the caller chose in this call). Every other variable belongs to its flow.
+SHARED_VARIABLES = ("call", "routing", "language")
+
 EXPRESSION_MARK = "="  # a value written `=expression` is worked out from call data; any other is taken as written
 
 
@@ -285,7 +290,11 @@ class BranchNode(NodeBase):
 
 class CallNode(NodeBase):
     call: Name = Field(description="Sub-flow to run; where it returns, next says where to go")
+    with_: dict[Name, Value] = Field(
+        default_factory=dict, alias="with",
+        description="Values for the sub-flow's `takes`: as written, or =expression from this flow's variables")
     next: Outcomes | Target | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class ReturnNode(NodeBase):
@@ -371,7 +380,15 @@ class Flow(Strict):
     description: str | None = None
     languages: list[Language] = Field(default_factory=lambda: ["en"], min_length=1)
     start: Name
-    variables: dict[Name, Any] = Field(default_factory=dict, description="Call variables and their defaults")
+    variables: dict[Name, Any] = Field(default_factory=dict, description="This flow's variables and their "
+                                       "starting values; a sub-flow has its own and cannot see its caller's")
+    shared: dict[Name, Any] = Field(default_factory=dict, description="Variables of the whole call this flow "
+                                    "reads or sets (the caller's identity...): kept when the flow returns and seen "
+                                    "by every flow that lists them here; the value is the starting one")
+    takes: list[Name] = Field(default_factory=list, description="Variables a calling flow may set with `with:` "
+                                                                "(each declared under variables: its value if not given)")
+    gives: list[Name] = Field(default_factory=list, description="Variables handed back to the calling flow, under "
+                                                                "the same names, when this flow returns")
     defaults: Defaults = Defaults()
     globals: dict[Name, GlobalChoice] = Field(default_factory=dict, description="Choices offered on every turn")
     routes: Routes = Field(Routes(), description="Where routing rules send callers, for the flow calls start on")

@@ -27,9 +27,10 @@ from ivr.yamlsource import Path as YamlPath
 Successors = Callable[[str], list[str]]
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
-# `call`: filled by the controller (ani, language, channel, the routing decision...);
-# `routing`: the routing rule's decision the engine applied through the flow's routes, or null
-BUILTIN_VARIABLES = {"call", "routing"}
+# The variables every flow has without declaring them (model.SHARED_VARIABLES): `call`, filled by the
+# controller (ani, language, channel, the routing decision...); `routing`, the routing rule's decision
+# the engine applied through the flow's routes, or null; `language`, the caller's choice in this call.
+BUILTIN_VARIABLES = set(model.SHARED_VARIABLES)
 
 # Dead air: the longest a caller may hear nothing, and how long after a timeout fires the next
 # prompt is heard (measured on Asterisk: a 5 s noinput gave 5.4-5.5 s between reprompts). A turn
@@ -85,6 +86,7 @@ class _FlowChecker:
         self.check_actions()
         self.check_keypad_only()
         self.check_calls()
+        self.check_interface()
         self.check_prompts()
         self.check_variables()
         self.check_values()
@@ -334,8 +336,11 @@ class _FlowChecker:
         """A keypad-only answer (a card number) is wiped by the engine once an action that uses it
         returns, and when the flow that asked for it returns: a second user would find null."""
         mine = model.keypad_only_variables(self.flow)
-        theirs = {name: loaded.flow.flow for loaded in self.flows.values() if loaded is not self.loaded
-                  for name in model.keypad_only_variables(loaded.flow) - mine}
+        for i, variable in enumerate(self.flow.gives):
+            if variable in mine:
+                self.report(("gives", i), WARNING, "keypad-only",
+                            f"'{variable}' is keyed in a keypad-only turn: the engine wipes it when this flow "
+                            f"returns, so the calling flow gets null; use it in this flow")
         first: dict[str, str] = {}
         for name, node in self.flow.nodes.items():
             if not isinstance(node, model.ActionNode):
@@ -354,10 +359,6 @@ class _FlowChecker:
                                     f"'{variable}' is keyed in a keypad-only turn and actions '{first[variable]}' and "
                                     f"'{name}' both use it: the engine wipes it once the first of them returns, so the "
                                     f"other finds null unless the caller keys it again in between")
-                for variable in sorted(used & set(theirs)):
-                    self.report(path, WARNING, "keypad-only",
-                                f"'{variable}' is keyed in a keypad-only turn of flow '{theirs[variable]}', and the engine "
-                                f"wipes it when that flow returns: ask for it in this flow")
 
     def check_calls(self) -> None:
         for name, node in self.flow.nodes.items():
@@ -376,6 +377,34 @@ class _FlowChecker:
                 self.report(("nodes", name), ERROR, "missing-outcome",
                             f"sub-flow '{node.call}' can return {', '.join(returns)}: node '{name}' needs a next", key=True)
             self._check_outcomes(name, node.next, returns, "return value")
+            for argument in node.with_:
+                if argument not in callee.flow.takes:
+                    takes = ", ".join(callee.flow.takes) or "nothing"
+                    self.report(("nodes", name, "with", argument), ERROR, "unknown-argument",
+                                f"sub-flow '{node.call}' takes {takes}, not '{argument}'"
+                                f"{_hint(argument, callee.flow.takes)}", key=True)
+
+    def check_interface(self) -> None:
+        """What a flow takes must have a starting value; what it gives must be its own variable;
+        the shared variables are nobody's to declare."""
+        for i, name in enumerate(self.flow.takes):
+            if name not in self.flow.variables:
+                self.report(("takes", i), ERROR, "undefined-variable",
+                            f"'{name}' is taken from the calling flow: declare it under variables too "
+                            f"(its value when the caller does not give one)")
+        own = self._own_names()
+        for i, name in enumerate(self.flow.gives):
+            if name not in own:
+                self.report(("gives", i), ERROR, "undefined-variable",
+                            f"'{name}' is given back to the calling flow but this flow never declares or sets it"
+                            f"{_hint(name, own)}")
+        for section in ("variables", "shared"):
+            for name in sorted(set(getattr(self.flow, section)) & BUILTIN_VARIABLES):
+                self.report((section, name), ERROR, "shared-variable",
+                            f"'{name}' is shared by the whole call and needs no declaration: remove it here", key=True)
+        for name in sorted(set(self.flow.variables) & set(self.flow.shared)):
+            self.report(("variables", name), ERROR, "shared-variable",
+                        f"'{name}' is under both variables and shared: a variable is the flow's own or the call's", key=True)
 
     # --- prompts and variables ------------------------------------------
 
@@ -434,35 +463,36 @@ class _FlowChecker:
                 continue
             for name in sorted(used - defined):
                 self.report(path, ERROR, "undefined-variable",
-                            f"'{name}'{where} is not defined: declare it under variables or set it with save_as{_hint(name, defined)}")
+                            f"'{name}'{where} is not defined: declare it under variables, set it with save_as, "
+                            f"or have a sub-flow give it{_hint(name, defined)}")
 
     def _defined_names(self) -> set[str]:
-        names = set(BUILTIN_VARIABLES)
-        for loaded in self._flows_in_reach():
-            flow = loaded.flow
-            names |= set(flow.variables)
-            for node in flow.nodes.values():
-                if isinstance(node, model.SetNode):
-                    names |= set(node.set)
-                save_as = getattr(getattr(node, "ask", None) or getattr(node, "action", None), "save_as", None)
-                if save_as:
-                    names.add(save_as)
+        """What this flow's expressions may read: its own variables, the shared ones, and what the
+        sub-flows it calls give back (a sub-flow's other variables are its own)."""
+        names = BUILTIN_VARIABLES | self._own_names()
+        for node in self.flow.nodes.values():
+            callee = self.flows.get(node.call) if isinstance(node, model.CallNode) else None
+            if callee is not None:
+                names |= set(callee.flow.gives)
         return names
 
-    def _flows_in_reach(self) -> list[LoadedFlow]:
-        """This flow and every sub-flow it can call, which share the call's variables."""
-        def callees(flow_name: str) -> list[str]:
-            loaded = self.flows.get(flow_name)
-            if loaded is None:
-                return []
-            return [n.call for n in loaded.flow.nodes.values() if isinstance(n, model.CallNode) and n.call in self.flows]
-        return [self.flows[n] for n in _reachable(self.flow.flow, callees) if n in self.flows] or [self.loaded]
+    def _own_names(self) -> set[str]:
+        names = set(self.flow.variables) | set(self.flow.shared)
+        for node in self.flow.nodes.values():
+            if isinstance(node, model.SetNode):
+                names |= set(node.set)
+            save_as = getattr(getattr(node, "ask", None) or getattr(node, "action", None), "save_as", None)
+            if save_as:
+                names.add(save_as)
+        return names
 
     def _values(self) -> Iterator[tuple[YamlPath, model.Computed | model.Fixed]]:
-        """Each value a designer wrote (set, action args), where it is written."""
+        """Each value a designer wrote (set, action args, call with), where it is written."""
         for name, node in self.flow.nodes.items():
             if isinstance(node, model.SetNode):
                 yield from ((("nodes", name, "set", var), value) for var, value in node.set.items())
+            elif isinstance(node, model.CallNode):
+                yield from ((("nodes", name, "with", var), value) for var, value in node.with_.items())
             elif isinstance(node, model.ActionNode):
                 yield from ((("nodes", name, "action", "args", arg), value) for arg, value in node.action.args.items())
 

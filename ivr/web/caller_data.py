@@ -73,7 +73,7 @@ class ContactHistory(Protocol):
 
 def caller_of(state: CallState) -> dict[str, Any]:
     """The ``caller`` variable the verify flow saved (empty when unidentified)."""
-    caller = state.vars.get("caller")
+    caller = state.variables().get("caller")
     return caller if isinstance(caller, dict) else {}
 
 
@@ -85,7 +85,7 @@ class CallStateDirectory:
         if not caller:
             return None
         name = " ".join(str(caller.get(k, "")) for k in ("first_name", "last_name")).strip()
-        summaries = [v for v in state.vars.values() if isinstance(v, dict) and "product" in v]
+        summaries = [v for v in state.variables().values() if isinstance(v, dict) and "product" in v]
         policies: list[PolicyInfo] = []
         for summary in summaries:
             policies.append(PolicyInfo(number=str(summary.get("number", caller.get("policy_number", ""))),

@@ -90,7 +90,7 @@ def routing_of(state: CallState, queue: str) -> Routing:
     transfer's reason.
     """
     result = state.result or {}
-    decided = state.vars.get("routing")
+    decided = state.variables().get("routing")
     transfer = next((t for t in reversed(state.path) if t.kind == "transfer"), None)
     rule = f"{transfer.flow}.{transfer.node}" if transfer else f"{state.flow}.{state.node}"
     reason = str(result.get("reason") or "")
@@ -98,7 +98,7 @@ def routing_of(state: CallState, queue: str) -> Routing:
         rule = str(decided["rule"])
         reason = str(decided.get("reason") or reason)
     priority = result.get("priority")
-    call = _mapping(state.vars.get("call"))
+    call = _mapping(state.variables().get("call"))
     decisions = _mapping(call.get("routing"))
     prefer = _mapping(decisions.get("prefer_agent"))
     return Routing(queue=str(result.get("queue") or queue), priority=priority if isinstance(priority, int) else None,
@@ -107,7 +107,7 @@ def routing_of(state: CallState, queue: str) -> Routing:
 
 
 def verified(state: CallState) -> bool:
-    check = state.vars.get("verification")
+    check = state.variables().get("verification")
     if isinstance(check, dict) and check.get("verified") is True:
         return any(t.kind == "return" and t.matched == "verified" for t in state.path) or \
             not any(t.flow == "verify" for t in state.path)
@@ -118,8 +118,8 @@ def cancellation_of(state: CallState) -> Cancellation | None:
     """For callers who came to cancel: their reason and the downgrade they were offered."""
     if not any(t.flow == "cancellation" for t in state.path):
         return None
-    reason = state.vars.get("cancel_reason")
-    offer = state.vars.get("options")
+    reason = state.variables().get("cancel_reason")
+    offer = state.variables().get("options")
     answer = None
     for turn in state.path:
         if turn.flow == "cancellation" and turn.node == "downgrade" and turn.kind in ("input", "confirm"):
@@ -131,7 +131,7 @@ def cancellation_of(state: CallState) -> Cancellation | None:
 def build_pop(state: CallState, agent_id: str, queue: str, routed_at: float, answered_at: float | None,
               profile: CallerProfile | None, contacts: list[Contact]) -> ScreenPop:
     caller = caller_of(state)
-    call = _mapping(state.vars.get("call"))
+    call = _mapping(state.variables().get("call"))
     name = profile.name if profile and profile.name else \
         " ".join(str(caller.get(k, "")) for k in ("first_name", "last_name")).strip()
     path = path_of(state)

@@ -507,7 +507,7 @@ def test_the_engine_wipes_a_keyed_card_when_its_flow_returns(tmp_path):
         "  keyed:\n    call: card_only\n    next: {done: sure}\n"
         "  sure:\n    ask: {prompt: t.sure, confirm: true}\n    next: {yes: {hangup: done}, no: keyed}\n")
     (tmp_path / "flows" / "card_only.yaml").write_text(
-        "flow: card_only\nstart: number\nvariables: {card: null}\ndefaults: {escape: {transfer: service}}\n"
+        "flow: card_only\nstart: number\nvariables: {card: null}\ngives: [card]\ndefaults: {escape: {transfer: service}}\n"
         "nodes:\n  number:\n    ask: {prompt: t.card, digits: {min: 4, max: 19, readback: false}, speech: false, save_as: card}\n"
         "    next: {return: done}\n")
     release, _ = load_flow_set(tmp_path / "flows", tmp_path / "prompts")
@@ -637,7 +637,7 @@ def test_an_action_that_does_not_say_where_its_error_goes_takes_the_flow_default
 VALUES_FLOW = """\
 flow: values
 start: assign
-variables: {attempts: 1, options: null, note: null, language: null}
+variables: {attempts: 1, options: null, note: null}
 defaults: {escape: {transfer: service, reason: trouble}}
 nodes:
   assign:
