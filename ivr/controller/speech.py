@@ -18,6 +18,9 @@ file is then recognised. No barge-in by voice.
 
 Both report through `deliver(SpeechOut(generation, output))` into the
 call's queue; the session ignores outputs of a turn it has moved past.
+Which turn is current, whether one runs, what audio it has not answered
+for and whether audio between turns is kept are decided by a pure reducer
+(`ivr.controller.listener_turns`); the listeners carry out what it decides.
 Helper channel ids carry the call id (`<call>-snoop-<hex>`,
 `<call>-media-<hex>`) and the bridge id is derived from it, so a controller
 that adopts a call after a restart recognises the old legs, hangs them up
@@ -37,10 +40,11 @@ from typing import Any, Literal, Protocol
 
 from ivr.ari import AriClient, AriError, ChannelNotFound, NotFound
 from ivr.ari.event_types import AriEvent, RecordingFinished, StasisStart
+from ivr.controller import listener_turns as lt
 from ivr.controller.rtp import RtpReceiver, open_receiver
 from ivr.engine.actions import Listen, Timeouts
 from ivr.speech.audio import RtpToFrames, read_wav_8k
-from ivr.speech.turn import TurnEnded, TurnOutput
+from ivr.speech.turn import TurnOutput
 from ivr.speech.worker import SpeechWorkers
 
 log = logging.getLogger(__name__)
@@ -89,9 +93,11 @@ class CallListener(Protocol):
     """One call's way of hearing the caller."""
 
     barge_in: bool  # can speech be heard while a prompt plays?
-    generation: int  # of the current turn; outputs of older turns are stale
     media_id: str | None  # our externalMedia leg, if any
     snoop_id: str | None  # our snoop of the caller, if any
+
+    @property
+    def generation(self) -> int: ...  # of the current turn; outputs of older turns are stale
 
     async def open(self) -> None: ...
     def behind(self) -> bool: ...
@@ -122,29 +128,58 @@ class SpeechService:
 
 
 class _Turns:
-    """Turn bookkeeping shared by both listeners: generations and the worker's outputs."""
+    """The shell both listeners share: carries out what `listener_turns.step` decides about turns."""
 
     def __init__(self, service: SpeechService, call_id: str, deliver: Callable[[Any], None]) -> None:
         self.service = service
         self.call_id = call_id
         self.deliver = deliver
-        self.generation = 0
-        self.active = False
+        self.turns = lt.Turns()
+
+    @property
+    def generation(self) -> int:
+        return self.turns.generation
+
+    @property
+    def active(self) -> bool:
+        return self.turns.active
 
     def behind(self) -> bool:
-        """Audio of the turn has arrived that the recogniser has not yet heard."""
-        return False
+        """A noinput timer must not outrun the recogniser: a busy worker (another call's decode,
+        a recogniser being built) answers late for audio in which the caller already spoke."""
+        return lt.behind(self.turns)
 
     def keep_pre_roll(self, keep: bool) -> None:
         """Whether audio heard between turns may open the next turn. Not from a sensitive
         (keypad-only) turn on, until the next turn that is not: a card number said aloud
         while keyed must not reach a recogniser. Only a listener with a pre-roll has anything to drop."""
+        self._apply(lt.KeepPreRoll(keep))
 
-    async def _start(self, listen: Listen) -> int:
-        self.generation += 1
-        self.active = True
-        self._send(self.service.workers.start_turn(self.call_id, for_speech(listen)))
-        return self.generation
+    def _apply(self, item: lt.Input) -> None:
+        """One input to the reducer, then what it decided, in order (none of it waits)."""
+        self.turns, outputs = lt.step(self.turns, item)
+        for output in outputs:
+            self._perform(output)
+
+    def _perform(self, output: lt.Output) -> None:
+        workers = self.service.workers
+        if isinstance(output, lt.SendStart):
+            self._send(workers.start_turn(self.call_id, for_speech(output.listen)))
+        elif isinstance(output, lt.SendCancel):
+            self._send(workers.cancel(self.call_id))
+        elif isinstance(output, lt.SendEndCall):
+            self._send(workers.end_call(self.call_id))
+        elif isinstance(output, lt.Deliver):
+            self.deliver(SpeechOut(output.generation, output.output))
+        else:
+            self._audio(output)
+
+    def _audio(self, output: lt.QueueAudio | lt.HoldAudio | lt.DropPreRoll) -> None:
+        """Where the caller's audio goes; a listener without a stream has none."""
+
+    def _start(self, listen: Listen, pre_rolled: int = 0) -> int:
+        self._apply(lt.Start(listen, pre_rolled))
+        return self.turns.generation
 
     def _send(self, request: Any) -> None:
         """Requests to the worker are not awaited: they run in order there, and the call's
@@ -155,26 +190,18 @@ class _Turns:
     def _sent(self, task: asyncio.Future) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.warning("call %s: speech worker: %s", self.call_id, task.exception())
-            self.active = False
+            self._apply(lt.SendFailed())
 
     async def _feed(self, generation: int, pcm: bytes) -> None:
         outputs = await self.service.workers.feed(self.call_id, pcm)
         for output in outputs:
-            if generation == self.generation:
-                if isinstance(output, TurnEnded):
-                    self.active = False
-                self.deliver(SpeechOut(generation, output))
+            self._apply(lt.Heard(generation, output))
 
     async def cancel_turn(self) -> None:
-        if self.active:
-            self.active = False
-            self.generation += 1
-            self._send(self.service.workers.cancel(self.call_id))
+        self._apply(lt.Cancel())
 
-    async def _end_call(self) -> None:
-        self.active = False
-        self.generation += 1
-        self._send(self.service.workers.end_call(self.call_id))
+    def _end_call(self) -> None:
+        self._apply(lt.EndCall())
 
 
 class StreamListener(_Turns):
@@ -191,18 +218,11 @@ class StreamListener(_Turns):
         self.started: dict[str, asyncio.Event] = {}  # helper leg id -> its StasisStart arrived
         self.audio: asyncio.Queue[bytes] = asyncio.Queue()
         self.recent: deque[bytes] = deque(maxlen=PRE_ROLL_PACKETS)  # heard between turns
-        self.pre_roll = True  # off from a sensitive turn on (keep_pre_roll)
         self.converter = RtpToFrames()
         self.feeder: asyncio.Task | None = None
         self.media_id: str | None = None
         self.snoop_id: str | None = None
         self.closed = False
-        self.unheard = 0  # packets of the turn queued or with the worker, not yet answered for
-
-    def behind(self) -> bool:
-        """A noinput timer must not outrun the recogniser: a busy worker (another call's decode,
-        a recogniser being built) answers late for audio in which the caller already spoke."""
-        return self.active and self.unheard > 0
 
     async def open(self) -> None:
         """Bridge a snoop of the caller with a fresh externalMedia leg streaming to our socket."""
@@ -244,21 +264,19 @@ class StreamListener(_Turns):
         for payload in self.recent:
             self.audio.put_nowait(payload)
         self.recent.clear()
-        self.unheard = self.audio.qsize()
         self.converter = RtpToFrames()
-        return await self._start(listen)
+        return self._start(listen, self.audio.qsize())
 
-    def keep_pre_roll(self, keep: bool) -> None:
-        self.pre_roll = keep
-        if not keep:
+    def _audio(self, output: lt.QueueAudio | lt.HoldAudio | lt.DropPreRoll) -> None:
+        if isinstance(output, lt.QueueAudio):
+            self.audio.put_nowait(output.payload)
+        elif isinstance(output, lt.HoldAudio):
+            self.recent.append(output.payload)
+        else:
             self.recent.clear()
 
     def _on_payload(self, payload: bytes) -> None:
-        if self.active:
-            self.unheard += 1
-            self.audio.put_nowait(payload)
-        elif self.pre_roll:
-            self.recent.append(payload)
+        self._apply(lt.Packet(payload))
 
     async def _feed_loop(self) -> None:
         """Feeds the worker in arrival order; a backlog goes over in one message."""
@@ -266,15 +284,15 @@ class StreamListener(_Turns):
             payloads = [await self.audio.get()]
             while not self.audio.empty():
                 payloads.append(self.audio.get_nowait())
-            generation = self.generation
+            generation = lt.feeding(self.turns)
             pcm = b"".join(self.converter.convert(p) for p in payloads)
-            if self.active and pcm:
+            if generation is not None and pcm:
                 try:
                     await self._feed(generation, pcm)
                 except RuntimeError as exc:  # the worker refused (e.g. a language without a model)
                     log.warning("call %s: speech unavailable for this turn: %s", self.call_id, exc)
-                    self.active = False
-            self.unheard = max(0, self.unheard - len(payloads))
+                    self._apply(lt.Refused())
+            self._apply(lt.Fed(len(payloads)))
 
     async def close(self) -> None:
         if self.closed:
@@ -291,7 +309,7 @@ class StreamListener(_Turns):
             await self.ari.destroy_bridge(bridge_id_for(self.call_id))
         except (NotFound, AriError):
             pass
-        await self._end_call()
+        self._end_call()
 
 
 class RecordListener(_Turns):
@@ -316,7 +334,7 @@ class RecordListener(_Turns):
 
     async def start_turn(self, listen: Listen) -> int:
         self.listen = listen
-        generation = await self._start(listen)
+        generation = self._start(listen)
         await self._record(generation)
         return generation
 
@@ -363,7 +381,7 @@ class RecordListener(_Turns):
     async def close(self) -> None:
         if self.fetch is not None:
             self.fetch.cancel()
-        await self._end_call()
+        self._end_call()
 
 
 async def _hang_up_quietly(ari: AriClient, channel_id: str) -> None:
