@@ -6,7 +6,9 @@ Local channels are ignored. After every (re)connect the controller asks
 Asterisk which channels its application still holds: callers gone meanwhile
 end their sessions, calls it does not know (a restart, or a StasisStart lost
 while disconnected) are adopted: resumed at their saved step, started if they
-never got going, or handed to a person when resuming is not safe.
+never got going, or handed to a person when resuming is not safe. What to
+do with each held channel is decided from its facts by `ivr.controller.adoption`
+(pure); this module gathers the facts and carries the decisions out.
 
 Each call runs on one release of the catalog (flows, prompts, routing rules):
 a new call takes the current one, with the routing decision of that same
@@ -28,6 +30,7 @@ from ivr import engine
 from ivr.ari import ChannelNotFound, ConnectInfo
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
+from ivr.controller import adoption
 from ivr.controller.session import Begin, CallSession, Resume, Services, continue_to_queue
 from ivr.controller.speech import owner_of_helper
 from ivr.engine.actions import FALLBACK_QUEUE, PromptRef
@@ -58,7 +61,7 @@ class Controller:
     async def on_event(self, event: ari.AriEvent) -> None:
         """Route one event; never blocks on a call's own work."""
         if isinstance(event, ari.StasisStart):
-            if self._is_caller(event.channel):
+            if adoption.is_caller(event.channel):
                 if event.channel.id not in self.sessions:
                     self._new_call(event.channel, event.args)
             elif (owner := self.sessions.get(owner_of_helper(event.channel.id) or "")) is not None:
@@ -76,23 +79,20 @@ class Controller:
     async def on_connect(self, info: ConnectInfo) -> None:
         """Reconcile with what Asterisk still holds after a (re)connect."""
         try:
-            held = set((await self.services.ari.get_application(self.services.app)).channel_ids)
+            held = (await self.services.ari.get_application(self.services.app)).channel_ids
         except Exception as exc:  # the next reconnect tries again
             log.error("cannot list channels held by %s: %s", self.services.app, exc)
             return
-        for channel_id, session in list(self.sessions.items()):
-            if channel_id not in held:
-                session.submit(ari.StasisEnd(channel=Channel(id=channel_id)))
-            else:
-                self._spawn(session.reconcile())
-        for channel_id in held - set(self.sessions):
+        plan = adoption.reconnect(held, self.sessions)
+        for channel_id in plan.gone:
+            self.sessions[channel_id].submit(ari.StasisEnd(channel=Channel(id=channel_id)))
+        for channel_id in plan.held:
+            self._spawn(self.sessions[channel_id].reconcile())
+        for channel_id in plan.unknown:
             self._spawn(self._adopt(channel_id))
         if held or info.reconnect:
             log.info("connected (%s): %d call(s) held, %d session(s)", "reconnect" if info.reconnect else "start",
-                     len(held), len(self.sessions))
-
-    def _is_caller(self, channel: Channel) -> bool:
-        return not channel.is_external_media and not channel.name.startswith(("Snoop/", "UnicastRTP/"))
+                     len(plan.held) + len(plan.unknown), len(self.sessions))
 
     # --- sessions ----------------------------------------------------------------
 
@@ -121,41 +121,44 @@ class Controller:
         return Begin(self.entry_flow, call, release)
 
     async def _adopt(self, channel_id: str) -> None:
+        """Gather the facts of a held channel no session has and carry out what `adoption.decide` makes of them."""
         if (owner := owner_of_helper(channel_id)) is not None:
-            await self._drop_stale_media(channel_id, owner)
+            await self._carry_out(channel_id, adoption.decide(adoption.HelperLeg(self._live_leg(channel_id, owner))))
             return
         try:
             channel = await self.services.ari.get_channel(channel_id)
         except ChannelNotFound:
             return
-        if not self._is_caller(channel):
+        if not adoption.is_caller(channel):
             return
         state = await self.services.store.load(channel_id)
-        if channel_id in self.sessions:
-            return  # its StasisStart came while we looked: that session has the call
-        if state is None:
+        release = self.catalog.get(state.release) if state is not None else None
+        facts = adoption.Caller(state, in_session=channel_id in self.sessions, release_known=release is not None)
+        await self._carry_out(channel_id, adoption.decide(facts), channel, release)
+
+    async def _carry_out(self, channel_id: str, decision: adoption.Decision, channel: Channel | None = None,
+                         release: FlowSet | None = None) -> None:
+        """The I/O of a decision: `channel` for a fresh start, `release` (the saved one's) for a resume."""
+        if isinstance(decision, adoption.HangUpLeg):
+            try:
+                await self.services.ari.hangup(channel_id, "normal")
+            except ChannelNotFound:
+                pass
+        elif isinstance(decision, adoption.StartFresh) and channel is not None:
             log.info("call %s: no saved step, starting it afresh", channel_id)
             self._new_call(channel, stasis_args(channel))
-            return
-        if state.status != "running":
-            return
-        release = self.catalog.get(state.release)
-        if release is None:
-            await self._hand_off(state, f"flows changed since the call began (release {state.release})")
-            return
-        log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
-        self._open(channel_id).submit(Resume(state, release))
+        elif isinstance(decision, adoption.HandOff):
+            await self._hand_off(decision.state, decision.detail)
+        elif isinstance(decision, adoption.ResumeCall) and release is not None:
+            state = decision.state
+            log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
+            self._open(channel_id).submit(Resume(state, release))
 
-    async def _drop_stale_media(self, channel_id: str, owner: str) -> None:
-        """A helper leg that is not a live one of its call (left by a controller that died)."""
+    def _live_leg(self, channel_id: str, owner: str) -> bool:
+        """One of the legs its call's listener uses now (else a controller that died left it)."""
         session = self.sessions.get(owner)
         listener = session.listener if session is not None else None
-        if listener is not None and channel_id in (listener.media_id, listener.snoop_id):
-            return
-        try:
-            await self.services.ari.hangup(channel_id, "normal")
-        except ChannelNotFound:
-            pass
+        return listener is not None and channel_id in (listener.media_id, listener.snoop_id)
 
     async def _hand_off(self, state: CallState, detail: str) -> None:
         """A call we cannot safely resume goes to a person, never into silence: it hears the
@@ -233,12 +236,13 @@ class Unclaimed:
         self._events: OrderedDict[str, list[Any]] = OrderedDict()
 
     def add(self, channel_id: str, event: Any) -> None:
-        if isinstance(event, (ari.StasisEnd, ari.ChannelDestroyed)):
+        keeping = adoption.keep_unclaimed(event, len(self._events.get(channel_id, ())), self.PER_CHANNEL)
+        if keeping == "forget":
             self._events.pop(channel_id, None)
             return
         events = self._events.setdefault(channel_id, [])
         self._events.move_to_end(channel_id)
-        if len(events) < self.PER_CHANNEL:
+        if keeping == "keep":
             events.append(event)
         while len(self._events) > self.CHANNELS:
             self._events.popitem(last=False)
