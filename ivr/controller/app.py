@@ -21,13 +21,14 @@ from settings; `ivr.application.serve` runs it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from ivr import engine
-from ivr.ari import ChannelNotFound, ConnectInfo
+from ivr.ari import AriClient, ChannelNotFound, ConnectInfo
 from ivr.ari import event_types as ari
 from ivr.ari.models import Channel
 from ivr.controller import adoption
@@ -37,17 +38,22 @@ from ivr.engine.actions import FALLBACK_QUEUE, PromptRef
 from ivr.engine.language import start_language
 from ivr.engine.state import CallState
 from ivr.flow.catalog import Catalog, FlowSet
+from ivr.lease import Leases
 from ivr.prompts import LANGUAGES, TRANSFER_NOTICE
 from ivr.routing.router import Router
+from ivr.store import STATE_TTL_SECONDS
 
 log = logging.getLogger(__name__)
 
 
 class Controller:
     def __init__(self, services: Services, catalog: Catalog, entry_flow: str,
-                 dnis_languages: Mapping[str, str] | None = None, router: Router | None = None):
-        """`router`: decides where each new call starts; None: every call starts in `entry_flow` as is."""
+                 dnis_languages: Mapping[str, str] | None = None, router: Router | None = None,
+                 leases: Leases | None = None):
+        """`router`: decides where each new call starts; None: every call starts in `entry_flow` as is.
+        `leases`: with several controllers, the one that runs each call (None: this one runs all)."""
         self.services = services
+        self.leases = leases
         self.catalog = catalog
         self.router = router
         self.entry_flow = entry_flow
@@ -55,15 +61,18 @@ class Controller:
         self.sessions: dict[str, CallSession] = {}
         self.unclaimed = Unclaimed()
         self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+        self._renewing: asyncio.Task | None = None
 
     # --- events ----------------------------------------------------------------
 
-    async def on_event(self, event: ari.AriEvent) -> None:
-        """Route one event; never blocks on a call's own work."""
+    async def on_event(self, event: ari.AriEvent, ari_client: AriClient | None = None) -> None:
+        """Route one event; never blocks on a call's own work. `ari_client`: the client of the
+        connection the event came on (an outbound websocket), which a new call's session keeps."""
         if isinstance(event, ari.StasisStart):
             if adoption.is_caller(event.channel):
                 if event.channel.id not in self.sessions:
-                    self._new_call(event.channel, event.args)
+                    self._new_call(event.channel, event.args, self.services_for(ari_client))
             elif (owner := self.sessions.get(owner_of_helper(event.channel.id) or "")) is not None:
                 owner.helper_event(event)
             return
@@ -78,26 +87,53 @@ class Controller:
 
     async def on_connect(self, info: ConnectInfo) -> None:
         """Reconcile with what Asterisk still holds after a (re)connect."""
+        await self.reconcile(self.services, info.reconnect)
+
+    async def reconcile(self, services: Services, reconnect: bool = True) -> None:
+        """What the application still holds on one Asterisk (through `services.ari`): callers gone
+        end their sessions, calls no session has are adopted."""
         try:
-            held = (await self.services.ari.get_application(self.services.app)).channel_ids
+            held = (await services.ari.get_application(services.app)).channel_ids
         except Exception as exc:  # the next reconnect tries again
             log.error("cannot list channels held by %s: %s", self.services.app, exc)
             return
-        plan = adoption.reconnect(held, self.sessions)
+        mine = {channel_id: session for channel_id, session in self.sessions.items()
+                if session.services.ari is services.ari}  # another Asterisk's calls are not in `held`
+        plan = adoption.reconnect(held, mine)
         for channel_id in plan.gone:
             self.sessions[channel_id].submit(ari.StasisEnd(channel=Channel(id=channel_id)))
         for channel_id in plan.held:
             self._spawn(self.sessions[channel_id].reconcile())
         for channel_id in plan.unknown:
-            self._spawn(self._adopt(channel_id))
-        if held or info.reconnect:
-            log.info("connected (%s): %d call(s) held, %d session(s)", "reconnect" if info.reconnect else "start",
+            self._spawn(self.adopt(channel_id, services))
+        if held or reconnect:
+            log.info("connected (%s): %d call(s) held, %d session(s)", "reconnect" if reconnect else "start",
                      len(plan.held) + len(plan.unknown), len(self.sessions))
 
     # --- sessions ----------------------------------------------------------------
 
-    def _new_call(self, channel: Channel, args: list[str]) -> None:
-        session = self._open(channel.id)
+    def services_for(self, ari_client: AriClient | None) -> Services:
+        """The services of a call whose REST goes over `ari_client` (its Asterisk's connection)."""
+        if ari_client is None or ari_client is self.services.ari:
+            return self.services
+        return dataclasses.replace(self.services, ari=ari_client)
+
+    def session_of_channel(self, name: str) -> CallSession | None:
+        """The session of the channel called `name` (an outbound websocket names only the channel)."""
+        return next((s for s in self.sessions.values() if s.channel_name == name), None)
+
+    def let_go(self, channel_id: str) -> None:
+        """Stop running a call without touching it: another controller runs it now."""
+        session = self.sessions.get(channel_id)
+        if session is not None and session.task is not None:
+            log.info("call %s: let go (another controller has it)", channel_id)
+            session.task.cancel()
+
+    def _new_call(self, channel: Channel, args: list[str], services: Services | None = None) -> None:
+        session = self._open(channel.id, services)
+        session.channel_name = channel.name
+        if self.leases is not None:
+            self._spawn(self._claim(channel))
         router = self.router
         if router is None:
             session.submit(self._begin(_call_data(channel, args), self.catalog.current))
@@ -120,39 +156,75 @@ class Controller:
         call["language"] = start_language(call, self.dnis_languages)
         return Begin(self.entry_flow, call, release)
 
-    async def _adopt(self, channel_id: str) -> None:
+    async def _claim(self, channel: Channel) -> None:
+        """A new call's lease, and a note of its channel name for a controller that takes it over."""
+        assert self.leases is not None
+        if not await self.leases.acquire(channel.id):
+            log.warning("call %s: another controller holds its lease", channel.id)
+        self._keep_renewing()
+        await self.leases.remember(channel.name, channel.id, STATE_TTL_SECONDS)
+
+    def _keep_renewing(self) -> None:
+        if self._renewing is None or self._renewing.done():
+            self._renewing = self._spawn(self._renew_leases())
+
+    async def _renew_leases(self) -> None:
+        """Every third of a lease's life while calls are held: a call whose lease another
+        controller took (this one was cut off longer than a lease lives) is let go."""
+        leases = self.leases
+        assert leases is not None
+        while leases.held:
+            await asyncio.sleep(leases.ttl / 3)
+            for channel_id in await leases.renew_all():
+                self.let_go(channel_id)
+
+    async def adopt(self, channel_id: str, services: Services | None = None, wait: float = 0.0) -> None:
+        """Take over a held channel no session has: once its lease is ours (waiting up to `wait`
+        seconds for another controller's to lapse), carry out what `adoption.decide` makes of it."""
+        services = services or self.services
+        if self.leases is not None and owner_of_helper(channel_id) is None:
+            if not await self.leases.acquire(channel_id, wait):
+                log.info("call %s: another controller runs it", channel_id)
+                return
+            self._keep_renewing()
+        await self._adopt(channel_id, services)
+
+    async def _adopt(self, channel_id: str, services: Services) -> None:
         """Gather the facts of a held channel no session has and carry out what `adoption.decide` makes of them."""
         if (owner := owner_of_helper(channel_id)) is not None:
-            await self._carry_out(channel_id, adoption.decide(adoption.HelperLeg(self._live_leg(channel_id, owner))))
+            decision = adoption.decide(adoption.HelperLeg(self._live_leg(channel_id, owner)))
+            await self._carry_out(channel_id, decision, services)
             return
         try:
-            channel = await self.services.ari.get_channel(channel_id)
+            channel = await services.ari.get_channel(channel_id)
         except ChannelNotFound:
             return
         if not adoption.is_caller(channel):
             return
-        state = await self.services.store.load(channel_id)
+        state = await services.store.load(channel_id)
         release = self.catalog.get(state.release) if state is not None else None
         facts = adoption.Caller(state, in_session=channel_id in self.sessions, release_known=release is not None)
-        await self._carry_out(channel_id, adoption.decide(facts), channel, release)
+        await self._carry_out(channel_id, adoption.decide(facts), services, channel, release)
 
-    async def _carry_out(self, channel_id: str, decision: adoption.Decision, channel: Channel | None = None,
-                         release: FlowSet | None = None) -> None:
+    async def _carry_out(self, channel_id: str, decision: adoption.Decision, services: Services,
+                         channel: Channel | None = None, release: FlowSet | None = None) -> None:
         """The I/O of a decision: `channel` for a fresh start, `release` (the saved one's) for a resume."""
         if isinstance(decision, adoption.HangUpLeg):
             try:
-                await self.services.ari.hangup(channel_id, "normal")
+                await services.ari.hangup(channel_id, "normal")
             except ChannelNotFound:
                 pass
         elif isinstance(decision, adoption.StartFresh) and channel is not None:
             log.info("call %s: no saved step, starting it afresh", channel_id)
-            self._new_call(channel, stasis_args(channel))
+            self._new_call(channel, stasis_args(channel), services)
         elif isinstance(decision, adoption.HandOff):
-            await self._hand_off(decision.state, decision.detail)
+            await self._hand_off(decision.state, decision.detail, services)
         elif isinstance(decision, adoption.ResumeCall) and release is not None:
             state = decision.state
             log.info("call %s: resuming at %s.%s", channel_id, state.flow, state.node)
-            self._open(channel_id).submit(Resume(state, release))
+            session = self._open(channel_id, services)
+            session.channel_name = channel.name if channel is not None else None
+            session.submit(Resume(state, release))
 
     def _live_leg(self, channel_id: str, owner: str) -> bool:
         """One of the legs its call's listener uses now (else a controller that died left it)."""
@@ -160,21 +232,21 @@ class Controller:
         listener = session.listener if session is not None else None
         return listener is not None and channel_id in (listener.media_id, listener.snoop_id)
 
-    async def _hand_off(self, state: CallState, detail: str) -> None:
+    async def _hand_off(self, state: CallState, detail: str, services: Services) -> None:
         """A call we cannot safely resume goes to a person, never into silence: it hears the
         transfer notice first (Asterisk ends a prompt before continuing into the dialplan).
         Saved as transferred first: it stays subscribed, and the next controller to start
         must not take a caller waiting in the queue for one to resume."""
         channel_id, language = state.call_id, state.language
         log.warning("call %s handed to %s: %s", channel_id, FALLBACK_QUEUE, detail)
-        await self.services.store.save(engine.hand_off(state, FALLBACK_QUEUE, "controller_restart", 7, detail))
-        notice = await self.services.media.uri(self.catalog.current, language,  # the call's release is gone
-                                               PromptRef(key=TRANSFER_NOTICE))
-        await self.services.ari.play(channel_id, notice, playback_id=f"ivr-handoff-{channel_id}", lang=language)
-        await continue_to_queue(self.services, channel_id, FALLBACK_QUEUE, 7, "controller_restart")
+        await services.store.save(engine.hand_off(state, FALLBACK_QUEUE, "controller_restart", 7, detail))
+        notice = await services.media.uri(self.catalog.current, language,  # the call's release is gone
+                                          PromptRef(key=TRANSFER_NOTICE))
+        await services.ari.play(channel_id, notice, playback_id=f"ivr-handoff-{channel_id}", lang=language)
+        await continue_to_queue(services, channel_id, FALLBACK_QUEUE, 7, "controller_restart")
 
-    def _open(self, channel_id: str) -> CallSession:
-        session = CallSession(self.services, channel_id)
+    def _open(self, channel_id: str, services: Services | None = None) -> CallSession:
+        session = CallSession(services or self.services, channel_id)
         self.sessions[channel_id] = session
         session.held = self.unclaimed.take(channel_id)  # events that came before we knew the call
         session.task = self._spawn(self._run_session(session))
@@ -184,7 +256,10 @@ class Controller:
         try:
             await session.run()
         finally:
-            self.sessions.pop(session.channel_id, None)
+            if self.sessions.get(session.channel_id) is session:
+                self.sessions.pop(session.channel_id, None)
+            if self.leases is not None and not self._stopping:
+                await self.leases.release(session.channel_id)
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.create_task(coroutine)
@@ -198,9 +273,13 @@ class Controller:
             log.error("controller task failed", exc_info=task.exception())
 
     async def aclose(self) -> None:
+        """Stop every session, leaving the calls in Stasis, and hand their leases over at once."""
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.leases is not None:
+            await self.leases.release_all()
 
 
 def _call_data(channel: Channel, args: list[str]) -> dict[str, Any]:

@@ -118,6 +118,7 @@ class CallSession:
     def __init__(self, services: Services, channel_id: str):
         self.services = services
         self.channel_id = channel_id
+        self.channel_name: str | None = None  # the channel's name, where known (outbound websockets name calls by it)
         self.release: FlowSet | None = None  # from the first item (Begin or Resume), with `state`
         self.state: CallState | None = None
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
