@@ -463,11 +463,9 @@ def cmd_privacy_scan(args: argparse.Namespace) -> int:
 
 
 async def _scan(url: str, match: str) -> list:
-    import redis.asyncio as redis
+    from ivr import privacy, redisconn
 
-    from ivr import privacy
-
-    client = redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    client = redisconn.connect(url, socket_timeout=5.0, socket_connect_timeout=2.0)
     try:
         return [finding async for finding in privacy.scan_redis(client, match)]
     finally:
@@ -508,9 +506,7 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     import asyncio
 
-    import redis.asyncio as redis
-
-    from ivr import privacy, sealing
+    from ivr import privacy, redisconn, sealing
     from ivr.config import Settings
 
     settings = Settings()
@@ -520,7 +516,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         return 2
 
     async def rotate() -> tuple[int, list[str]]:
-        client = redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        client = redisconn.connect(url, socket_timeout=5.0, socket_connect_timeout=2.0)
         try:
             return await privacy.reseal_redis(client, sealing.for_settings(settings), args.match)
         finally:

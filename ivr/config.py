@@ -126,8 +126,15 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description=(
-            "Redis URL for call state (redis://host:6379/0). None means the "
-            "controller starts and owns a private Redis server."
+            "Redis URL for call state: redis://host:6379/0, or through Redis "
+            "Sentinel for a primary that fails over: "
+            "redis+sentinel://s1:26379,s2:26379/mymaster/0 (Sentinel addresses, "
+            "the monitored service's name, the database). In full: "
+            "redis+sentinel://[user:password@]host[:port][,host[:port]...]/service[/db][?options], "
+            "user:password and redis-py's URL options for the Redis servers, "
+            "sentinel_username= and sentinel_password= for the Sentinels (see "
+            "ivr/redisconn.py). None means the controller starts and owns a "
+            "private Redis server."
         ),
     )
     flows_dir: Path = Field(

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from ivr import sealing
+from ivr import redisconn, sealing
 from ivr.backend.insurer import InsurerBackend
 from ivr.backend.systems import Systems
 from ivr.controller.recorder import HistoryRecorder
@@ -72,8 +72,7 @@ async def open_embedded(settings: Any, admin: PolicyAdmin | None = None, gateway
                         sms: SmsSender | None = None) -> Embedded:
     """The insurer's systems; the router's rule file joins every release of the catalog `ivr.application.build`
     makes (checked against the flows of the same release there), so nothing here reads the flows."""
-    client = redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0) \
-        if settings.redis_url else None
+    client = redisconn.connect(settings.redis_url) if settings.redis_url else None
     sealer = sealing.for_settings(settings)
     history = CallerHistory(client, sealer)
     systems = Systems(admin=admin or await open_admin(settings), gateway=gateway or SimulatedGateway(),

@@ -32,6 +32,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from ivr import redisconn
 from ivr.callrecord import CallRecord
 from ivr.redisguard import RedisGuard
 from ivr.sealing import Sealer
@@ -78,7 +79,7 @@ class CallerHistory:
 
     @classmethod
     def from_url(cls, url: str, sealer: Sealer) -> CallerHistory:
-        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0), sealer)
+        return cls(redisconn.connect(url), sealer)
 
     def ani_key(self, ani: str | None) -> str:
         return ani_key(ani, self.sealer)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import redis.asyncio as redis
 
+from ivr import redisconn
 from ivr.controller.step_audio import StepAudio
 from ivr.engine.state import CallState
 from ivr.redisguard import RedisGuard
@@ -49,7 +50,7 @@ class RedisCallStore:
 
     @classmethod
     def from_url(cls, url: str, sealer: Sealer) -> RedisCallStore:
-        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0), sealer)
+        return cls(redisconn.connect(url), sealer)
 
     async def save(self, state: CallState, audio: StepAudio | None = None) -> None:
         """The state, and with it the prompts its step is about to play, in one transaction:

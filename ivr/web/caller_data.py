@@ -23,6 +23,7 @@ from typing import Any, Protocol, cast
 import redis.asyncio as redis
 from pydantic import BaseModel, Field
 
+from ivr import redisconn
 from ivr.engine.state import CallState
 from ivr.redisguard import RedisGuard
 
@@ -127,7 +128,7 @@ class RedisContactHistory:
 
     @classmethod
     def from_url(cls, url: str) -> RedisContactHistory:
-        return cls(redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
+        return cls(redisconn.connect(url))
 
     async def recent(self, caller_id: str, limit: int = 5) -> list[Contact]:
         raw = await self.guard.run(lambda: self.client.zrevrange(self.prefix + caller_id, 0, limit - 1), [])
