@@ -5,10 +5,12 @@ each part handed to the next through its constructor: the insurer's systems
 (when `settings.backend` is `insurer`) with their backend, router and history
 recorder; the catalog of releases (flows, prompts and their audio, routing
 rules); the call store; the agent page (when agents are configured); the
-media resolver; the speech workers (unless speech is off); the ARI client;
-the controller; the events websocket; the HTTP server. Nothing is attached
-to a part after it is built. What tests and the demo swap is a typed keyword
-of `build` (`backend`, `admin`, `gateway`, `observers`, `agent_page`).
+media resolver; the metrics (an observer of every call, told of ARI
+errors); the speech workers (unless speech is off); the ARI client; the
+controller; the events websocket; the HTTP server, and the Prometheus
+endpoint when `metrics_port` is set. Nothing is attached to a part after it
+is built. What tests and the demo swap is a typed keyword of `build`
+(`backend`, `admin`, `gateway`, `observers`, `agent_page`, `metrics`).
 
 `serve(application)` runs an application already built: HTTP up, signals
 installed, events flowing until `stop` is set (or SIGTERM/SIGINT), then a
@@ -38,6 +40,7 @@ from ivr.controller.session import Observer, Services
 from ivr.controller.speech import SpeechService
 from ivr.embedded import Embedded, open_embedded
 from ivr.flow.catalog import Catalog
+from ivr.metrics import Metrics, metrics_app
 from ivr.payments import PaymentGateway
 from ivr.policyadmin.base import PolicyAdmin
 from ivr.routing.router import Router
@@ -68,22 +71,25 @@ class Application:
     controller: Controller
     events: EventStream
     http: web.AppRunner
+    metrics: Metrics
+    metrics_http: web.AppRunner | None  # GET /metrics on metrics_host:metrics_port; None when that is unset
 
 
 async def build(settings: Settings, *, backend: Backend | None = None, admin: PolicyAdmin | None = None,
                 gateway: PaymentGateway | None = None, observers: Sequence[Observer] = (),
-                agent_page: AgentPage | None = None) -> Application:
+                agent_page: AgentPage | None = None, metrics: Metrics | None = None) -> Application:
     """The application these settings describe.
 
     Swaps, each replacing one part: `backend` answers the flows' actions instead of the one
     `settings.backend` names (the insurer's systems, router and recorder stay when it is
     `insurer`); `admin` and `gateway` are the insurer's policy system and payment gateway;
     `observers` are told of every call after the call log and the history recorder;
-    `agent_page` is served instead of the one built from `settings.agents`.
+    `agent_page` is served instead of the one built from `settings.agents`; `metrics` counts
+    instead of metrics of the application's own.
     """
     insurer = await open_embedded(settings, admin=admin, gateway=gateway) if settings.backend == "insurer" else None
     try:
-        return _assemble(settings, insurer, backend, observers, agent_page)
+        return _assemble(settings, insurer, backend, observers, agent_page, metrics)
     except BaseException:
         if insurer is not None:
             await insurer.aclose()
@@ -91,7 +97,7 @@ async def build(settings: Settings, *, backend: Backend | None = None, admin: Po
 
 
 def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | None, observers: Sequence[Observer],
-              page: AgentPage | None) -> Application:
+              page: AgentPage | None, metrics: Metrics | None = None) -> Application:
     router = insurer.router if insurer is not None else None
     synthesize = _synthesizer()
     audio = ReleaseAudio(settings.prompts_dir, settings.sounds_dir, settings.media_base_url, synthesize)
@@ -105,11 +111,15 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
         page = build_agent_page(settings, store, insurer.systems if insurer is not None else None)  # or None
     media = MediaResolver(settings.sounds_dir, settings.media_base_url, synthesize, keyed_hash=sealer.digest,
                           fetchers=settings.media_allowed_addresses)
-    ari = AriClient.from_settings(settings)
+    recognisers = _recognisers(settings)
+    if metrics is None:
+        metrics = Metrics(recognisers)
+    ari = AriClient.from_settings(settings, on_error=metrics.ari_error)
     if backend is None:
         backend = insurer.backend if insurer is not None else SampleBackend()
-    told: tuple[Observer, ...] = (CallLog(), *([insurer.recorder] if insurer is not None else []), *observers)
-    speech = _speech_service(settings)  # last: its worker processes start now
+    told: tuple[Observer, ...] = (CallLog(), *([insurer.recorder] if insurer is not None else []), *observers,
+                                  metrics)
+    speech = _speech_service(settings, recognisers)  # last: its worker processes start now
     services = Services(ari=ari, store=store, backend=backend, media=media, app=settings.ari_app,
                         transfer_context=settings.transfer_context, observers=list(told), speech=speech)
     controller = Controller(services, catalog, settings.entry_flow, dnis_languages=settings.dnis_languages,
@@ -117,9 +127,11 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     on_event = page.desk.wrap(controller.on_event) if page is not None else controller.on_event  # desk sees first
     events = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)
     http = web.AppRunner(_http_app(media, page), shutdown_timeout=1.0)  # a prompt download is not worth a stuck stop
+    metrics_http = web.AppRunner(metrics_app(metrics, events), shutdown_timeout=1.0) \
+        if settings.metrics_port is not None else None
     return Application(settings=settings, insurer=insurer, backend=backend, router=router, catalog=catalog,
                        store=store, agent_page=page, media=media, speech=speech, ari=ari, observers=told,
-                       controller=controller, events=events, http=http)
+                       controller=controller, events=events, http=http, metrics=metrics, metrics_http=metrics_http)
 
 
 async def serve(app: Application, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> None:
@@ -128,6 +140,11 @@ async def serve(app: Application, stop: asyncio.Event | None = None, ready: asyn
     try:
         await app.http.setup()
         await web.TCPSite(app.http, app.settings.http_host, app.settings.http_port).start()
+        if app.metrics_http is not None:
+            await app.metrics_http.setup()
+            await web.TCPSite(app.metrics_http, app.settings.metrics_host, app.settings.metrics_port).start()
+            log.info("metrics: %s", ", ".join(f"http://{host}:{port}/metrics"
+                                               for host, port, *_ in app.metrics_http.addresses))
         stop = stop or asyncio.Event()
         _install_signals(stop, app.catalog)
         stream_task = asyncio.create_task(app.events.run())
@@ -149,6 +166,8 @@ async def _shut_down(app: Application, stream_task: asyncio.Task[None]) -> None:
     if app.agent_page is not None:
         await _bounded("agent page", app.agent_page.aclose(), deadline)
     await _bounded("http server", app.http.cleanup(), deadline)
+    if app.metrics_http is not None:
+        await _bounded("metrics endpoint", app.metrics_http.cleanup(), deadline)
     await _bounded("redis", app.store.close(), deadline)
     if app.speech is not None:
         await _bounded("speech workers", asyncio.to_thread(app.speech.close), deadline)
@@ -170,15 +189,24 @@ async def _bounded(stage: str, work: Awaitable[object], deadline: float) -> None
         log.info("stopping: %s took %.1f s", stage, elapsed)
 
 
-def _speech_service(settings: Settings) -> SpeechService | None:
-    """Recogniser workers for `stream`/`record` speech; None when calls are keys-only."""
+def _recognisers(settings: Settings) -> dict[str, str]:
+    """The engine that hears each call language; none when calls are keys-only."""
+    if settings.speech == "off":
+        return {}
+    from ivr.speech import languages
+
+    return languages.choose_for(settings)
+
+
+def _speech_service(settings: Settings, chosen: dict[str, str]) -> SpeechService | None:
+    """Recogniser workers for `stream`/`record` speech (`chosen`: engine per language); None when
+    calls are keys-only."""
     if settings.speech == "off":
         return None
     from ivr.speech import languages
     from ivr.speech.endpoint import detector_for
     from ivr.speech.worker import SpeechWorkers
 
-    chosen = languages.choose_for(settings)
     detector = detector_for(settings.voice_detector)
     log.info("speech: %s; voice detector %s",
              ", ".join(f"{language} by {engine}" for language, engine in sorted(chosen.items())), detector)

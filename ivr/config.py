@@ -227,6 +227,25 @@ class Settings(BaseSettings):
         default=8090,
         description="Port of the controller's HTTP server; 0 picks a free port.",
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address the Prometheus endpoint (/metrics, on metrics_port) listens on. It asks for no sign-in "
+            "and tells call volumes, queues and transfer reasons (never personal data): keep it on an address "
+            "only your Prometheus reaches."
+        ),
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the Prometheus endpoint http://<metrics_host>:<metrics_port>/metrics (calls in progress "
+            "and by outcome, turn latency, recognition confidence, transfers, containment by journey, Redis "
+            "and ARI errors, reconnects; ivr/metrics.py), a listener of its own beside the agent page and "
+            "prompt media. Unset: not served; 0 picks a free port (logged)."
+        ),
+    )
     speech: Literal["stream", "record", "off"] = Field(
         default="stream",
         description=(

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
 T = TypeVar("T")
+_failures: Counter[str] = Counter()  # commands that failed, by what they were for, this process
+
+
+def failures() -> dict[str, int]:
+    """Commands that failed with a Redis error in this process, by guard (`what`): `ivr_redis_errors_total`."""
+    return dict(_failures)
 
 
 class RedisGuard:
@@ -36,6 +43,7 @@ class RedisGuard:
         try:
             result = await command()
         except (RedisError, OSError) as exc:
+            _failures[self.what] += 1
             if not self.down:
                 self.log.error("Redis unavailable (%s): calls go on without %s until it is back",
                                exc.__class__.__name__, self.what)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -27,7 +27,7 @@ import aiohttp
 from pydantic import BaseModel
 from yarl import URL
 
-from ivr.ari.errors import AriConnectionError, VariableNotFound, error_from_response
+from ivr.ari.errors import AriConnectionError, AriError, VariableNotFound, error_from_response
 from ivr.ari.models import (
     Application,
     Bridge,
@@ -77,6 +77,7 @@ class AriClient:
 
     ``base_url`` is Asterisk's HTTP root (``http://127.0.0.1:8088``); the
     client adds ``/ari``. A caller-provided ``session`` is used and not closed.
+    ``on_error`` is told of every failed request before it is raised (metrics).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class AriClient:
         *,
         timeout: float = 30.0,
         session: aiohttp.ClientSession | None = None,
+        on_error: Callable[[AriError], None] | None = None,
     ) -> None:
         root = base_url.rstrip("/")
         self._api = root if root.endswith("/ari") else f"{root}/ari"
@@ -95,9 +97,11 @@ class AriClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owns_session = session is None
+        self._on_error = on_error
 
     @classmethod
-    def from_settings(cls, settings: Any, *, session: aiohttp.ClientSession | None = None) -> AriClient:
+    def from_settings(cls, settings: Any, *, session: aiohttp.ClientSession | None = None,
+                      on_error: Callable[[AriError], None] | None = None) -> AriClient:
         """Build from :class:`ivr.config.Settings` (password required)."""
         return cls(
             settings.ari_url,
@@ -105,6 +109,7 @@ class AriClient:
             settings.ari_password_value,
             timeout=settings.ari_request_timeout,
             session=session,
+            on_error=on_error,
         )
 
     async def __aenter__(self) -> AriClient:
@@ -151,10 +156,15 @@ class AriClient:
                 status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
-            raise AriConnectionError(reason, method=method, path=path) from exc
+            raise self._failed(AriConnectionError(reason, method=method, path=path)) from exc
         if status >= 400:
-            raise error_from_response(status, method, path, payload)
+            raise self._failed(error_from_response(status, method, path, payload))
         return payload
+
+    def _failed(self, error: AriError) -> AriError:
+        if self._on_error is not None:
+            self._on_error(error)
+        return error
 
     async def _json(self, method: str, path: str, params: Mapping[str, str] | None = None,
                     body: Mapping[str, Any] | None = None) -> Any:
