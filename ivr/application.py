@@ -30,17 +30,20 @@ from aiohttp import web
 
 from ivr import sealing
 from ivr.ari import AriClient, EventStream
+from ivr.ari.outbound import OutboundEndpoint, WebSocketAri
 from ivr.backend.base import Backend, SampleBackend
 from ivr.config import Settings
 from ivr.controller.app import Controller
 from ivr.controller.calllog import CallLog
 from ivr.controller.media import MediaResolver
+from ivr.controller.outbound import OutboundCalls
 from ivr.controller.promptaudio import ReleaseAudio
 from ivr.controller.session import Observer, Services
 from ivr.controller.speech import SpeechService
 from ivr.embedded import Embedded, open_embedded
 from ivr.flow.catalog import Catalog
-from ivr.metrics import Metrics, metrics_app
+from ivr.lease import Leases, controller_id
+from ivr.metrics import EventSource, Metrics, metrics_app
 from ivr.payments import PaymentGateway
 from ivr.policyadmin.base import PolicyAdmin
 from ivr.routing.router import Router
@@ -69,7 +72,8 @@ class Application:
     ari: AriClient
     observers: tuple[Observer, ...]
     controller: Controller
-    events: EventStream
+    events: EventStream | None  # inbound mode: our events websocket to Asterisk
+    outbound: OutboundEndpoint | None  # outbound mode: Asterisk's websockets to us
     http: web.AppRunner
     metrics: Metrics
     metrics_http: web.AppRunner | None  # GET /metrics on metrics_host:metrics_port; None when that is unset
@@ -114,7 +118,10 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     recognisers = _recognisers(settings)
     if metrics is None:
         metrics = Metrics(recognisers)
-    ari = AriClient.from_settings(settings, on_error=metrics.ari_error)
+    outbound_mode = settings.ari_mode == "outbound"
+    # Outbound: each call's REST goes over its own connection; this client only stands for "none yet".
+    ari = WebSocketAri(None, timeout=settings.ari_request_timeout, on_error=metrics.ari_error) if outbound_mode \
+        else AriClient.from_settings(settings, on_error=metrics.ari_error)
     if backend is None:
         backend = insurer.backend if insurer is not None else SampleBackend()
     told: tuple[Observer, ...] = (CallLog(), *([insurer.recorder] if insurer is not None else []), *observers,
@@ -122,16 +129,28 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     speech = _speech_service(settings, recognisers)  # last: its worker processes start now
     services = Services(ari=ari, store=store, backend=backend, media=media, app=settings.ari_app,
                         transfer_context=settings.transfer_context, observers=list(told), speech=speech)
+    leases = Leases(store.client, settings.controller_id or controller_id(), settings.call_lease_seconds,
+                    name_digest=lambda name: sealer.digest("channel-name", name)) if outbound_mode else None
     controller = Controller(services, catalog, settings.entry_flow, dnis_languages=settings.dnis_languages,
-                            router=router)
-    on_event = page.desk.wrap(controller.on_event) if page is not None else controller.on_event  # desk sees first
-    events = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)
-    http = web.AppRunner(_http_app(media, page), shutdown_timeout=1.0)  # a prompt download is not worth a stuck stop
-    metrics_http = web.AppRunner(metrics_app(metrics, events), shutdown_timeout=1.0) \
+                            router=router, leases=leases)
+    events, outbound = None, None
+    source: EventSource
+    if outbound_mode:
+        watchers = (page.desk.on_ari_event,) if page is not None else ()  # the agent desk sees each event first
+        source = handler = OutboundCalls(controller, takeover_wait=settings.call_lease_seconds + 1.0, watchers=watchers)
+        outbound = OutboundEndpoint(settings.ari_outbound_path, settings.ari_outbound_user,
+                                    settings.ari_outbound_password_value, handler,
+                                    timeout=settings.ari_request_timeout, on_error=metrics.ari_error)
+    else:
+        on_event = page.desk.wrap(controller.on_event) if page is not None else controller.on_event  # desk first
+        source = events = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)
+    http = web.AppRunner(_http_app(media, page, outbound), shutdown_timeout=1.0)  # a prompt download is not worth a stuck stop
+    metrics_http = web.AppRunner(metrics_app(metrics, source), shutdown_timeout=1.0) \
         if settings.metrics_port is not None else None
     return Application(settings=settings, insurer=insurer, backend=backend, router=router, catalog=catalog,
                        store=store, agent_page=page, media=media, speech=speech, ari=ari, observers=told,
-                       controller=controller, events=events, http=http, metrics=metrics, metrics_http=metrics_http)
+                       controller=controller, events=events, outbound=outbound, http=http, metrics=metrics,
+                       metrics_http=metrics_http)
 
 
 async def serve(app: Application, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> None:
@@ -147,22 +166,26 @@ async def serve(app: Application, stop: asyncio.Event | None = None, ready: asyn
                                                for host, port, *_ in app.metrics_http.addresses))
         stop = stop or asyncio.Event()
         _install_signals(stop, app.catalog)
-        stream_task = asyncio.create_task(app.events.run())
+        stream_task = asyncio.create_task(app.events.run()) if app.events is not None else None
         if ready is not None:
-            await app.events.wait_connected()
-            ready.set()
+            if app.events is not None:
+                await app.events.wait_connected()
+            ready.set()  # outbound: Asterisk connects when calls come
         await stop.wait()
         await _shut_down(app, stream_task)
     finally:
         await app.ari.close()
 
 
-async def _shut_down(app: Application, stream_task: asyncio.Task[None]) -> None:
+async def _shut_down(app: Application, stream_task: asyncio.Task[None] | None) -> None:
     log.info("stopping: %d call(s) stay in Stasis for the next controller", len(app.controller.sessions))
     deadline = time.monotonic() + SHUTDOWN_SECONDS
-    await _bounded("events websocket", app.events.aclose(), deadline)
-    stream_task.cancel()
-    await _bounded("call sessions", app.controller.aclose(), deadline)
+    if app.events is not None and stream_task is not None:
+        await _bounded("events websocket", app.events.aclose(), deadline)
+        stream_task.cancel()
+    await _bounded("call sessions", app.controller.aclose(), deadline)  # leases released: others take over at once
+    if app.outbound is not None:  # then Asterisk reconnects each call to another controller
+        await _bounded("outbound websockets", app.outbound.aclose(), deadline)
     if app.agent_page is not None:
         await _bounded("agent page", app.agent_page.aclose(), deadline)
     await _bounded("http server", app.http.cleanup(), deadline)
@@ -216,10 +239,11 @@ def _speech_service(settings: Settings, chosen: dict[str, str]) -> SpeechService
     return SpeechService(workers, settings.speech, settings.rtp_host, frozenset(chosen))
 
 
-def _http_app(media: MediaResolver, page: AgentPage | None) -> web.Application:
-    """Prompt audio for Asterisk, /health, and the agent page when there is one."""
+def _http_app(media: MediaResolver, page: AgentPage | None, outbound: OutboundEndpoint | None) -> web.Application:
+    """Prompt audio for Asterisk, /health, Asterisk's outbound websockets and the agent page when there are."""
     app = web.Application()
     app.add_routes(media.routes())
+    app.add_routes(outbound.routes() if outbound is not None else [])
     app.add_routes([web.get("/health", _health)])
     app.add_routes(page.routes() if page is not None else [])
     return app

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -122,6 +122,45 @@ class Settings(BaseSettings):
             "Open the events websocket with subscribeAll=true (every event of the "
             "system, ~160 a call). Only for monitoring tools, not the controller."
         ),
+    )
+    ari_mode: Literal["inbound", "outbound"] = Field(
+        default="inbound",
+        description=(
+            "`inbound`: this controller opens ARI's events websocket to ari_url (one controller per "
+            "Asterisk; small sites). `outbound`: Asterisk opens websockets to us (ari.conf "
+            "`type = outbound_websocket`, websocket_client.conf `connection_type = per_call_config`), REST "
+            "goes over them, and any number of controllers behind a load balancer share the calls, each "
+            "call run by one at a time (a lease in Redis). Needs speech `record` or `off`."
+        ),
+    )
+    ari_outbound_path: str = Field(
+        default="/ari/outbound",
+        pattern=r"^/[A-Za-z0-9/_.-]*$",
+        description="Path on http_host:http_port that websocket_client.conf's `uri` points at (outbound mode).",
+    )
+    ari_outbound_user: str = Field(
+        default="asterisk",
+        description="User name Asterisk sends (websocket_client.conf `username`) in outbound mode.",
+    )
+    ari_outbound_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Password Asterisk sends (websocket_client.conf `password`) in outbound mode; required there, "
+            "no default on purpose."
+        ),
+    )
+    call_lease_seconds: float = Field(
+        default=1.5,
+        gt=0.2,
+        le=30,
+        description=(
+            "Outbound mode: how long a call's lease lives without renewal (renewed every third of it). "
+            "When a controller dies, its calls wait at most this long before another takes them over."
+        ),
+    )
+    controller_id: str | None = Field(
+        default=None,
+        description="This controller's name in call leases; unset: host name and process id.",
     )
     redis_url: str | None = Field(
         default=None,
@@ -438,6 +477,25 @@ class Settings(BaseSettings):
     def _lower_log_format(cls, value: Any) -> Any:
         """Accept `JSON` as well as `json` from environments."""
         return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _outbound_needs_no_helper_legs(self) -> Settings:
+        """Streamed speech bridges helper channels (snoop, externalMedia) that enter our Stasis
+        application; with per-call outbound websockets Asterisk would open a connection for each,
+        which the load balancer may hand to another controller. Not recorded on Asterisk 22:
+        refused rather than guessed."""
+        if self.ari_mode == "outbound" and self.speech == "stream":
+            raise ValueError("ari_mode outbound needs speech record or off (streamed speech's helper channels "
+                             "would each open a websocket of their own, perhaps to another controller)")
+        return self
+
+    @property
+    def ari_outbound_password_value(self) -> str:
+        """The password Asterisk must send in outbound mode; ConfigError when unset."""
+        if self.ari_outbound_password is None:
+            raise ConfigError("outbound ARI password not set: define IVR_ARI_OUTBOUND_PASSWORD "
+                              "(websocket_client.conf `password`)")
+        return self.ari_outbound_password.get_secret_value()
 
     @property
     def ari_password_value(self) -> str:

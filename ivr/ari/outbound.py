@@ -29,13 +29,13 @@ import hmac
 import itertools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from ivr.ari.client import AriClient
-from ivr.ari.errors import AriConnectionError, error_from_response
+from ivr.ari.errors import AriConnectionError, AriError, error_from_response
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,14 @@ _ids = itertools.count(1)
 class Connection:
     """One websocket Asterisk opened to us."""
 
-    def __init__(self, ws: web.WebSocketResponse, peer: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, peer: str, *, timeout: float = 30.0,
+                 on_error: Callable[[AriError], None] | None = None) -> None:
         self.ws = ws
         self.peer = peer
         self.number = next(_ids)
         self.application: str | None = None  # from ApplicationRegistered: `<app>:<channel name>` per call
         self.asterisk_id: str | None = None
-        self.line = WebSocketAri(self)  # the client whose answers come on this socket
+        self.line = WebSocketAri(self, timeout=timeout, on_error=on_error)  # its answers come on this socket
 
     @property
     def channel_name(self) -> str | None:
@@ -73,10 +74,12 @@ class WebSocketAri(AriClient):
     """The typed ARI operations of `AriClient`, with REST carried as RESTRequest/RESTResponse
     messages on an outbound websocket instead of HTTP."""
 
-    def __init__(self, connection: Connection | None, *, timeout: float = 30.0) -> None:
+    def __init__(self, connection: Connection | None, *, timeout: float = 30.0,
+                 on_error: Callable[[AriError], None] | None = None) -> None:
         # No HTTP session: only `request` differs from AriClient, and it does not use one.
         self._session = None
         self._owns_session = False
+        self._on_error = on_error
         self._request_timeout = timeout
         self.connection = connection
         self._pending: dict[str, tuple[Connection, asyncio.Future[tuple[int, bytes]]]] = {}
@@ -126,13 +129,16 @@ class WebSocketAri(AriClient):
             await connection.send(message)
             status, payload = await asyncio.wait_for(future, self._request_timeout)
         except TimeoutError as exc:
-            raise AriConnectionError(f"no answer in {self._request_timeout:.0f} s", method=method, path=path) from exc
+            raise self._failed(AriConnectionError(f"no answer in {self._request_timeout:.0f} s",
+                                                  method=method, path=path)) from exc
+        except AriConnectionError as exc:
+            raise self._failed(exc) from None
         except (ConnectionError, RuntimeError) as exc:
-            raise AriConnectionError(str(exc) or "websocket closed", method=method, path=path) from exc
+            raise self._failed(AriConnectionError(str(exc) or "websocket closed", method=method, path=path)) from exc
         finally:
             self._pending.pop(request_id, None)
         if status >= 400 or status == 0:
-            raise error_from_response(status or 502, method, path, payload)
+            raise self._failed(error_from_response(status or 502, method, path, payload))
         return payload
 
     async def _connection(self, method: str, path: str) -> Connection:
@@ -140,7 +146,8 @@ class WebSocketAri(AriClient):
             try:
                 await asyncio.wait_for(self._attached.wait(), REATTACH_WAIT)
             except TimeoutError as exc:
-                raise AriConnectionError("no websocket from Asterisk for this call", method=method, path=path) from exc
+                raise self._failed(AriConnectionError("no websocket from Asterisk for this call",
+                                                      method=method, path=path)) from exc
         assert self.connection is not None
         return self.connection
 
@@ -159,8 +166,12 @@ class ConnectionHandler(Protocol):
 class OutboundEndpoint:
     """The websocket endpoint Asterisk's websocket_client `uri` points at."""
 
-    def __init__(self, path: str, user: str, password: str, handler: ConnectionHandler) -> None:
+    def __init__(self, path: str, user: str, password: str, handler: ConnectionHandler, *,
+                 timeout: float = 30.0, on_error: Callable[[AriError], None] | None = None) -> None:
+        """`timeout`: seconds a REST request waits for its answer; `on_error`: told of every failed one."""
         self.path = path
+        self.timeout = timeout
+        self.on_error = on_error
         self._credentials = f"{user}:{password}".encode()
         self.handler = handler
         self.connections: set[Connection] = set()
@@ -186,7 +197,7 @@ class OutboundEndpoint:
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="expected a websocket upgrade")
         await ws.prepare(request)
-        connection = Connection(ws, request.remote or "?")
+        connection = Connection(ws, request.remote or "?", timeout=self.timeout, on_error=self.on_error)
         self.connections.add(connection)
         try:
             await self.handler.opened(connection)

@@ -48,7 +48,13 @@ class OutboundCalls:
         self.watchers = tuple(watchers)
         self.takeover_wait = takeover_wait
         self.persistent: dict[str, WebSocketAri] = {}  # asterisk id -> the client of its persistent connection
+        self.connections = 1  # 1 + sockets that replaced a dropped one (read as reconnects by ivr.metrics)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        """Always: in outbound mode Asterisk connects to us (`ivr.metrics.EventSource`)."""
+        return True
 
     async def opened(self, connection: Connection) -> None:
         log.debug("%r opened", connection)
@@ -76,12 +82,14 @@ class OutboundCalls:
             return
         session = self.controller.session_of_channel(name)
         if session is not None and isinstance(session.services.ari, WebSocketAri):
+            self.connections += 1
             session.services.ari.attach(connection)
             log.info("call %s: on a new socket %r", session.channel_id, connection)
             return
         leases = self.controller.leases
         call_id = await leases.call_named(name) if leases is not None else None
         if call_id is not None:  # a call that began elsewhere: take it over
+            self.connections += 1
             services = self.controller.services_for(connection.line)
             self._spawn(self.controller.adopt(call_id, services, wait=self.takeover_wait))
 
@@ -91,6 +99,7 @@ class OutboundCalls:
         if line is None:
             self.persistent[key] = connection.line
         else:
+            self.connections += 1
             line.attach(connection)
         self._spawn(self.controller.reconcile(self.controller.services_for(connection.line)))
 
