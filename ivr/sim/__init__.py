@@ -3,7 +3,15 @@
 Start it with :func:`start_simulator`; drive callers with
 ``running.sim.inbound_call(...)`` (a :class:`SimCall`).
 """
-from .config import QueueConfig, QueueMember, SimulatorConfig, load_asterisk_conf, parse_queues_conf
+from .config import (
+    OutboundWebsocket,
+    QueueConfig,
+    QueueMember,
+    SimulatorConfig,
+    load_asterisk_conf,
+    parse_outbound_websockets,
+    parse_queues_conf,
+)
 from .core import Simulator
 from .queues import QueueOutcome
 from .server import RunningSimulator, build_app, start_simulator
@@ -11,7 +19,8 @@ from .simcall import ContinueRecord, DeadAir, PromptRecord, SimCall
 from .validator import ApiSpec, Violation
 
 __all__ = [
-    "ApiSpec", "ContinueRecord", "DeadAir", "PromptRecord", "QueueConfig", "QueueMember", "QueueOutcome",
+    "ApiSpec", "ContinueRecord", "DeadAir", "OutboundWebsocket", "PromptRecord", "QueueConfig", "QueueMember",
+    "QueueOutcome",
     "RunningSimulator", "SimCall", "Simulator", "SimulatorConfig", "Violation", "build_app",
-    "load_asterisk_conf", "parse_queues_conf", "start_simulator",
+    "load_asterisk_conf", "parse_outbound_websockets", "parse_queues_conf", "start_simulator",
 ]

@@ -1,4 +1,4 @@
-"""Simulator configuration: credentials, directories, dialplan, queues.
+"""Simulator configuration: credentials, directories, dialplan, queues, outbound websockets.
 
 Everything a test or the demo may want to vary lives here as plain data;
 nothing is read from the environment implicitly.
@@ -120,6 +120,94 @@ def _yes(value: str) -> bool:
     return value.lower() in ("yes", "true", "1", "on")
 
 
+@dataclass
+class OutboundWebsocket:
+    """One ari.conf ``type = outbound_websocket`` section with its websocket_client.conf client.
+
+    ``per_call_config``: every channel entering ``Stasis(<app>)`` gets its own
+    connection and its own application ``<app>:<channel name>``;
+    ``persistent``: one connection from start-up for all ``apps``.  Times in
+    milliseconds, as in websocket_client.conf.
+    """
+    name: str
+    apps: list[str]
+    uri: str
+    connection_type: str = "per_call_config"
+    username: str = ""
+    password: str = ""
+    protocols: str = "ari"
+    connection_timeout: int = 500
+    reconnect_interval: int = 1000
+    reconnect_attempts: int = 4
+    subscribe_all: bool = False
+
+
+def _conf_sections(text: str) -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line)
+        if header:
+            current = sections.setdefault(header.group(1), {})
+            continue
+        if current is not None and "=" in line:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    return sections
+
+
+def parse_outbound_websockets(ari_conf: str, websocket_client_conf: str) -> list[OutboundWebsocket]:
+    """ari.conf ``type = outbound_websocket`` sections joined with their websocket_client.conf clients.
+
+    Settings no recorded trace shows in use (``subscribe_all = yes``, other
+    protocols or connection types, a missing client) are refused here.
+    """
+    clients = _conf_sections(websocket_client_conf)
+    out: list[OutboundWebsocket] = []
+    for name, section in _conf_sections(ari_conf).items():
+        if section.get("type") != "outbound_websocket":
+            continue
+        client_id = section.get("websocket_client_id", "")
+        client = clients.get(client_id)
+        if client is None or client.get("type") != "websocket_client":
+            raise ValueError(f"ari.conf [{name}]: websocket_client '{client_id}' not found")
+        out.append(OutboundWebsocket(
+            name=name, apps=[a.strip() for a in section.get("apps", "").split(",") if a.strip()],
+            uri=client.get("uri", ""), connection_type=client.get("connection_type", "<missing>"),
+            username=client.get("username", ""), password=client.get("password", ""),
+            protocols=client.get("protocols", "ari"),
+            connection_timeout=int(client.get("connection_timeout", "500")),
+            reconnect_interval=int(client.get("reconnect_interval", "1000")),
+            reconnect_attempts=int(client.get("reconnect_attempts", "4")),
+            subscribe_all=_yes(section.get("subscribe_all", "no"))))
+    for conn in out:
+        check_outbound(conn)
+    return out
+
+
+def check_outbound(conn: OutboundWebsocket) -> None:
+    """Refuse what the recorded traces (outbound-websocket-*) never showed."""
+    problems = []
+    if conn.connection_type not in ("per_call_config", "persistent"):
+        problems.append(f"connection_type {conn.connection_type!r}")
+    if conn.protocols != "ari":
+        problems.append(f"protocols {conn.protocols!r}")
+    if conn.subscribe_all:
+        problems.append("subscribe_all = yes")
+    if not conn.apps:
+        problems.append("no apps")
+    if not conn.uri.startswith("ws://"):
+        problems.append(f"uri {conn.uri!r} (only ws:// was recorded)")
+    if conn.reconnect_attempts < 1 or conn.reconnect_interval < 0:
+        problems.append("reconnect_attempts < 1 or negative reconnect_interval")
+    if problems:
+        raise ValueError(f"outbound websocket [{conn.name}]: not simulated (no recorded trace shows it): "
+                         + ", ".join(problems))
+
+
 def load_asterisk_conf(config: SimulatorConfig, conf_dir: Path) -> SimulatorConfig:
     """Use a deployment's extensions.conf / queues.conf (e.g. the project's asterisk-conf/)."""
     conf_dir = Path(conf_dir)
@@ -148,3 +236,8 @@ class SimulatorConfig:
     external_media_stasis_delay: float = 0.002
     outbound_answer_after: float | None = 0.5
     trunk_name: str = "PJSIP/trunk"
+    # ARI outbound websockets (ari.conf type=outbound_websocket); see outbound.py for the recorded timings
+    outbound_websockets: list[OutboundWebsocket] = field(default_factory=list)
+    outbound_stasis_poll: float = 0.5       # per-call Stasis() looks at its connection every 0.5 s
+    outbound_close_after_stasis_end: float = 3.5    # per-call socket closed (1000) 3.47-3.5 s after StasisEnd
+    outbound_handshake_timeout: float = 1.0  # "Timeout waiting for HTTP status line" 1.003 s after the attempt

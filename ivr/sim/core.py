@@ -34,6 +34,7 @@ from .http_media import HttpMediaCache
 from .ids import IdFactory
 from .media import MediaResolver
 from .model import CallerId, Channel, ChannelKind, DialplanLocation, OriginateTarget
+from .outbound import OutboundWebsockets
 from .pbx import Goto, Pbx
 from .playback import Playbacks
 from .recording import LiveRecordings, RecordingStore
@@ -71,6 +72,7 @@ class Simulator:
         self.playbacks = Playbacks(self.emitter, self.media, self.ids, self.config.language, self.channels,
                                    self.calls, self.bridges)
         self.pbx = Pbx(self)
+        self.outbound = OutboundWebsockets(self)     # ari.conf type=outbound_websocket connections
         self.started = self.clock.timestamp()
         self.closing = False
         self.violations: list[Violation] = []    # requests not in the API docs (see server.validation)
@@ -127,6 +129,8 @@ class Simulator:
                   channel_id: str | None = None, other_channel_id: str | None = None) -> Channel:
         if not endpoint:
             raise AriError(400, "Endpoint must be specified")
+        if app:
+            self.outbound.refuse_per_call(app, "originate with app=")
         if not app and not extension and not context:
             raise AriError(400, "Application or extension must be specified")
         if app and (extension or context or priority or label):
@@ -274,13 +278,15 @@ class Simulator:
             await self.pbx.run(ch, target.context, target.exten, target.priority)
 
     # -- Stasis ----------------------------------------------------------------
-    def enter_stasis(self, ch: Channel, app_name: str, args: list[str]) -> bool:
+    def enter_stasis(self, ch: Channel, app_name: str, args: list[str], reset_status: bool = True) -> bool:
+        """``reset_status=False``: STASISSTATUS was already blanked (a per-call outbound Stasis())."""
         app = self.bus.apps.get(app_name)
         if app is None:
             log.warning("Stasis app '%s' not registered", app_name)
             self.variables.set(ch, "STASISSTATUS", "FAILED")
             return False
-        self.variables.set(ch, "STASISSTATUS", "")
+        if reset_status:
+            self.variables.set(ch, "STASISSTATUS", "")
         app.subscribe_channel(ch.id)
         ch.stasis_app = app_name
         ch.stasis_args = list(args)
@@ -294,22 +300,35 @@ class Simulator:
 
     async def run_stasis(self, ch: Channel, app_name: str, args: list[str]) -> Goto | None:
         """Dialplan ``Stasis()``: returns where /continue sends the channel."""
+        if self.outbound.is_per_call(app_name):
+            return await self.outbound.per_call_stasis(ch, app_name, args)
         if not self.enter_stasis(ch, app_name, args):
             return None
         assert ch.stasis_exit is not None
         return await ch.stasis_exit
 
-    def _leave_stasis(self, ch: Channel, for_dialplan: bool) -> None:
-        app = self.bus.apps.get(ch.stasis_app or "")
+    def _leave_stasis(self, ch: Channel, for_dialplan: bool, status: str = "SUCCESS") -> None:
+        app_name = ch.stasis_app or ""
+        app = self.bus.apps.get(app_name)
         self.emit(ev.channel_event("StasisEnd", self.ts(), ch))
         if app is not None:
             app.unsubscribe_channel(ch.id)
+        self.outbound.stasis_ended(app_name)
         ch.stasis_app = None
         if ch.control is not None:
             ch.control.close()
             ch.control = None
         if not (for_dialplan and ch.originated_into_stasis):
-            self.variables.set(ch, "STASISSTATUS", "SUCCESS")
+            self.variables.set(ch, "STASISSTATUS", status)
+
+    def stasis_failed(self, ch: Channel) -> None:
+        """A per-call outbound websocket gave up: the channel leaves Stasis with STASISSTATUS=FAILED
+        and goes on with the next priority (outbound-websocket-per-call, "Hanging up after exhausting
+        retries").  Its StasisEnd goes to the already inactive application: missed."""
+        exit_future = ch.stasis_exit
+        self._leave_stasis(ch, for_dialplan=False, status="FAILED")
+        if exit_future is not None and not exit_future.done():
+            exit_future.set_result(Goto(ch.location.context, ch.location.exten, ch.location.priority + 1))
 
     # -- commands (queued on the channel) -------------------------------------
     async def _run_sync(self, ch: Channel, name: str, fn: Any) -> Any:
@@ -409,6 +428,21 @@ class Simulator:
         ch.hangup_cause = cause
         ch.hungup_by = "app"
         self.emit(ev.hangup_request(self.ts(), ch, 32, soft=True))
+        if ch.stasis_app is not None:
+            # Asterisk answers the DELETE once the soft hang-up is queued; the channel's thread then
+            # leaves Stasis: over an outbound websocket the RESTResponse comes before the
+            # PlaybackFinished/StasisEnd that follow (outbound-websocket-per-call-lifecycle).
+            # Over HTTP nothing can tell: a client sees the 204 only after this has run.
+            asyncio.get_running_loop().call_soon(self._app_hangup_in_stasis, ch, cause)
+        elif ch.pbx_task is not None and not ch.pbx_task.done():
+            ch.soft_hungup = True
+            ch.pbx_task.cancel()
+        else:
+            self._destroy_with_partner(ch, cause)
+
+    def _app_hangup_in_stasis(self, ch: Channel, cause: int) -> None:
+        if ch.destroyed:
+            return
         if ch.stasis_app is not None:
             self.bridges.leave(ch)
             self._abort_media(ch)
@@ -521,6 +555,7 @@ class Simulator:
         """Returns while the channel is still Down; its StasisStart follows shortly."""
         if not app:
             raise AriError(400, "app is required")
+        self.outbound.refuse_per_call(app, "externalMedia with app=")
         if encapsulation != "rtp" or transport != "udp":
             raise AriError(501, "Only encapsulation=rtp with transport=udp is simulated")
         host, _, port = (external_host or "").rpartition(":")
@@ -555,6 +590,7 @@ class Simulator:
                       whisper: str | None = None, snoop_id: str | None = None) -> Channel:
         """``POST /channels/{id}/snoop``: returns the snoop channel (Up); its StasisStart follows at once."""
         snoop.check_request(app, spy, whisper)
+        self.outbound.refuse_per_call(app, "snoop with app=")
         if app not in self.bus.apps:
             raise AriError(501, f"Snoop into the unregistered application '{app}' is not simulated: "
                                 "no recorded trace shows it")
@@ -600,6 +636,7 @@ class Simulator:
         for app in self.bus.apps.values():
             for sock in list(app.sockets):
                 await sock.close(code=1001)
+        await self.outbound.close()
         await self.http_media.close()
         await asyncio.sleep(0)
 

@@ -90,6 +90,10 @@ def build_app(sim: Simulator) -> web.Application:
     rest.add_routes(app)
     control_http.add_routes(app)
 
+    async def on_startup(started: web.Application) -> None:
+        await sim.outbound.start(started)       # persistent outbound websockets connect now
+    app.on_startup.append(on_startup)
+
     async def on_shutdown(_app: web.Application) -> None:
         await sim.close()
     app.on_shutdown.append(on_shutdown)

@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -27,6 +27,15 @@ ALL_CHANNELS = "__AST_CHANNEL_ALL_TOPIC"
 ALL_BRIDGES = "__AST_BRIDGE_ALL_TOPIC"
 ALL_ENDPOINTS = "__AST_ENDPOINT_ALL_TOPIC"
 ALL_DEVICES = "__AST_DEVICE_STATE_ALL_TOPIC"
+
+
+class EventSink(Protocol):
+    """Where an application's events go: an events websocket (AppSocket) or an outbound one."""
+    closed: asyncio.Event
+
+    def send(self, text: str) -> None: ...
+
+    async def close(self, code: int = 1000) -> None: ...
 
 
 class AppSocket:
@@ -64,7 +73,7 @@ class AppSocket:
 @dataclass
 class StasisApp:
     name: str
-    sockets: list[AppSocket] = field(default_factory=list)
+    sockets: list[EventSink] = field(default_factory=list)
     channels: Counter[str] = field(default_factory=Counter)
     bridges: Counter[str] = field(default_factory=Counter)
     endpoints: Counter[str] = field(default_factory=Counter)

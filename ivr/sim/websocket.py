@@ -8,6 +8,7 @@ sent on connect and nothing missed while disconnected is replayed.
 from __future__ import annotations
 
 import json
+import logging
 
 from aiohttp import WSMsgType, web
 
@@ -15,12 +16,20 @@ from .core import Simulator
 from .rest import sim_of
 from .stasis import AppSocket
 
+log = logging.getLogger(__name__)
+
 
 async def events_websocket(request: web.Request) -> web.StreamResponse:
     sim = sim_of(request)
     names = [n for n in request.query.get("app", "").split(",") if n]
     if not names:
         return web.json_response({"message": "Missing param 'app'"}, status=400)
+    outbound = [n for n in names if sim.outbound.owns(n)]
+    if outbound:
+        message = (f"Application(s) {','.join(outbound)} are outbound websocket applications (ari.conf): "
+                   "connecting to them here is not simulated (no recorded trace shows it)")
+        log.error(message)
+        return web.json_response({"message": message}, status=501)
     subscribe_all = request.query.get("subscribeAll", "false").lower() == "true"
     ws = web.WebSocketResponse(autoping=True, heartbeat=None)
     await ws.prepare(request)
