@@ -112,6 +112,12 @@ class AriClient:
             on_error=on_error,
         )
 
+    @property
+    def follows_after_stasis(self) -> bool:
+        """Whether events of a channel that left Stasis can still reach us once subscribed
+        (not over a per-call outbound websocket: nothing arrives after StasisEnd)."""
+        return True
+
     async def __aenter__(self) -> AriClient:
         return self
 

@@ -87,6 +87,11 @@ class WebSocketAri(AriClient):
         if connection is not None:
             self._attached.set()
 
+    @property
+    def follows_after_stasis(self) -> bool:
+        """A per-call socket carries nothing after StasisEnd (and closes 3.5 s later); a persistent one does."""
+        return self.connection is None or self.connection.channel_name is None
+
     def attach(self, connection: Connection) -> None:
         """Carry on over `connection` (the socket Asterisk opened after the last one dropped)."""
         self.connection = connection

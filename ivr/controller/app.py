@@ -118,9 +118,11 @@ class Controller:
             return self.services
         return dataclasses.replace(self.services, ari=ari_client)
 
-    def session_of_channel(self, name: str) -> CallSession | None:
-        """The session of the channel called `name` (an outbound websocket names only the channel)."""
-        return next((s for s in self.sessions.values() if s.channel_name == name), None)
+    def session_of_channel(self, name: str, asterisk_id: str | None) -> CallSession | None:
+        """The session of the channel called `name` on that Asterisk (an outbound websocket names
+        only the channel; two servers may both have a `PJSIP/trunk-00000001`)."""
+        return next((s for s in self.sessions.values()
+                     if s.channel_name == name and _asterisk_of(s.services) == asterisk_id), None)
 
     def let_go(self, channel_id: str) -> None:
         """Stop running a call without touching it: another controller runs it now."""
@@ -133,7 +135,7 @@ class Controller:
         session = self._open(channel.id, services)
         session.channel_name = channel.name
         if self.leases is not None:
-            self._spawn(self._claim(channel))
+            self._spawn(self._claim(channel, session.services))
         router = self.router
         if router is None:
             session.submit(self._begin(_call_data(channel, args), self.catalog.current))
@@ -156,13 +158,13 @@ class Controller:
         call["language"] = start_language(call, self.dnis_languages)
         return Begin(self.entry_flow, call, release)
 
-    async def _claim(self, channel: Channel) -> None:
+    async def _claim(self, channel: Channel, services: Services) -> None:
         """A new call's lease, and a note of its channel name for a controller that takes it over."""
         assert self.leases is not None
         if not await self.leases.acquire(channel.id):
             log.warning("call %s: another controller holds its lease", channel.id)
         self._keep_renewing()
-        await self.leases.remember(channel.name, channel.id, STATE_TTL_SECONDS)
+        await self.leases.remember(channel_key(_asterisk_of(services), channel.name), channel.id, STATE_TTL_SECONDS)
 
     def _keep_renewing(self) -> None:
         if self._renewing is None or self._renewing.done():
@@ -280,6 +282,17 @@ class Controller:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.leases is not None:
             await self.leases.release_all()
+
+
+def channel_key(asterisk_id: str | None, name: str) -> str:
+    """A channel name made unique across Asterisk servers, for the call leases' name notes."""
+    return f"{asterisk_id or ''}/{name}"
+
+
+def _asterisk_of(services: Services) -> str | None:
+    """The Asterisk a call's connection is with (outbound websockets carry its id); None otherwise."""
+    connection = getattr(services.ari, "connection", None)
+    return getattr(connection, "asterisk_id", None)
 
 
 def _call_data(channel: Channel, args: list[str]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ivr.ari.event_types import AriEvent, parse_event
 from ivr.ari.outbound import Connection, WebSocketAri
-from ivr.controller.app import Controller
+from ivr.controller.app import Controller, channel_key
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,14 @@ class OutboundCalls:
         if name is None:
             self._persistent(connection)
             return
-        session = self.controller.session_of_channel(name)
+        session = self.controller.session_of_channel(name, connection.asterisk_id)
         if session is not None and isinstance(session.services.ari, WebSocketAri):
             self.connections += 1
             session.services.ari.attach(connection)
             log.info("call %s: on a new socket %r", session.channel_id, connection)
             return
         leases = self.controller.leases
-        call_id = await leases.call_named(name) if leases is not None else None
+        call_id = await leases.call_named(channel_key(connection.asterisk_id, name)) if leases is not None else None
         if call_id is not None:  # a call that began elsewhere: take it over
             self.connections += 1
             services = self.controller.services_for(connection.line)
@@ -108,7 +108,7 @@ class OutboundCalls:
         line.detach(connection)
         if connection.channel_name is None:
             return
-        session = self.controller.session_of_channel(connection.channel_name)
+        session = self.controller.session_of_channel(connection.channel_name, connection.asterisk_id)
         if session is not None and session.services.ari is line:
             self._spawn(self._let_go_unless_back(session.channel_id, line))
 

@@ -524,9 +524,11 @@ class CallSession:
 
 async def continue_to_queue(services: Services, channel: str, queue: str, priority: int, reason: str) -> None:
     """Hand the caller to the dialplan's queue step with where, how urgent and why; still
-    subscribed, so that the agent's screen pop follows the call."""
+    subscribed, so that the agent's screen pop follows the call (where the connection can: a
+    per-call outbound websocket carries nothing after StasisEnd)."""
     for name, value in (("IVR_QUEUE", queue), ("IVR_PRIORITY", str(priority)), ("IVR_REASON", reason),
                         ("__IVR_CALL_ID", channel)):
         await services.ari.set_variable(channel, name, value)
-    await services.ari.subscribe(services.app, f"channel:{channel}")
+    if services.ari.follows_after_stasis:
+        await services.ari.subscribe(services.app, f"channel:{channel}")
     await services.ari.continue_in_dialplan(channel, services.transfer_context, "queue", 1)

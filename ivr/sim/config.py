@@ -231,6 +231,7 @@ class SimulatorConfig:
     strict: bool = False
     time_scale: float = 1.0
     asterisk_id: str = "02:fc:00:00:00:01"
+    system_name: str = ""                   # asterisk.conf `systemname`: prefixes channel unique ids
     language: str = "en"
     answer_media_wait: float = 0.5          # Answer() waits this long for a first frame
     external_media_stasis_delay: float = 0.002

@@ -53,7 +53,7 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.clock = Clock(self.config.time_scale)
-        self.ids = IdFactory(self.clock)
+        self.ids = IdFactory(self.clock, self.config.system_name)
         self.bus = EventBus(self.config.asterisk_id)
         self.emitter = Emitter(self.clock, self.bus)
         self.variables = Variables(self.emitter)

@@ -1,6 +1,7 @@
 """Identifier factories that look like Asterisk's.
 
-Channel unique ids are ``<epoch>.<sequence>``, Local, Snoop and Announcer
+Channel unique ids are ``<epoch>.<sequence>`` (``<systemname>-<epoch>.<sequence>`` when
+asterisk.conf sets a system name, as several Asterisk servers behind one controller need), Local, Snoop and Announcer
 channel names carry an eight-digit hex counter (``Local/x@ctx-0000002a;1``),
 bridges get UUIDs.
 """
@@ -14,8 +15,9 @@ from .clock import Clock
 
 
 class IdFactory:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, system_name: str = "") -> None:
         self._clock = clock
+        self._prefix = f"{system_name}-" if system_name else ""  # asterisk.conf `systemname`
         self._seq = itertools.count(0)
         self._local = itertools.count(0)
         self._trunk = itertools.count(1)
@@ -23,7 +25,7 @@ class IdFactory:
         self._announcer = itertools.count(0)
 
     def unique_id(self) -> str:
-        return f"{int(self._clock.wall())}.{next(self._seq)}"
+        return f"{self._prefix}{int(self._clock.wall())}.{next(self._seq)}"
 
     def local_suffix(self) -> str:
         return f"{next(self._local):08x}"

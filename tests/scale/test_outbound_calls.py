@@ -1,0 +1,100 @@
+"""Calls over Asterisk's outbound websockets (the simulator plays Asterisk, configured with the
+shipped asterisk-conf/scale-out files): one controller in outbound mode takes keyed calls from
+one or two Asterisk servers, each call's REST on its own socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from ivr.application import build, serve
+from ivr.bench.cluster import free_port
+from ivr.config import Settings
+from ivr.sim import SimulatorConfig, start_simulator
+from ivr.sim.config import parse_outbound_websockets
+from tests.conftest import ROOT, shared_dir
+from tests.controller.conftest import heard, longest_dead_air, write_prompt_audio
+
+SCALE_OUT = ROOT / "asterisk-conf" / "scale-out"
+PASSWORD = "outbound-test-password"
+DEAD_AIR_LIMIT = 3.0
+
+
+def outbound_config(sounds: Path, uri: str, system_name: str = "", asterisk_id: str = "02:fc:00:00:00:01"
+                    ) -> SimulatorConfig:
+    """An Asterisk whose ari.conf and websocket_client.conf are the shipped ones, pointed at `uri`
+    (several servers: each its own asterisk.conf `systemname`, as asterisk-conf/scale-out/README says)."""
+    client = (SCALE_OUT / "websocket_client.conf").read_text()
+    client = client.replace("ws://127.0.0.1:8091/ari/outbound", uri)
+    client = client.replace("CHANGE_ME_not_a_real_websocket_password", PASSWORD)
+    websockets = parse_outbound_websockets((SCALE_OUT / "ari-outbound.conf").read_text(), client)
+    api_docs = shared_dir() / "asterisk" / "api-docs"
+    return SimulatorConfig(sounds_dirs=[sounds], outbound_websockets=websockets, strict=api_docs.is_dir(),
+                           api_docs_dir=api_docs if api_docs.is_dir() else None, system_name=system_name,
+                           asterisk_id=asterisk_id)
+
+
+@contextlib.asynccontextmanager
+async def outbound_controller(tmp_path: Path, redis_url: str, port: int, sounds: Path):
+    settings = Settings(ari_mode="outbound", ari_outbound_password=PASSWORD, http_port=port, speech="off",
+                        backend="sample", flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
+                        sounds_dir=sounds / "ivr", redis_url=redis_url, controller_id="ctl-test")
+    stop, ready = asyncio.Event(), asyncio.Event()
+    application = await build(settings)
+    task = asyncio.create_task(serve(application, stop=stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield application
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def _policy_journey(call) -> None:
+    """Menu 1 (policy), date of birth, then 0 for a person: ends in a queue."""
+    await call.wait_until(lambda c: heard(c, "main.menu"), timeout=20)
+    await call.press("1")
+    await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=20)
+    await call.press("19800531", interval=0.05)
+    await call.wait_until(lambda c: heard(c, "policy.what_next"), timeout=20)
+    await call.press("0")
+
+
+async def test_keyed_calls_over_per_call_websockets(tmp_path, redis_url):
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    port = free_port()
+    config = outbound_config(sounds, f"ws://127.0.0.1:{port}/ari/outbound")
+    sim = await start_simulator(config)
+    try:
+        async with outbound_controller(tmp_path, redis_url, port, sounds) as application:
+            calls = [sim.sim.inbound_call(ani=f"+1555010{i}", exten="100") for i in range(3)]
+            await asyncio.gather(*(_policy_journey(call) for call in calls))
+            for call in calls:
+                continued = await call.wait_continued(timeout=20)
+                assert continued.variables["IVR_QUEUE"] == "policy_service"
+            assert application.outbound is not None
+            assert sim.violations == [], f"requests not in the ARI docs: {sim.violations}"
+        assert longest_dead_air(sim) <= DEAD_AIR_LIMIT
+    finally:
+        await sim.stop()
+
+
+async def test_two_asterisk_servers_share_one_controller_and_each_call_stays_on_its_own(tmp_path, redis_url):
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    port = free_port()
+    uri = f"ws://127.0.0.1:{port}/ari/outbound"
+    first = await start_simulator(outbound_config(sounds, uri, "pbx-a", "02:fc:00:00:00:01"))
+    second = await start_simulator(outbound_config(sounds, uri, "pbx-b", "02:fc:00:00:00:02"))
+    try:
+        async with outbound_controller(tmp_path, redis_url, port, sounds):
+            one = first.sim.inbound_call(ani="+15550201", exten="100")
+            two = second.sim.inbound_call(ani="+15550202", exten="100")
+            await asyncio.gather(_policy_journey(one), _policy_journey(two))
+            assert (await one.wait_continued(timeout=20)).variables["IVR_QUEUE"] == "policy_service"
+            assert (await two.wait_continued(timeout=20)).variables["IVR_QUEUE"] == "policy_service"
+            for sim in (first, second):
+                assert sim.violations == []
+    finally:
+        await first.stop()
+        await second.stop()
