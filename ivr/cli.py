@@ -555,6 +555,9 @@ def _bench_parser(commands) -> None:
     calls.add_argument("--rounds", type=int, default=1, help="waves of callers per level")
     calls.add_argument("--speech", choices=["off", "stream"], default="off",
                        help="controller listens for speech too (default off: keypad calls, keypad cost only)")
+    calls.add_argument("--controllers", type=int, nargs="+", metavar="N",
+                       help="run each level through N controllers in outbound mode behind HAProxy "
+                            "(asterisk-conf/scale-out; Debian's haproxy); several values sweep, e.g. 1 2 3")
     calls.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     calls.set_defaults(handler=cmd_bench_calls)
     turns = kinds.add_parser("turns", help="end of speech to next prompt (choices, yes/no) and voice barge-in; "
@@ -605,7 +608,7 @@ def cmd_bench_engine(args: argparse.Namespace) -> int:
 def cmd_bench_calls(args: argparse.Namespace) -> int:
     from ivr.bench.calls import run
 
-    return _report(run(args.concurrent, args.rounds, speech=args.speech), args.output)
+    return _report(run(args.concurrent, args.rounds, speech=args.speech, controllers=args.controllers), args.output)
 
 
 def cmd_bench_turns(args: argparse.Namespace) -> int:

@@ -5,6 +5,11 @@ CPU time can be read from /proc; the simulator and the callers run here. Each
 caller walks the policy journey by keypad. Latency is measured on the
 simulator's clock, from the moment a key reaches the controller (the
 ChannelDtmfReceived event) to the start of the next prompt.
+
+With `controllers`, each level runs through N controllers in outbound mode
+behind HAProxy (`ivr.bench.cluster`, the shipped asterisk-conf/scale-out
+configuration), the simulator opening a websocket per call as Asterisk does;
+calls per second and CPU are over all controllers.
 """
 
 from __future__ import annotations
@@ -28,22 +33,29 @@ JOURNEY = (("main.menu", "1"), ("verify.dob", "19800531"), ("policy.what_next", 
 TARGET_P95_MS = 100.0
 
 
-def run(concurrency: list[int], rounds: int = 1, speech: str = "off") -> dict[str, Any]:
+def run(concurrency: list[int], rounds: int = 1, speech: str = "off", controllers: list[int] | None = None
+        ) -> dict[str, Any]:
     redis_url = os.environ.get("IVR_REDIS_URL")
     if redis_url:
-        return asyncio.run(_run_all(redis_url, concurrency, rounds, speech))
+        return asyncio.run(_run_all(redis_url, concurrency, rounds, speech, controllers))
     with private_redis() as url:
-        return asyncio.run(_run_all(url, concurrency, rounds, speech))
+        return asyncio.run(_run_all(url, concurrency, rounds, speech, controllers))
 
 
-async def _run_all(redis_url: str, concurrency: list[int], rounds: int, speech: str) -> dict[str, Any]:
+async def _run_all(redis_url: str, concurrency: list[int], rounds: int, speech: str,
+                   controllers: list[int] | None) -> dict[str, Any]:
     prompts, _ = load_prompts(ROOT / "prompts")
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
         sounds = placeholder_audio(prompts, Path(tmp) / "sounds")
-        results = [await _run_level(redis_url, sounds, n, rounds, speech) for n in concurrency]
+        if controllers:
+            results = [await _run_cluster_level(redis_url, sounds, count, n, rounds, Path(tmp) / f"cluster{count}-{n}")
+                       for count in controllers for n in concurrency]
+        else:
+            results = [await _run_level(redis_url, sounds, n, rounds, speech) for n in concurrency]
     passing = [r["concurrent"] for r in results if r["latency_ms"]["p95"] is not None
                and r["latency_ms"]["p95"] < TARGET_P95_MS and r["failed"] == 0]
     return {"benchmark": "calls", "cores": os.cpu_count(), "speech": speech, "journey": [m[0] for m in JOURNEY],
+            "mode": "outbound websockets through haproxy" if controllers else "inbound events websocket",
             "levels": results, "largest_concurrent_with_p95_under_100ms": max(passing, default=None)}
 
 
@@ -71,6 +83,40 @@ async def _run_level(redis_url: str, sounds: Path, concurrent: int, rounds: int,
         "concurrent": concurrent, "calls": len(outcomes), "handled": handled, "failed": len(outcomes) - handled,
         "seconds": round(elapsed, 2), "controller_cpu_seconds": round(cpu, 3),
         "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2),
+        "latency_ms": _percentiles(latencies), "samples": len(latencies),
+    }
+
+
+async def _run_cluster_level(redis_url: str, sounds: Path, count: int, concurrent: int, rounds: int,
+                             workdir: Path) -> dict[str, Any]:
+    """One level through `count` controllers behind HAProxy (outbound websockets)."""
+    from ivr.bench.cluster import Cluster, simulator_config
+
+    env = {"IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
+           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_LOG_LEVEL": "WARNING", "IVR_SPEECH": "off",
+           "IVR_BACKEND": "sample"}
+    cluster = Cluster(count, workdir, redis_url, env=env)
+    await cluster.start()
+    sim = await start_simulator(simulator_config(sounds, cluster.uri, cluster.password))
+    try:
+        cpu_before = sum(_cpu_seconds(pid) for pid in cluster.pids())
+        began = time.perf_counter()
+        outcomes = []
+        for round_number in range(rounds):
+            callers = [_caller(sim, f"+1556{round_number:02d}{i:05d}", i * 0.02) for i in range(concurrent)]
+            outcomes += await asyncio.gather(*callers)
+        elapsed = time.perf_counter() - began
+        cpu = sum(_cpu_seconds(pid) for pid in cluster.pids()) - cpu_before
+    finally:
+        await sim.stop()
+        cluster.stop()
+    latencies = sorted(ms for ok, samples in outcomes for ms in samples)
+    handled = sum(ok for ok, _ in outcomes)
+    return {
+        "controllers": count, "concurrent": concurrent, "calls": len(outcomes), "handled": handled,
+        "failed": len(outcomes) - handled, "seconds": round(elapsed, 2),
+        "calls_per_second": round(handled / elapsed, 2) if elapsed else None,
+        "controller_cpu_seconds": round(cpu, 3), "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2),
         "latency_ms": _percentiles(latencies), "samples": len(latencies),
     }
 

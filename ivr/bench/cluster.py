@@ -22,8 +22,12 @@ from pathlib import Path
 
 import aiohttp
 
+from ivr.sim import SimulatorConfig
+from ivr.sim.config import parse_outbound_websockets
+
 ROOT = Path(__file__).resolve().parents[2]
-HAPROXY_CFG = ROOT / "asterisk-conf" / "scale-out" / "haproxy.cfg"
+SCALE_OUT = ROOT / "asterisk-conf" / "scale-out"
+HAPROXY_CFG = SCALE_OUT / "haproxy.cfg"
 OUTBOUND_PATH = "/ari/outbound"
 OUTBOUND_USER = "asterisk"
 
@@ -44,6 +48,18 @@ def haproxy_config(listen: int, controllers: Sequence[int], template: str | None
     servers = [f"    server ctl{i + 1} 127.0.0.1:{port} check" for i, port in enumerate(controllers)]
     text = "\n".join(lines).rstrip("\n") + "\n" + "\n".join(servers) + "\n"
     return text.replace("log stdout format raw local0 warning", "log stderr format raw local0 warning")
+
+
+def simulator_config(sounds: Path, uri: str, password: str, *, system_name: str = "",
+                     asterisk_id: str = "02:fc:00:00:00:01", api_docs: Path | None = None) -> SimulatorConfig:
+    """A simulated Asterisk with the shipped ari-outbound.conf and websocket_client.conf, its
+    websockets pointed at `uri` (the balancer, or one controller) with `password`."""
+    client = (SCALE_OUT / "websocket_client.conf").read_text(encoding="utf-8")
+    client = client.replace("ws://127.0.0.1:8091/ari/outbound", uri)
+    client = client.replace("CHANGE_ME_not_a_real_websocket_password", password)
+    websockets = parse_outbound_websockets((SCALE_OUT / "ari-outbound.conf").read_text(encoding="utf-8"), client)
+    return SimulatorConfig(sounds_dirs=[sounds], outbound_websockets=websockets, system_name=system_name,
+                           asterisk_id=asterisk_id, strict=api_docs is not None, api_docs_dir=api_docs)
 
 
 def haproxy_available() -> str | None:

@@ -9,14 +9,12 @@ import contextlib
 from pathlib import Path
 
 from ivr.application import build, serve
-from ivr.bench.cluster import free_port
+from ivr.bench.cluster import free_port, simulator_config
 from ivr.config import Settings
 from ivr.sim import SimulatorConfig, start_simulator
-from ivr.sim.config import parse_outbound_websockets
 from tests.conftest import ROOT, shared_dir
 from tests.controller.conftest import heard, longest_dead_air, write_prompt_audio
 
-SCALE_OUT = ROOT / "asterisk-conf" / "scale-out"
 PASSWORD = "outbound-test-password"
 DEAD_AIR_LIMIT = 3.0
 
@@ -25,14 +23,9 @@ def outbound_config(sounds: Path, uri: str, system_name: str = "", asterisk_id: 
                     ) -> SimulatorConfig:
     """An Asterisk whose ari.conf and websocket_client.conf are the shipped ones, pointed at `uri`
     (several servers: each its own asterisk.conf `systemname`, as asterisk-conf/scale-out/README says)."""
-    client = (SCALE_OUT / "websocket_client.conf").read_text()
-    client = client.replace("ws://127.0.0.1:8091/ari/outbound", uri)
-    client = client.replace("CHANGE_ME_not_a_real_websocket_password", PASSWORD)
-    websockets = parse_outbound_websockets((SCALE_OUT / "ari-outbound.conf").read_text(), client)
     api_docs = shared_dir() / "asterisk" / "api-docs"
-    return SimulatorConfig(sounds_dirs=[sounds], outbound_websockets=websockets, strict=api_docs.is_dir(),
-                           api_docs_dir=api_docs if api_docs.is_dir() else None, system_name=system_name,
-                           asterisk_id=asterisk_id)
+    return simulator_config(sounds, uri, PASSWORD, system_name=system_name, asterisk_id=asterisk_id,
+                            api_docs=api_docs if api_docs.is_dir() else None)
 
 
 @contextlib.asynccontextmanager
