@@ -73,6 +73,7 @@ async def _run_level(redis_url: str, sounds: Path, concurrent: int, rounds: int,
             outcomes += await asyncio.gather(*callers)
         elapsed = time.perf_counter() - began
         cpu = _cpu_seconds(controller.pid) - cpu_before
+        rss = _rss_mb(controller.pid)
     finally:
         controller.terminate()
         controller.wait(timeout=10)
@@ -82,7 +83,7 @@ async def _run_level(redis_url: str, sounds: Path, concurrent: int, rounds: int,
     return {
         "concurrent": concurrent, "calls": len(outcomes), "handled": handled, "failed": len(outcomes) - handled,
         "seconds": round(elapsed, 2), "controller_cpu_seconds": round(cpu, 3),
-        "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2),
+        "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2), "controller_rss_mb": rss,
         "latency_ms": _percentiles(latencies), "samples": len(latencies),
     }
 
@@ -107,6 +108,7 @@ async def _run_cluster_level(redis_url: str, sounds: Path, count: int, concurren
             outcomes += await asyncio.gather(*callers)
         elapsed = time.perf_counter() - began
         cpu = sum(_cpu_seconds(pid) for pid in cluster.pids()) - cpu_before
+        rss = [_rss_mb(pid) for pid in cluster.pids()]
     finally:
         await sim.stop()
         cluster.stop()
@@ -117,7 +119,7 @@ async def _run_cluster_level(redis_url: str, sounds: Path, count: int, concurren
         "failed": len(outcomes) - handled, "seconds": round(elapsed, 2),
         "calls_per_second": round(handled / elapsed, 2) if elapsed else None,
         "controller_cpu_seconds": round(cpu, 3), "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2),
-        "latency_ms": _percentiles(latencies), "samples": len(latencies),
+        "controller_rss_mb": rss, "latency_ms": _percentiles(latencies), "samples": len(latencies),
     }
 
 
@@ -166,6 +168,14 @@ async def _wait_registered(sim, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the controller did not connect to the simulator")
         await asyncio.sleep(0.05)
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB, at the end of a level (calls still being torn down)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def _cpu_seconds(pid: int) -> float:
