@@ -91,3 +91,34 @@ async def test_two_asterisk_servers_share_one_controller_and_each_call_stays_on_
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_persistent_connection_carries_every_call_and_survives_a_drop(tmp_path, redis_url):
+    """connection_type = persistent: one socket for all calls; when it drops, Asterisk reconnects and
+    the controller carries on with the calls it runs (events of the gap first)."""
+    from ivr.sim.config import OutboundWebsocket
+
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    port = free_port()
+    config = outbound_config(sounds, f"ws://127.0.0.1:{port}/ari/outbound")
+    config.outbound_websockets = [OutboundWebsocket(
+        name="ivr-persistent", apps=["ivr"], uri=f"ws://127.0.0.1:{port}/ari/outbound", connection_type="persistent",
+        username="asterisk", password=PASSWORD)]
+    sim = await start_simulator(config)
+    try:
+        async with outbound_controller(tmp_path, redis_url, port, sounds) as application:
+            calls = [sim.sim.inbound_call(ani=f"+1555040{i}", exten="100") for i in range(2)]
+            for call in calls:
+                await call.wait_until(lambda c: heard(c, "main.menu"), timeout=20)
+                await call.press("1")
+                await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=20)
+            assert application.outbound is not None
+            for connection in list(application.outbound.connections):
+                await connection.ws.close(code=1001)  # the socket drops mid-call
+            for call in calls:
+                await call.press("19800531", interval=0.05)
+                await call.wait_until(lambda c: heard(c, "policy.what_next"), timeout=20)
+                await call.press("0")
+                assert (await call.wait_continued(timeout=20)).variables["IVR_QUEUE"] == "policy_service"
+    finally:
+        await sim.stop()
