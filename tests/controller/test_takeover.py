@@ -142,7 +142,7 @@ async def test_a_call_entering_stasis_while_the_controller_lists_its_calls_gets_
                             SimpleNamespace(current="release"), "main_menu")
     opened: list[str] = []
 
-    def open_session(channel_id):
+    def open_session(channel_id, services=None):
         opened.append(channel_id)
         controller.sessions[channel_id] = session = SimpleNamespace(submit=lambda item: None, held=[])
         return session
