@@ -138,9 +138,10 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     if outbound_mode:
         watchers = (page.desk.on_ari_event,) if page is not None else ()  # the agent desk sees each event first
         source = handler = OutboundCalls(controller, takeover_wait=settings.call_lease_seconds + 1.0, watchers=watchers)
+        files = AriClient.from_settings(settings, on_error=metrics.ari_error) if settings.speech == "record" else None
         outbound = OutboundEndpoint(settings.ari_outbound_path, settings.ari_outbound_user,
                                     settings.ari_outbound_password_value, handler,
-                                    timeout=settings.ari_request_timeout, on_error=metrics.ari_error)
+                                    timeout=settings.ari_request_timeout, on_error=metrics.ari_error, files=files)
     else:
         on_event = page.desk.wrap(controller.on_event) if page is not None else controller.on_event  # desk first
         source = events = EventStream.from_settings(settings, on_event=on_event, on_connect=controller.on_connect)

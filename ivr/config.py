@@ -130,7 +130,9 @@ class Settings(BaseSettings):
             "Asterisk; small sites). `outbound`: Asterisk opens websockets to us (ari.conf "
             "`type = outbound_websocket`, websocket_client.conf `connection_type = per_call_config`), REST "
             "goes over them, and any number of controllers behind a load balancer share the calls, each "
-            "call run by one at a time (a lease in Redis). Needs speech `record` or `off`."
+            "call run by one at a time (a lease in Redis). Needs speech `record` or `off`; with `record`, "
+            "each recorded answer is fetched over HTTP ARI from ari_url (Asterisk sends no files over a "
+            "websocket), so ari_url, ari_user and ari_password are needed too."
         ),
     )
     ari_outbound_path: str = Field(

@@ -48,13 +48,13 @@ class Connection:
     """One websocket Asterisk opened to us."""
 
     def __init__(self, ws: web.WebSocketResponse, peer: str, *, timeout: float = 30.0,
-                 on_error: Callable[[AriError], None] | None = None) -> None:
+                 on_error: Callable[[AriError], None] | None = None, files: AriClient | None = None) -> None:
         self.ws = ws
         self.peer = peer
         self.number = next(_ids)
         self.application: str | None = None  # from ApplicationRegistered: `<app>:<channel name>` per call
         self.asterisk_id: str | None = None
-        self.line = WebSocketAri(self, timeout=timeout, on_error=on_error)  # its answers come on this socket
+        self.line = WebSocketAri(self, timeout=timeout, on_error=on_error, files=files)  # its answers come here
 
     @property
     def channel_name(self) -> str | None:
@@ -75,11 +75,14 @@ class WebSocketAri(AriClient):
     messages on an outbound websocket instead of HTTP."""
 
     def __init__(self, connection: Connection | None, *, timeout: float = 30.0,
-                 on_error: Callable[[AriError], None] | None = None) -> None:
+                 on_error: Callable[[AriError], None] | None = None, files: AriClient | None = None) -> None:
+        """`files`: the HTTP ARI client that fetches recorded audio (Asterisk answers a file over the
+        websocket with 406 "Use HTTP GET"); None: no recording can be fetched."""
         # No HTTP session: only `request` differs from AriClient, and it does not use one.
         self._session = None
         self._owns_session = False
         self._on_error = on_error
+        self.files = files
         self._request_timeout = timeout
         self.connection = connection
         self._pending: dict[str, tuple[Connection, asyncio.Future[tuple[int, bytes]]]] = {}
@@ -156,6 +159,14 @@ class WebSocketAri(AriClient):
         assert self.connection is not None
         return self.connection
 
+    async def get_recording_file(self, name: str) -> bytes:
+        """Over HTTP: Asterisk does not send files over a websocket (res/ari/ari_websocket_requests.c
+        answers 406 "Not Acceptable.  Use HTTP GET")."""
+        if self.files is None:
+            raise self._failed(AriConnectionError("recorded audio needs HTTP ARI (ari_url) in outbound mode",
+                                                  method="GET", path=f"/recordings/stored/{name}/file"))
+        return await self.files.get_recording_file(name)
+
     async def close(self) -> None:
         """Nothing to close: the sockets are Asterisk's, and end with its calls."""
 
@@ -172,11 +183,14 @@ class OutboundEndpoint:
     """The websocket endpoint Asterisk's websocket_client `uri` points at."""
 
     def __init__(self, path: str, user: str, password: str, handler: ConnectionHandler, *,
-                 timeout: float = 30.0, on_error: Callable[[AriError], None] | None = None) -> None:
-        """`timeout`: seconds a REST request waits for its answer; `on_error`: told of every failed one."""
+                 timeout: float = 30.0, on_error: Callable[[AriError], None] | None = None,
+                 files: AriClient | None = None) -> None:
+        """`timeout`: seconds a REST request waits for its answer; `on_error`: told of every failed one;
+        `files`: HTTP ARI for recorded audio (record-mode speech)."""
         self.path = path
         self.timeout = timeout
         self.on_error = on_error
+        self.files = files
         self._credentials = f"{user}:{password}".encode()
         self.handler = handler
         self.connections: set[Connection] = set()
@@ -202,7 +216,8 @@ class OutboundEndpoint:
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="expected a websocket upgrade")
         await ws.prepare(request)
-        connection = Connection(ws, request.remote or "?", timeout=self.timeout, on_error=self.on_error)
+        connection = Connection(ws, request.remote or "?", timeout=self.timeout, on_error=self.on_error,
+                                files=self.files)
         self.connections.add(connection)
         try:
             await self.handler.opened(connection)
@@ -238,3 +253,5 @@ class OutboundEndpoint:
         """Close every socket (code 1001, going away): Asterisk reconnects each call elsewhere."""
         for connection in list(self.connections):
             await connection.ws.close(code=1001)
+        if self.files is not None:
+            await self.files.close()

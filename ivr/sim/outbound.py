@@ -264,6 +264,8 @@ class OutboundSession:
             return self._response(tx, rid, 405, "Method Not Allowed", path, {"message": "Invalid method"})
         try:
             status, payload = await self.manager.dispatch(method, path, query, pairs, body)
+        except FileResponse:
+            return self._response(tx, rid, 406, "Not Acceptable.  Use HTTP GET", path, None)
         except NotSimulated as exc:
             return self._refused(tx, rid, path, str(exc))
         reason = RECORDED_REASONS.get(status) or HTTPStatus(status).phrase
@@ -495,9 +497,17 @@ class OutboundWebsockets:
         raw = resp.body if isinstance(resp, web.Response) else None
         if not raw:
             return status, None
+        if isinstance(raw, bytes) and resp.content_type.startswith("audio/") and status == 200:
+            raise FileResponse()
         if not isinstance(raw, bytes) or resp.content_type != JSON:
             raise NotSimulated(f"a {resp.content_type} response body ({method} {path})")
         return status, json.loads(raw)
+
+
+class FileResponse(Exception):
+    """A handler answered with a file (a stored recording's audio). Asterisk does not send files over
+    a websocket: res/ari/ari_websocket_requests.c send_rest_response closes the file and answers
+    406 "Not Acceptable.  Use HTTP GET" with no body."""
 
 
 def _type_of(text: str) -> str:

@@ -93,3 +93,47 @@ async def test_a_controller_killed_mid_call_loses_no_call(tmp_path, redis_url):
     finally:
         await sim.stop()
         cluster.stop()
+
+
+async def test_spoken_calls_go_on_after_their_controller_is_killed(tmp_path, redis_url):
+    """Record-mode speech (the mode outbound controllers use): callers say what they want at the
+    menu, their controller is killed at the next turn, and the calls go on into the payment journey
+    on the controller that took them over."""
+    from tests.controller.spoken import samples
+    from tests.speech.sounds import synth
+
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    env = {"IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
+           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_BACKEND": "sample", "IVR_SPEECH": "record",
+           "IVR_RECOGNISERS": '{"en": "pocketsphinx"}', "IVR_SPEECH_PROCESSES": "1"}
+    cluster = Cluster(2, tmp_path / "cluster", redis_url, env=env, password=PASSWORD)
+    config = outbound_config(sounds, cluster.uri)
+    sim = await start_simulator(config)
+    # recorded answers come over HTTP ARI: Asterisk sends no files over a websocket (406 "Use HTTP GET")
+    cluster.env.update({"IVR_ARI_URL": sim.base_url, "IVR_ARI_USER": config.username,
+                        "IVR_ARI_PASSWORD": config.password})
+    await cluster.start()
+    try:
+        calls = [sim.sim.inbound_call(ani=f"+1555050{i}", exten="100") for i in range(2)]
+        for call in calls:
+            await call.wait_until(lambda c: len(c.prompts) >= 2 and c.prompts[1].finished_at is not None, timeout=30)
+            await call.silence(0.3)
+            await call.say(samples(synth("payment", "rms")))
+            await call.silence(2.0)
+        for call in calls:
+            await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=30)
+        holders = await _holders(redis_url, [c.channel_id for c in calls])
+        killed = holders[calls[0].channel_id]
+        cluster.kill(int(killed.removeprefix("ctl")) - 1)
+        victims = [c for c in calls if holders[c.channel_id] == killed]
+        for call in calls:
+            await call.press("19800531", interval=0.05)
+        for call in calls:
+            await call.wait_until(lambda c: any(p.media_uri.rsplit("/", 1)[-1].startswith("payment.")
+                                                for p in c.prompts), timeout=30)
+        assert victims and all(c.continued is None and not c.ended.is_set() for c in calls)
+        after = await _holders(redis_url, [c.channel_id for c in victims])
+        assert killed not in after.values()
+    finally:
+        await sim.stop()
+        cluster.stop()

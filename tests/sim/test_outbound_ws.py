@@ -550,3 +550,24 @@ async def test_outbound_and_events_streams_do_not_mix(ws_config, simulator, sess
     await asyncio.sleep(0.2)
     assert not [e for e in ivr.events if e.get("channel", {}).get("id") == chan["id"]]
     await ivr.close()
+
+
+async def test_a_file_is_not_sent_over_the_websocket(ws_config, simulator, session, app_server):
+    """A stored recording's audio over the websocket: Asterisk answers 406 "Not Acceptable.  Use HTTP GET"
+    without a body (res/ari/ari_websocket_requests.c, send_rest_response); HTTP ARI serves it."""
+    running = await simulator(ws_config())
+    ari = Ari(running, session)
+    chan = await originate(ari, "pc")
+    conn = await app_server.connection(1)
+    await conn.next("StasisStart")
+    cid = chan["id"]
+    started = await conn.rest("POST", f"channels/{cid}/record", query_strings=[
+        {"name": "name", "value": "ws-file"}, {"name": "format", "value": "wav"},
+        {"name": "maxDurationSeconds", "value": "1"}])
+    assert started["status_code"] == 201
+    await conn.next("RecordingFinished", timeout=10.0)
+    file = await conn.rest("GET", "recordings/stored/ws-file/file")
+    assert (file["status_code"], file["reason_phrase"]) == (406, "Not Acceptable.  Use HTTP GET")
+    assert "message_body" not in file and "content_type" not in file
+    status, _ = await ari.call("GET", "/recordings/stored/ws-file")
+    assert status == 200
