@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,33 +60,53 @@ async def _run_all(redis_url: str, concurrency: list[int], rounds: int, speech: 
             "levels": results, "largest_concurrent_with_p95_under_100ms": max(passing, default=None)}
 
 
+@dataclass
+class _Measured:
+    outcomes: list[tuple[bool, list[float]]]
+    seconds: float
+    cpu: float  # controller CPU seconds, all controllers
+    rss_mb: list[float]  # each controller's resident memory at the end
+
+
+async def _waves(sim, pids: list[int], concurrent: int, rounds: int, prefix: str) -> _Measured:
+    """`rounds` waves of `concurrent` keypad callers; the controllers' CPU and memory meanwhile."""
+    cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+    began = time.perf_counter()
+    outcomes: list[tuple[bool, list[float]]] = []
+    for round_number in range(rounds):
+        callers = [_caller(sim, f"{prefix}{round_number:02d}{i:05d}", i * 0.02) for i in range(concurrent)]
+        outcomes += await asyncio.gather(*callers)
+    elapsed = time.perf_counter() - began
+    return _Measured(outcomes, elapsed, sum(_cpu_seconds(pid) for pid in pids) - cpu_before,
+                     [_rss_mb(pid) for pid in pids])
+
+
+def _result(measured: _Measured, **fields: Any) -> dict[str, Any]:
+    outcomes = measured.outcomes
+    latencies = sorted(ms for ok, samples in outcomes for ms in samples)
+    handled = sum(ok for ok, _ in outcomes)
+    return {
+        **fields, "calls": len(outcomes), "handled": handled, "failed": len(outcomes) - handled,
+        "seconds": round(measured.seconds, 2),
+        "calls_per_second": round(handled / measured.seconds, 2) if measured.seconds else None,
+        "controller_cpu_seconds": round(measured.cpu, 3),
+        "controller_cpu_ms_per_call": round(1000 * measured.cpu / max(1, len(outcomes)), 2),
+        "controller_rss_mb": measured.rss_mb, "latency_ms": _percentiles(latencies), "samples": len(latencies),
+    }
+
+
 async def _run_level(redis_url: str, sounds: Path, concurrent: int, rounds: int, speech: str) -> dict[str, Any]:
     config = SimulatorConfig(sounds_dirs=[sounds])
     sim = await start_simulator(config)
     controller = _start_controller(sim, config, redis_url, sounds, speech)
     try:
         await _wait_registered(sim)
-        cpu_before = _cpu_seconds(controller.pid)
-        began = time.perf_counter()
-        outcomes = []
-        for round_number in range(rounds):
-            callers = [_caller(sim, f"+1555{round_number:02d}{i:05d}", i * 0.02) for i in range(concurrent)]
-            outcomes += await asyncio.gather(*callers)
-        elapsed = time.perf_counter() - began
-        cpu = _cpu_seconds(controller.pid) - cpu_before
-        rss = _rss_mb(controller.pid)
+        measured = await _waves(sim, [controller.pid], concurrent, rounds, "+1555")
     finally:
         controller.terminate()
         controller.wait(timeout=10)
         await sim.stop()
-    latencies = sorted(ms for ok, samples in outcomes for ms in samples)
-    handled = sum(ok for ok, _ in outcomes)
-    return {
-        "concurrent": concurrent, "calls": len(outcomes), "handled": handled, "failed": len(outcomes) - handled,
-        "seconds": round(elapsed, 2), "controller_cpu_seconds": round(cpu, 3),
-        "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2), "controller_rss_mb": rss,
-        "latency_ms": _percentiles(latencies), "samples": len(latencies),
-    }
+    return _result(measured, concurrent=concurrent)
 
 
 async def _run_cluster_level(redis_url: str, sounds: Path, count: int, concurrent: int, rounds: int,
@@ -100,27 +121,11 @@ async def _run_cluster_level(redis_url: str, sounds: Path, count: int, concurren
     await cluster.start()
     sim = await start_simulator(simulator_config(sounds, cluster.uri, cluster.password))
     try:
-        cpu_before = sum(_cpu_seconds(pid) for pid in cluster.pids())
-        began = time.perf_counter()
-        outcomes = []
-        for round_number in range(rounds):
-            callers = [_caller(sim, f"+1556{round_number:02d}{i:05d}", i * 0.02) for i in range(concurrent)]
-            outcomes += await asyncio.gather(*callers)
-        elapsed = time.perf_counter() - began
-        cpu = sum(_cpu_seconds(pid) for pid in cluster.pids()) - cpu_before
-        rss = [_rss_mb(pid) for pid in cluster.pids()]
+        measured = await _waves(sim, cluster.pids(), concurrent, rounds, "+1556")
     finally:
         await sim.stop()
         cluster.stop()
-    latencies = sorted(ms for ok, samples in outcomes for ms in samples)
-    handled = sum(ok for ok, _ in outcomes)
-    return {
-        "controllers": count, "concurrent": concurrent, "calls": len(outcomes), "handled": handled,
-        "failed": len(outcomes) - handled, "seconds": round(elapsed, 2),
-        "calls_per_second": round(handled / elapsed, 2) if elapsed else None,
-        "controller_cpu_seconds": round(cpu, 3), "controller_cpu_ms_per_call": round(1000 * cpu / max(1, len(outcomes)), 2),
-        "controller_rss_mb": rss, "latency_ms": _percentiles(latencies), "samples": len(latencies),
-    }
+    return _result(measured, controllers=count, concurrent=concurrent)
 
 
 async def _caller(sim, ani: str, delay: float) -> tuple[bool, list[float]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,13 +70,9 @@ def parse_queues_conf(text: str) -> dict[str, QueueConfig]:
     queues: dict[str, QueueConfig] = {}
     templates: dict[str, QueueConfig] = {}
     current: QueueConfig | None = None
-    for raw in text.splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if not line:
-            continue
-        header = re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line)
-        if header:
-            name, options = header.group(1), header.group(2) or ""
+    for section, line in _conf_lines(text):
+        if line is None:
+            name, options = section
             current = None if name == "general" else _new_queue(name, options, templates)
             if current is not None:
                 (templates if "!" in options else queues)[name] = current
@@ -85,6 +82,22 @@ def parse_queues_conf(text: str) -> dict[str, QueueConfig]:
         key, _, value = line.partition("=>") if "=>" in line else line.partition("=")
         _apply_queue_setting(current, key.strip(), value.strip())
     return queues
+
+
+def _conf_lines(text: str) -> Iterator[tuple[tuple[str, str], str | None]]:
+    """An Asterisk .conf file as ((section, its options), line) pairs, comments and blanks dropped;
+    a section header comes as (section, None)."""
+    section = ("", "")
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line)
+        if header:
+            section = (header.group(1), header.group(2) or "")
+            yield section, None
+        else:
+            yield section, line
 
 
 def _new_queue(name: str, options: str, templates: dict[str, QueueConfig]) -> QueueConfig:
@@ -144,18 +157,12 @@ class OutboundWebsocket:
 
 def _conf_sections(text: str) -> dict[str, dict[str, str]]:
     sections: dict[str, dict[str, str]] = {}
-    current: dict[str, str] | None = None
-    for raw in text.splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if not line:
-            continue
-        header = re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line)
-        if header:
-            current = sections.setdefault(header.group(1), {})
-            continue
-        if current is not None and "=" in line:
+    for (name, _), line in _conf_lines(text):
+        if line is None:
+            sections.setdefault(name, {})
+        elif name and "=" in line:
             key, _, value = line.partition("=")
-            current[key.strip()] = value.strip()
+            sections[name][key.strip()] = value.strip()
     return sections
 
 
