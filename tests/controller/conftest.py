@@ -153,13 +153,23 @@ class LedgerBackend:
         self.write_seconds = write_seconds
         self.started: list[str] = []
         self.committed: list[str] = []
+        self.cancelled: list[str] = []  # rolled back
+
+    @property
+    def settled(self) -> bool:
+        """Every write that started has been committed or rolled back."""
+        return len(self.committed) + len(self.cancelled) == len(self.started)
 
     async def call(self, name, args):
         from ivr.backend.catalog import ACTIONS
 
         if ACTIONS[name].writes:
             self.started.append(name)
-            await asyncio.sleep(self.write_seconds)  # the transaction: all or nothing
+            try:
+                await asyncio.sleep(self.write_seconds)  # the transaction: all or nothing
+            except asyncio.CancelledError:
+                self.cancelled.append(name)
+                raise
             self.committed.append(name)
         return await self.sample.call(name, args)
 

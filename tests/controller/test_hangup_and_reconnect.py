@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from tests.controller.conftest import LedgerBackend, heard, make_rig, saved_state
+from tests.reload_gate import until
 
 
 async def _journey(call, stop_after: int) -> None:
@@ -35,7 +36,12 @@ async def test_caller_hangs_up_at_every_step(tmp_path, redis_url, stop_after):
         await _journey(call, stop_after)
         await call.hangup()
         await call.wait_ended()
-        await asyncio.sleep(0.8)  # longer than the write would take
+
+        async def ended():
+            state = await saved_state(redis_url, call.channel_id)
+            return state is not None and state.status == "ended"
+        await until(ended, 10, "the controller never ended the call")  # any write under way was cancelled first
+        await until(lambda: ledger.settled, 10, "a write neither committed nor rolled back")
         state = await saved_state(redis_url, call.channel_id)
         assert state is not None and state.status == "ended"
         assert state.result["outcome"] == "caller_hangup"
@@ -50,7 +56,7 @@ async def test_websocket_drop_mid_call_and_the_call_goes_on(rig):
     call = rig.call()
     await call.wait_until(lambda c: heard(c, "main.menu"))
     assert await rig.sim.drop_websocket() >= 1
-    await asyncio.sleep(1.5)  # reconnect
+    await until(lambda: rig.sim.sim.bus.apps["ivr"].active, 10, "the controller never reconnected")
     await call.press("0")
     continued = await call.wait_continued(timeout=10)
     assert continued.variables["IVR_QUEUE"] == "customer_service"
@@ -81,9 +87,12 @@ async def test_a_restarted_controller_leaves_calls_already_in_a_queue_alone(tmp_
         caplog.clear()
         stop, ready = asyncio.Event(), asyncio.Event()
         with caplog.at_level(logging.INFO, logger="ivr"):
-            again = asyncio.create_task(serve(await build(rig.settings), stop=stop, ready=ready))
+            application = await build(rig.settings)
+            again = asyncio.create_task(serve(application, stop=stop, ready=ready))
             await asyncio.wait_for(ready.wait(), 10)
-            await asyncio.sleep(1.0)
+            controller = application.controller  # what it makes of the held calls, decided on connecting:
+            reconciling = [t for t in controller._tasks if t is not controller._renewing]
+            await asyncio.wait_for(asyncio.gather(*reconciling, return_exceptions=True), 10)
             stop.set()
             await asyncio.wait_for(again, 10)
         complaints = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING

@@ -8,7 +8,6 @@ are not another's history).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -17,6 +16,7 @@ import redis.asyncio as redis
 from ivr.redis_server import free_port
 from tests.controller.conftest import heard, saved_state
 from tests.controller.insurer import DOB, PHONE, insurer_rig
+from tests.reload_gate import until
 
 
 @pytest.fixture
@@ -65,7 +65,8 @@ async def test_a_new_card_pays_and_its_number_is_never_written_to_redis(rig):
     await call.press("2")                                   # change card
     await until_heard(call, "payment.card_number")
     await call.press(card[:8], interval=0.05)
-    await asyncio.sleep(0.3)
+    await until(lambda: any(s.buffer == card[:8] for s in rig.watch.steps.get(call.channel_id, [])), 10,
+                "the controller never took the eighth key")              # each step is saved before it is told
     assert '"buffer":""' in (await kept()).replace(" ", "") and card[:8] not in await kept()   # half keyed
     await call.press(card[8:] + "#", interval=0.05)
     await until_heard(call, "payment.card_expiry")
@@ -74,7 +75,7 @@ async def test_a_new_card_pays_and_its_number_is_never_written_to_redis(rig):
     await until_heard(call, "payment.paid")
     await call.hangup()
     await call.wait_ended(timeout=15)
-    await asyncio.sleep(0.3)
+    await rig.left(call)                                    # its last state saved
     assert card not in await kept() and "1230" not in await kept()
     [person] = await rig.admin.persons_by_phone(PHONE["payment"])
     assert any(p.card_last4 == "1111" for p in await rig.admin.policies_of(person.id))   # the card was taken
@@ -136,7 +137,7 @@ async def test_hang_up_before_confirming_the_downgrade_writes_nothing(rig):
     await until_heard(call, "cancel.downgrade")
     await call.hangup()
     await call.wait_ended()
-    await asyncio.sleep(0.3)
+    await rig.left(call)  # the controller is done with the call: nothing can be written for it any more
     assert await rig.admin.count("cancellations") == 0
     [record] = await rig.records()
     assert record["outcome"] == "caller_hangup" and record["last_node"] == "cancellation.downgrade"
