@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -130,9 +130,10 @@ class Settings(BaseSettings):
             "Asterisk; small sites). `outbound`: Asterisk opens websockets to us (ari.conf "
             "`type = outbound_websocket`, websocket_client.conf `connection_type = per_call_config`), REST "
             "goes over them, and any number of controllers behind a load balancer share the calls, each "
-            "call run by one at a time (a lease in Redis). Needs speech `record` or `off`; with `record`, "
-            "each recorded answer is fetched over HTTP ARI from ari_url (Asterisk sends no files over a "
-            "websocket), so ari_url, ari_user and ari_password are needed too."
+            "call run by one at a time (a lease in Redis). With speech `record`, each recorded answer is "
+            "fetched over HTTP ARI from ari_url (Asterisk sends no files over a websocket), so ari_url, "
+            "ari_user and ari_password are needed too; with `stream`, each controller's rtp_host must be "
+            "reachable from Asterisk."
         ),
     )
     ari_outbound_path: str = Field(
@@ -479,17 +480,6 @@ class Settings(BaseSettings):
     def _lower_log_format(cls, value: Any) -> Any:
         """Accept `JSON` as well as `json` from environments."""
         return value.lower() if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _outbound_needs_no_helper_legs(self) -> Settings:
-        """Streamed speech bridges helper channels (snoop, externalMedia) that enter our Stasis
-        application; with per-call outbound websockets Asterisk would open a connection for each,
-        which the load balancer may hand to another controller. Not recorded on Asterisk 22:
-        refused rather than guessed."""
-        if self.ari_mode == "outbound" and self.speech == "stream":
-            raise ValueError("ari_mode outbound needs speech record or off (streamed speech's helper channels "
-                             "would each open a websocket of their own, perhaps to another controller)")
-        return self
 
     @property
     def ari_outbound_password_value(self) -> str:

@@ -113,10 +113,14 @@ class Controller:
     # --- sessions ----------------------------------------------------------------
 
     def services_for(self, ari_client: AriClient | None) -> Services:
-        """The services of a call whose REST goes over `ari_client` (its Asterisk's connection)."""
+        """The services of a call whose REST goes over `ari_client` (its Asterisk's connection). Over a
+        per-call outbound websocket the call's application is `<app>:<channel name>`: its helper
+        channels (snoop, externalMedia) enter that one, so that their events come on the call's
+        own socket (into plain `<app>` Asterisk would open a websocket for each of them)."""
         if ari_client is None or ari_client is self.services.ari:
             return self.services
-        return dataclasses.replace(self.services, ari=ari_client)
+        app = _per_call_app(ari_client) or self.services.app
+        return dataclasses.replace(self.services, ari=ari_client, app=app)
 
     def session_of_channel(self, name: str, asterisk_id: str | None) -> CallSession | None:
         """The session of the channel called `name` on that Asterisk (an outbound websocket names
@@ -287,6 +291,13 @@ class Controller:
 def channel_key(asterisk_id: str | None, name: str) -> str:
     """A channel name made unique across Asterisk servers, for the call leases' name notes."""
     return f"{asterisk_id or ''}/{name}"
+
+
+def _per_call_app(ari_client: AriClient) -> str | None:
+    """`<app>:<channel name>` for a client on a per-call outbound websocket, else None."""
+    connection = getattr(ari_client, "connection", None)
+    application = getattr(connection, "application", None)
+    return application if isinstance(application, str) and ":" in application else None
 
 
 def _asterisk_of(services: Services) -> str | None:

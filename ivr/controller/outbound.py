@@ -30,6 +30,7 @@ from typing import Any
 from ivr.ari.event_types import AriEvent, parse_event
 from ivr.ari.outbound import Connection, WebSocketAri
 from ivr.controller.app import Controller, channel_key
+from ivr.controller.session import Services
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,14 @@ class OutboundCalls:
         call_id = await leases.call_named(channel_key(connection.asterisk_id, name)) if leases is not None else None
         if call_id is not None:  # a call that began elsewhere: take it over
             self.connections += 1
-            services = self.controller.services_for(connection.line)
-            self._spawn(self.controller.adopt(call_id, services, wait=self.takeover_wait))
+            self._spawn(self._take_over(call_id, self.controller.services_for(connection.line)))
+
+    async def _take_over(self, call_id: str, services: Services) -> None:
+        """Resume the call once its lease is ours, then settle what else is in its application:
+        the helper legs the controller before left (hung up unless the new listener uses them)."""
+        await self.controller.adopt(call_id, services, wait=self.takeover_wait)
+        if call_id in self.controller.sessions:
+            await self.controller.reconcile(services)
 
     def _persistent(self, connection: Connection) -> None:
         key = connection.asterisk_id or connection.peer

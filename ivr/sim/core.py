@@ -313,7 +313,7 @@ class Simulator:
         self.emit(ev.channel_event("StasisEnd", self.ts(), ch))
         if app is not None:
             app.unsubscribe_channel(ch.id)
-        self.outbound.stasis_ended(app_name)
+        self.outbound.stasis_ended(app_name, ch)
         ch.stasis_app = None
         if ch.control is not None:
             ch.control.close()

@@ -385,9 +385,15 @@ class OutboundWebsockets:
             any(app_name in conn.apps for conn in self.persistent)
 
     def refuse_per_call(self, app_name: str, what: str) -> None:
-        if app_name in self.per_call or app_name in self.sessions:
-            message = (f"{what}{app_name}: a per-call outbound websocket application is entered only by "
-                       "the dialplan's Stasis(); anything else is not simulated (no recorded trace shows it)")
+        """Snoop, externalMedia and originate run the Stasis dialplan application for their channel
+        (res/res_stasis_snoop.c snoop_stasis_thread; resource_channels.c originate). Into a call's
+        registered `<app>:<channel name>` application they enter it, and their events go on that
+        call's socket (apps/app_stasis.c: a registered app is simply executed). Into the configured
+        per-call app itself (`ivr`, never registered) Asterisk would open a websocket for the helper
+        channel of its own: not recorded, so refused."""
+        if app_name in self.per_call:
+            message = (f"{what}{app_name}: a per-call outbound websocket application would open a websocket "
+                       "of its own for this channel; not simulated (no recorded trace shows it)")
             log.error(message)
             raise AriError(501, message)
 
@@ -441,10 +447,12 @@ class OutboundWebsockets:
             self._forget(session)
         # before StasisStart: per_call_stasis sees gave_up at its next look and answers FAILED
 
-    def stasis_ended(self, app_name: str) -> None:
-        """StasisEnd went out: nothing more for this per-call application; closed (1000) 3.5 s later."""
+    def stasis_ended(self, app_name: str, ch: Channel) -> None:
+        """StasisEnd of the call's own channel went out: nothing more for this per-call application;
+        closed (1000) 3.5 s later. A helper channel (snoop, externalMedia) that entered the call's app
+        leaving it closes nothing: the close follows the caller's Stasis() (apps/app_stasis.c)."""
         session = self.sessions.get(app_name)
-        if session is None or session.quiet:
+        if session is None or session.quiet or session.channel is not ch:
             return
         session.quiet = True
         if session.closed.is_set():

@@ -39,6 +39,13 @@ async def _key(call, digits: str) -> tuple[str, float]:
     return call.channel_id, call.sim.clock.now()
 
 
+def _live_helpers(sim, call) -> int:
+    """Snoop and externalMedia legs still up in the call's own application."""
+    app = f"ivr:{call.channel.name}"
+    return sum(1 for ch in sim.sim.channels.values()
+               if ch.kind in ("snoop", "unicast") and not ch.destroyed and ch.stasis_app == app)
+
+
 def _next_prompt(call, after: float) -> float:
     return min(p.started_at for p in call.prompts if p.started_at >= after)
 
@@ -95,16 +102,18 @@ async def test_a_controller_killed_mid_call_loses_no_call(tmp_path, redis_url):
         cluster.stop()
 
 
-async def test_spoken_calls_go_on_after_their_controller_is_killed(tmp_path, redis_url):
-    """Record-mode speech (the mode outbound controllers use): callers say what they want at the
-    menu, their controller is killed at the next turn, and the calls go on into the payment journey
-    on the controller that took them over."""
+@pytest.mark.parametrize("speech", ["stream", "record"])
+async def test_spoken_calls_go_on_after_their_controller_is_killed(tmp_path, redis_url, speech):
+    """Callers say what they want at the menu (streamed: snoop + externalMedia in the call's own
+    application; recorded: fetched over HTTP ARI), their controller is killed at the next turn, and
+    the calls go on into the payment journey on the controller that took them over, which hangs up
+    the helper legs the dead one left."""
     from tests.controller.spoken import samples
     from tests.speech.sounds import synth
 
     sounds = write_prompt_audio(tmp_path / "sounds")
     env = {"IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
-           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_BACKEND": "sample", "IVR_SPEECH": "record",
+           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_BACKEND": "sample", "IVR_SPEECH": speech,
            "IVR_RECOGNISERS": '{"en": "pocketsphinx"}', "IVR_SPEECH_PROCESSES": "1"}
     cluster = Cluster(2, tmp_path / "cluster", redis_url, env=env, password=PASSWORD)
     config = outbound_config(sounds, cluster.uri)
@@ -115,25 +124,29 @@ async def test_spoken_calls_go_on_after_their_controller_is_killed(tmp_path, red
     await cluster.start()
     try:
         calls = [sim.sim.inbound_call(ani=f"+1555050{i}", exten="100") for i in range(2)]
-        for call in calls:
+        voice = samples(synth("payment", "rms"))
+
+        async def says_payment(call) -> None:
             await call.wait_until(lambda c: len(c.prompts) >= 2 and c.prompts[1].finished_at is not None, timeout=30)
             await call.silence(0.3)
-            await call.say(samples(synth("payment", "rms")))
-            await call.silence(2.0)
-        for call in calls:
+            await call.say(voice)
+            await call.silence(1.2)  # a recording ends after a second of silence
             await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=30)
+        await asyncio.gather(*(says_payment(call) for call in calls))
         holders = await _holders(redis_url, [c.channel_id for c in calls])
         killed = holders[calls[0].channel_id]
         cluster.kill(int(killed.removeprefix("ctl")) - 1)
         victims = [c for c in calls if holders[c.channel_id] == killed]
-        for call in calls:
-            await call.press("19800531", interval=0.05)
+        await asyncio.gather(*(call.press("19800531", interval=0.05) for call in calls))
         for call in calls:
             await call.wait_until(lambda c: any(p.media_uri.rsplit("/", 1)[-1].startswith("payment.")
                                                 for p in c.prompts), timeout=30)
         assert victims and all(c.continued is None and not c.ended.is_set() for c in calls)
         after = await _holders(redis_url, [c.channel_id for c in victims])
         assert killed not in after.values()
+        if speech == "stream":  # each call has one snoop and one media leg again: the dead one's are gone
+            for call in calls:
+                await call.wait_until(lambda c: _live_helpers(sim, c) == 2, timeout=10)
     finally:
         await sim.stop()
         cluster.stop()

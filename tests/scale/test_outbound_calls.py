@@ -29,10 +29,11 @@ def outbound_config(sounds: Path, uri: str, system_name: str = "", asterisk_id: 
 
 
 @contextlib.asynccontextmanager
-async def outbound_controller(tmp_path: Path, redis_url: str, port: int, sounds: Path):
-    settings = Settings(ari_mode="outbound", ari_outbound_password=PASSWORD, http_port=port, speech="off",
+async def outbound_controller(tmp_path: Path, redis_url: str, port: int, sounds: Path, **overrides):
+    options = {"speech": "off", **overrides}
+    settings = Settings(ari_mode="outbound", ari_outbound_password=PASSWORD, http_port=port,
                         backend="sample", flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
-                        sounds_dir=sounds / "ivr", redis_url=redis_url, controller_id="ctl-test")
+                        sounds_dir=sounds / "ivr", redis_url=redis_url, controller_id="ctl-test", **options)
     stop, ready = asyncio.Event(), asyncio.Event()
     application = await build(settings)
     task = asyncio.create_task(serve(application, stop=stop, ready=ready))
@@ -120,5 +121,37 @@ async def test_a_persistent_connection_carries_every_call_and_survives_a_drop(tm
                 await call.wait_until(lambda c: heard(c, "policy.what_next"), timeout=20)
                 await call.press("0")
                 assert (await call.wait_continued(timeout=20)).variables["IVR_QUEUE"] == "policy_service"
+    finally:
+        await sim.stop()
+
+
+async def test_streamed_speech_over_a_per_call_websocket(tmp_path, redis_url):
+    """The caller's voice while prompts play (snoop + externalMedia): the helper channels enter the
+    call's own `ivr:<channel name>` application, so their events come on the call's socket."""
+    from tests.controller.spoken import samples, say_after_prompts
+    from tests.speech.sounds import synth
+
+    sounds = write_prompt_audio(tmp_path / "sounds")
+    port = free_port()
+    sim = await start_simulator(outbound_config(sounds, f"ws://127.0.0.1:{port}/ari/outbound"))
+    try:
+        async with outbound_controller(tmp_path, redis_url, port, sounds, speech="stream",
+                                       recognisers={"en": "pocketsphinx"}, speech_processes=1):
+            call = sim.sim.inbound_call(ani="+15550601", exten="100")
+            await say_after_prompts(call, synth("payment", "rms"), prompts=2)
+            await call.silence(1.5)
+            await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=20)
+            helpers = [ch for ch in sim.sim.channels.values() if ch.kind in ("snoop", "unicast") and not ch.destroyed]
+            assert helpers and all(ch.stasis_app == f"ivr:{call.channel.name}" for ch in helpers), \
+                "the helper legs are in the call's own application"
+            await call.press("0")
+            assert (await call.wait_continued(timeout=20)).variables["IVR_QUEUE"]
+            for _ in range(60):  # the call went to a queue: its helper legs are hung up
+                if all(ch.destroyed for ch in helpers):
+                    break
+                await asyncio.sleep(0.05)
+            assert all(ch.destroyed for ch in helpers), "snoop or media legs left behind"
+            assert sim.violations == []
+        assert longest_dead_air(sim) <= DEAD_AIR_LIMIT
     finally:
         await sim.stop()
