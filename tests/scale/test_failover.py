@@ -150,3 +150,44 @@ async def test_spoken_calls_go_on_after_their_controller_is_killed(tmp_path, red
     finally:
         await sim.stop()
         cluster.stop()
+
+
+async def test_a_controller_stopped_for_a_deploy_hands_its_calls_over_at_once(tmp_path, redis_url):
+    """SIGTERM (a rolling deploy): the controller releases its leases and closes its sockets, Asterisk
+    reconnects each call to the other, which takes them over without waiting for a lease to lapse."""
+    sounds = write_prompt_audio(tmp_path / "sounds", seconds_per_char=0.02)
+    env = {"IVR_FLOWS_DIR": str(ROOT / "flows"), "IVR_PROMPTS_DIR": str(ROOT / "prompts"),
+           "IVR_SOUNDS_DIR": str(sounds / "ivr"), "IVR_BACKEND": "sample", "IVR_SPEECH": "off",
+           "IVR_CALL_LEASE_SECONDS": "10"}  # a lapse would take 10 s: the handover must not wait for it
+    cluster = Cluster(2, tmp_path / "cluster", redis_url, env=env, password=PASSWORD)
+    await cluster.start()
+    sim = await start_simulator(outbound_config(sounds, cluster.uri))
+    try:
+        calls = [sim.sim.inbound_call(ani=f"+1555070{i}", exten="100") for i in range(4)]
+        for call in calls:
+            await call.wait_until(lambda c: heard(c, "main.menu"), timeout=30)
+        await asyncio.gather(*(call.press("1") for call in calls))
+        for call in calls:
+            await call.wait_until(lambda c: heard(c, "verify.dob"), timeout=30)
+        holders = await _holders(redis_url, [c.channel_id for c in calls])
+        stopped = holders[calls[0].channel_id]
+        process = cluster.controllers[int(stopped.removeprefix("ctl")) - 1]
+        assert process is not None
+        process.terminate()
+        stopped_at = sim.sim.clock.now()
+        await asyncio.gather(*(call.press("19800531", interval=0.05) for call in calls))
+        for call in calls:
+            await call.wait_until(lambda c: heard(c, "policy.what_next"), timeout=30)
+        moved = [c for c in calls if holders[c.channel_id] == stopped]
+        waited = max(_next_prompt(c, stopped_at) - stopped_at for c in moved)
+        (ROOT / "test-artifacts").mkdir(exist_ok=True)
+        (ROOT / "test-artifacts" / "deploy-handover.json").write_text(json.dumps(
+            {"calls_moved": len(moved), "sigterm_to_next_prompt_s": round(waited, 2)}))
+        assert waited < 5.0, f"the next prompt came {waited:.2f} s after SIGTERM (a 10 s lease was waited for?)"
+        await asyncio.gather(*(call.press("0") for call in calls))
+        for call in calls:
+            assert (await call.wait_continued(timeout=30)).variables["IVR_QUEUE"] == "policy_service"
+        assert process.wait(timeout=10) == 0
+    finally:
+        await sim.stop()
+        cluster.stop()
