@@ -128,6 +128,7 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
                                   metrics)
     speech = _speech_service(settings, recognisers)  # last: its worker processes start now
     services = Services(ari=ari, store=store, backend=backend, media=media, app=settings.ari_app,
+                        desk_app=settings.ari_desk_app if outbound_mode else None,
                         transfer_context=settings.transfer_context, observers=list(told), speech=speech)
     leases = Leases(store.client, settings.controller_id or controller_id(), settings.call_lease_seconds,
                     name_digest=lambda name: sealer.digest("channel-name", name)) if outbound_mode else None
@@ -137,7 +138,8 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     source: EventSource
     if outbound_mode:
         watchers = (page.desk.on_ari_event,) if page is not None else ()  # the agent desk sees each event first
-        source = handler = OutboundCalls(controller, takeover_wait=settings.call_lease_seconds + 1.0, watchers=watchers)
+        source = handler = OutboundCalls(controller, takeover_wait=settings.call_lease_seconds + 1.0, watchers=watchers,
+                                         desk_app=settings.ari_desk_app)
         files = AriClient.from_settings(settings, on_error=metrics.ari_error) if settings.speech == "record" else None
         outbound = OutboundEndpoint(settings.ari_outbound_path, settings.ari_outbound_user,
                                     settings.ari_outbound_password_value, handler,

@@ -152,6 +152,16 @@ class Settings(BaseSettings):
             "no default on purpose."
         ),
     )
+    ari_desk_app: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description=(
+            "Outbound mode: the application of a persistent outbound websocket (ari.conf, apps = this name) "
+            "that follows routed callers through the queue for the agent page: a call's own per-call socket "
+            "carries nothing after it leaves Stasis, so the controller subscribes this application to the "
+            "caller's channel before handing it to the queue. Unset: no screen pops in outbound mode."
+        ),
+    )
     call_lease_seconds: float = Field(
         default=1.5,
         gt=0.2,

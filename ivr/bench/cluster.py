@@ -44,10 +44,29 @@ def haproxy_config(listen: int, controllers: Sequence[int], template: str | None
     text = template if template is not None else HAPROXY_CFG.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^(\s*maxconn\s+)\d+", lambda m: f"{m.group(1)}{maxconn}", text, count=1)
     text = re.sub(r"(?m)^(\s*bind\s+)\S+", lambda m: f"{m.group(1)}127.0.0.1:{listen}", text, count=1)
-    lines = [line for line in text.splitlines() if not re.match(r"\s*server\s", line)]
-    servers = [f"    server ctl{i + 1} 127.0.0.1:{port} check" for i, port in enumerate(controllers)]
-    text = "\n".join(lines).rstrip("\n") + "\n" + "\n".join(servers) + "\n"
+    lines = []
+    for line in text.splitlines():
+        server = re.match(r"(\s*server\s+ctl(\d+)\s+)\S+(.*)", line)
+        if server is None:
+            lines.append(line)
+        elif int(server.group(2)) <= len(controllers):  # ctlN: the N-th controller here; the rest are left out
+            lines.append(f"{server.group(1)}127.0.0.1:{controllers[int(server.group(2)) - 1]}{server.group(3)}")
+    extra = [f"    server ctl{i + 1} 127.0.0.1:{port} check" for i, port in enumerate(controllers)
+             if not re.search(rf"(?m)^\s*server\s+ctl{i + 1}\s", text)]  # more controllers than shipped lines
+    if extra:
+        at = max(i for i, line in enumerate(lines) if line.strip().startswith("server ") and "backup" not in line
+                 and _backend_of(lines, i) == "controllers")
+        lines[at + 1:at + 1] = extra
+    text = "\n".join(lines).rstrip("\n") + "\n"
     return text.replace("log stdout format raw local0 warning", "log stderr format raw local0 warning")
+
+
+def _backend_of(lines: list[str], index: int) -> str:
+    """The backend section line `index` is in."""
+    for line in reversed(lines[: index + 1]):
+        if line.startswith("backend "):
+            return line.split()[1]
+    return ""
 
 
 def simulator_config(sounds: Path, uri: str, password: str, *, system_name: str = "",

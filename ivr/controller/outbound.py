@@ -41,12 +41,13 @@ class OutboundCalls:
     """The `ConnectionHandler` of `ivr.ari.outbound.OutboundEndpoint` for the controller."""
 
     def __init__(self, controller: Controller, takeover_wait: float,
-                 watchers: Sequence[Callable[[AriEvent], None]] = ()) -> None:
+                 watchers: Sequence[Callable[[AriEvent], None]] = (), desk_app: str | None = None) -> None:
         """`takeover_wait`: how long a call another controller ran may wait for its lease
         (the lease's lifetime and a margin: the other may have died holding it). `watchers`
         see each event before the controller (the agent desk)."""
         self.controller = controller
         self.watchers = tuple(watchers)
+        self.desk_app = desk_app  # its persistent connection only feeds the watchers (the agent desk)
         self.takeover_wait = takeover_wait
         self.persistent: dict[str, WebSocketAri] = {}  # asterisk id -> the client of its persistent connection
         self.connections = 1  # 1 + sockets that replaced a dropped one (read as reconnects by ivr.metrics)
@@ -101,6 +102,8 @@ class OutboundCalls:
             await self.controller.reconcile(services)
 
     def _persistent(self, connection: Connection) -> None:
+        if connection.application == self.desk_app:
+            return  # routed callers' queue events, for the desk; no call of ours lives in this app
         key = connection.asterisk_id or connection.peer
         line = self.persistent.get(key)
         if line is None:

@@ -78,6 +78,7 @@ class Services:
     media: MediaResolver
     app: str
     transfer_context: str = "ivr-transfer"
+    desk_app: str | None = None  # outbound mode: the persistent application that follows routed callers
     observers: list[Observer] = field(default_factory=list)
     speech: SpeechService | None = None
 
@@ -524,11 +525,12 @@ class CallSession:
 
 async def continue_to_queue(services: Services, channel: str, queue: str, priority: int, reason: str) -> None:
     """Hand the caller to the dialplan's queue step with where, how urgent and why; still
-    subscribed, so that the agent's screen pop follows the call (where the connection can: a
-    per-call outbound websocket carries nothing after StasisEnd)."""
+    subscribed, so that the agent's screen pop follows the call (a per-call outbound websocket
+    carries nothing after StasisEnd: there the desk's persistent application is subscribed)."""
     for name, value in (("IVR_QUEUE", queue), ("IVR_PRIORITY", str(priority)), ("IVR_REASON", reason),
                         ("__IVR_CALL_ID", channel)):
         await services.ari.set_variable(channel, name, value)
-    if services.ari.follows_after_stasis:
-        await services.ari.subscribe(services.app, f"channel:{channel}")
+    follower = services.app if services.ari.follows_after_stasis else services.desk_app
+    if follower:
+        await services.ari.subscribe(follower, f"channel:{channel}")
     await services.ari.continue_in_dialplan(channel, services.transfer_context, "queue", 1)

@@ -21,6 +21,7 @@ import redis.asyncio as redis
 
 from ivr import sealing
 from ivr.application import build, serve
+from ivr.bench.cluster import simulator_config
 from ivr.config import AgentAccount, Settings
 from ivr.demo import placeholder_audio
 from ivr.prompts import load_prompts
@@ -32,6 +33,7 @@ from ivr.web.desk import AgentDesk
 from ivr.web.server import AgentPage
 from tests.conftest import ROOT, shared_dir
 
+OUTBOUND_PASSWORD = "desk-test-password"
 TOKENS = {"101": "token-of-agent-101", "102": "token-of-agent-102"}
 CALLER_ID = "C-100001"           # the sample backend's caller (ivr/backend/sample.py)
 CANCEL_BY_KEYS = [("menu", "4"), ("dob", "19800531"), ("reason", "2"), ("downgrade", "1")]
@@ -95,19 +97,24 @@ async def wait_for(predicate, timeout: float = 10.0, step: float = 0.02) -> None
 
 
 @contextlib.asynccontextmanager
-async def make_desk_rig(tmp_path: Path, redis_url: str) -> AsyncIterator[DeskRig]:
+async def make_desk_rig(tmp_path: Path, redis_url: str, outbound: bool = False) -> AsyncIterator[DeskRig]:
+    """`outbound`: Asterisk's outbound websockets (asterisk-conf/scale-out), the desk's own persistent one included."""
     catalog, _ = load_prompts(ROOT / "prompts")
     sounds = placeholder_audio(catalog, tmp_path / "sounds")
     api_docs = shared_dir() / "asterisk" / "api-docs"
-    config = load_asterisk_conf(SimulatorConfig(sounds_dirs=[sounds], strict=api_docs.is_dir(),
-                                                api_docs_dir=api_docs if api_docs.is_dir() else None),
-                                ROOT / "asterisk-conf")
+    port = free_port()
+    base = simulator_config(sounds, f"ws://127.0.0.1:{port}/ari/outbound", OUTBOUND_PASSWORD) if outbound \
+        else SimulatorConfig(sounds_dirs=[sounds])
+    base.strict, base.api_docs_dir = api_docs.is_dir(), api_docs if api_docs.is_dir() else None
+    config = load_asterisk_conf(base, ROOT / "asterisk-conf")
     for queue in config.queues.values():
         queue.answer_with(None)            # agents answer when the test says so
     sim = await start_simulator(config)
+    mode = {"ari_mode": "outbound", "ari_outbound_password": OUTBOUND_PASSWORD, "ari_desk_app": "ivrdesk"} \
+        if outbound else {}
     settings = Settings(ari_url=sim.base_url, ari_user=config.username, ari_password=config.password,
-                        redis_url=redis_url, http_port=free_port(), flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
-                        sounds_dir=sounds / "ivr", speech="off", agents=agents(), backend="sample")
+                        redis_url=redis_url, http_port=port, flows_dir=ROOT / "flows", prompts_dir=ROOT / "prompts",
+                        sounds_dir=sounds / "ivr", speech="off", agents=agents(), backend="sample", **mode)
     client = redis.from_url(redis_url)
     history = RedisContactHistory(client, prefix=f"test:{uuid.uuid4().hex[:12]}:contacts:")  # unique per run
     store = RedisCallStore(client, sealing.for_settings(settings))

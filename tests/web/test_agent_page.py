@@ -198,3 +198,27 @@ async def test_a_huge_sign_in_form_is_refused_and_logs_a_short_line(desk_rig, ca
             assert await sign_in(s, base, "y" * 3000, "wrong") == 401
     lines = [r.getMessage() for r in caplog.records if "sign-in" in r.getMessage()]
     assert lines and all(len(line) < 200 for line in lines), lines
+
+
+async def test_pop_in_outbound_mode_comes_through_the_desks_persistent_websocket(tmp_path, redis_url):
+    """Asterisk's per-call websocket carries nothing after the caller leaves Stasis for the queue; the
+    controller subscribed the desk's persistent application (ari-outbound.conf [ivr-desk-outbound]) to the
+    caller's channel first, so who answered reaches the agent page over that one."""
+    from tests.web.conftest import make_desk_rig
+
+    async with make_desk_rig(tmp_path, redis_url, outbound=True) as rig, client() as s101:
+        assert await sign_in(s101, rig.base_url, "101", TOKENS["101"]) == 303
+        ws101 = await s101.ws_connect(f"{rig.base_url}/agent/ws")
+        await next_of(ws101, "hello")
+        call = rig.call()
+        await walk_cancellation(call)
+        assert call.continued.variables["IVR_QUEUE"] == "save_specialists"
+        await wait_for(lambda: len(call.ringing_agents()) == 2)
+        assert call.agent_answer("PJSIP/agent101")
+        pop = (await next_of(ws101, "pop", timeout=2.0))["pop"]
+        assert pop["call_id"] == call.channel_id and pop["agent_id"] == "101"
+        assert pop["caller"]["caller_id"] == CALLER_ID and pop["routing"]["queue"] == "save_specialists"
+        assert pop["cancellation"]["reason"] == "expensive"
+        call.agent_hangup()
+        assert (await next_of(ws101, "call"))["status"] == "ended"
+        await ws101.close()
