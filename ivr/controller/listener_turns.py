@@ -67,12 +67,17 @@ class Heard:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """The worker refused the turn's audio (a language without a model): keys still work."""
+    """The worker refused audio fed while `generation` was current (a language without a model):
+    keys still work."""
+
+    generation: int
 
 
 @dataclass(frozen=True, slots=True)
 class SendFailed:
-    """A request to the worker failed: no turn runs there any more."""
+    """A request sent while `generation` was current failed: no turn runs there any more."""
+
+    generation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,10 @@ class Packet:
 
 @dataclass(frozen=True, slots=True)
 class Fed:
-    """The worker has answered for this many packets (or they were dropped)."""
+    """The worker has answered for this many packets, fed while `generation` was current (or they
+    were dropped: `generation` None)."""
 
+    generation: int | None
     packets: int
 
 
@@ -163,11 +170,13 @@ def step(state: Turns, event: Input) -> tuple[Turns, list[Output]]:
         return replace(state, active=False, generation=state.generation + 1), [SendEndCall()]
     if isinstance(event, Heard):
         return _heard(state, event)
-    if isinstance(event, (Refused, SendFailed)):
-        return replace(state, active=False), []
+    if isinstance(event, (Refused, SendFailed)):  # an older turn's trouble leaves a newer one running
+        return (replace(state, active=False), []) if event.generation == state.generation else (state, [])
     if isinstance(event, Packet):
         return _packet(state, event.payload)
-    if isinstance(event, Fed):
+    if isinstance(event, Fed):  # an older turn's packets were never counted in this one's `unheard`
+        if event.generation not in (None, state.generation):
+            return state, []
         return replace(state, unheard=max(0, state.unheard - event.packets)), []
     return replace(state, pre_roll=event.keep), ([] if event.keep else [DropPreRoll()])
 

@@ -185,12 +185,13 @@ class _Turns:
         """Requests to the worker are not awaited: they run in order there, and the call's
         own queue must not wait on a recogniser being built. Failures are logged."""
         task = asyncio.ensure_future(request)
-        task.add_done_callback(self._sent)
+        generation = self.turns.generation
+        task.add_done_callback(lambda done: self._sent(done, generation))
 
-    def _sent(self, task: asyncio.Future) -> None:
+    def _sent(self, task: asyncio.Future, generation: int) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.warning("call %s: speech worker: %s", self.call_id, task.exception())
-            self._apply(lt.SendFailed())
+            self._apply(lt.SendFailed(generation))
 
     async def _feed(self, generation: int, pcm: bytes) -> None:
         outputs = await self.service.workers.feed(self.call_id, pcm)
@@ -291,8 +292,8 @@ class StreamListener(_Turns):
                     await self._feed(generation, pcm)
                 except RuntimeError as exc:  # the worker refused (e.g. a language without a model)
                     log.warning("call %s: speech unavailable for this turn: %s", self.call_id, exc)
-                    self._apply(lt.Refused())
-            self._apply(lt.Fed(len(payloads)))
+                    self._apply(lt.Refused(generation))
+            self._apply(lt.Fed(generation, len(payloads)))
 
     async def close(self) -> None:
         if self.closed:

@@ -42,10 +42,19 @@ def test_a_turn_starts_in_the_worker_with_its_pre_roll_counted_as_unheard():
 def test_audio_of_a_running_turn_is_queued_and_unheard_until_the_worker_answers_for_it():
     state, out = run([lt.Start(LISTEN), lt.Packet(b"a"), lt.Packet(b"b")])
     assert out[1:] == [lt.QueueAudio(b"a"), lt.QueueAudio(b"b")] and state.unheard == 2 and lt.behind(state)
-    state, _ = run([lt.Fed(2)], state)
+    state, _ = run([lt.Fed(1, 2)], state)
     assert state.unheard == 0 and not lt.behind(state)
-    state, _ = run([lt.Fed(5)], state)
-    assert state.unheard == 0, "a batch of an older turn answered late never drives it below zero"
+    state, _ = run([lt.Fed(1, 5)], state)
+    assert state.unheard == 0, "never below zero"
+
+
+def test_an_older_turns_late_batch_is_not_taken_off_the_new_turns_count():
+    state, _ = run([lt.Start(LISTEN), lt.Packet(b"a"), lt.Cancel(), lt.Start(LISTEN), lt.Packet(b"b")])
+    assert state.generation == 3 and state.unheard == 1
+    state, _ = run([lt.Fed(1, 1)], state)
+    assert state.unheard == 1 and lt.behind(state), "the new turn's packet is still unheard"
+    state, _ = run([lt.Fed(3, 1)], state)
+    assert state.unheard == 0
 
 
 def test_audio_between_turns_is_held_as_pre_roll_unless_a_sensitive_turn_forbids_it():
@@ -88,21 +97,27 @@ def test_the_end_of_the_call_always_tells_the_worker_and_outdates_every_answer()
 
 
 def test_a_refusing_or_failing_worker_ends_the_turn_without_moving_the_generation():
-    for trouble in (lt.Refused(), lt.SendFailed()):
+    for trouble in (lt.Refused(1), lt.SendFailed(1)):
         state, out = run([lt.Start(LISTEN), trouble])
         assert out == [lt.SendStart(LISTEN)] and state == lt.Turns(generation=1, active=False)
         _, out = run([lt.Packet(b"a")], state)
         assert out == [lt.HoldAudio(b"a")], "audio goes back to the pre-roll"
 
 
+def test_an_older_turns_trouble_leaves_the_new_turn_running():
+    for trouble in (lt.Refused(1), lt.SendFailed(1)):
+        state, _ = run([lt.Start(LISTEN), lt.Cancel(), lt.Start(LISTEN), trouble])
+        assert state.active and state.generation == 3, "a refusal for turn 1 arriving during turn 3"
+
+
 # --- properties -----------------------------------------------------------------------------
 
 LISTENER_INPUTS = st.one_of(
     st.builds(lt.Start, st.just(LISTEN), st.integers(0, 15)),
-    st.builds(lt.Cancel), st.builds(lt.EndCall), st.builds(lt.Refused), st.builds(lt.SendFailed),
+    st.builds(lt.Cancel), st.builds(lt.EndCall), st.builds(lt.Refused, st.integers(0, 6)), st.builds(lt.SendFailed, st.integers(0, 6)),
     st.builds(lt.Heard, st.integers(0, 8), st.sampled_from([BargeIn(at=1.0), ENDED])),
     st.builds(lt.Packet, st.binary(max_size=4)),
-    st.builds(lt.Fed, st.integers(0, 20)),
+    st.builds(lt.Fed, st.none() | st.integers(0, 6), st.integers(0, 20)),
     st.builds(lt.KeepPreRoll, st.booleans()))
 
 
