@@ -20,7 +20,8 @@ import socket
 from collections.abc import Callable
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+
+from ivr.redisguard import RedisGuard
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Leases:
         self.owner = owner
         self.ttl = ttl
         self.held: set[str] = set()
+        self.guard = RedisGuard("call leases", log)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
@@ -75,31 +77,25 @@ class Leases:
         on without saved state (the store's guard), rather than in silence."""
         deadline = asyncio.get_running_loop().time() + wait
         while True:
-            try:
-                if await self._renew(keys=[PREFIX + call_id], args=[self.owner, self._px]):
-                    self.held.add(call_id)
-                    return True
-            except RedisError as exc:
-                log.warning("call %s: lease not taken (%s); going on without one", call_id, exc)
+            taken = await self._renewed(call_id)
+            if taken is None or taken:  # None: Redis is down
                 self.held.add(call_id)
                 return True
             if asyncio.get_running_loop().time() >= deadline:
                 return False
             await asyncio.sleep(POLL)
 
+    async def _renewed(self, call_id: str) -> int | None:
+        """1 when the lease is (again) ours, 0 when another holds it, None when Redis is down."""
+        return await self.guard.run(lambda: self._renew(keys=[PREFIX + call_id], args=[self.owner, self._px]))
+
     async def remember(self, channel_name: str, call_id: str, ttl: int) -> None:
         """Note which call a channel name is: an outbound websocket names only the channel."""
-        try:
-            await self.client.set(NAMES + self.name_digest(channel_name), call_id, ex=ttl)
-        except RedisError as exc:
-            log.warning("call %s: channel name not noted (%s)", call_id, exc)
+        await self.guard.run(lambda: self.client.set(NAMES + self.name_digest(channel_name), call_id, ex=ttl))
 
     async def call_named(self, channel_name: str) -> str | None:
         """The call a channel name was noted for, if any (a call that began elsewhere)."""
-        try:
-            value = await self.client.get(NAMES + self.name_digest(channel_name))
-        except RedisError:
-            return None
+        value = await self.guard.run(lambda: self.client.get(NAMES + self.name_digest(channel_name)))
         return value.decode() if isinstance(value, bytes) else value
 
     async def holder(self, call_id: str) -> str | None:
@@ -109,20 +105,14 @@ class Leases:
     async def release(self, call_id: str) -> None:
         """Let the call go (it ended, or this controller stops): the next one need not wait."""
         self.held.discard(call_id)
-        try:
-            await self._release(keys=[PREFIX + call_id], args=[self.owner])
-        except RedisError as exc:
-            log.warning("call %s: lease not released (%s); it lapses in %.1f s", call_id, exc, self.ttl)
+        await self.guard.run(lambda: self._release(keys=[PREFIX + call_id], args=[self.owner]))  # else it lapses
 
     async def renew_all(self) -> list[str]:
         """One round of renewals; returns the calls whose lease another controller took."""
         lost = []
         for call_id in list(self.held):
-            try:
-                kept = await self._renew(keys=[PREFIX + call_id], args=[self.owner, self._px])
-            except RedisError:
-                continue  # Redis down: nobody else can take it either
-            if not kept and call_id in self.held:
+            kept = await self._renewed(call_id)  # None: Redis down, and nobody else can take it either
+            if kept == 0 and call_id in self.held:
                 self.held.discard(call_id)
                 log.warning("call %s: lease taken by another controller", call_id)
                 lost.append(call_id)

@@ -113,6 +113,16 @@ class AriClient:
         )
 
     @property
+    def asterisk_id(self) -> str | None:
+        """The Asterisk this client's connection is with, where the connection says (outbound websockets)."""
+        return None
+
+    @property
+    def per_call_app(self) -> str | None:
+        """`<app>:<channel name>` when this client is a call's own outbound websocket, else None."""
+        return None
+
+    @property
     def follows_after_stasis(self) -> bool:
         """Whether events of a channel that left Stasis can still reach us once subscribed
         (not over a per-call outbound websocket: nothing arrives after StasisEnd)."""

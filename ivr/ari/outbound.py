@@ -91,9 +91,19 @@ class WebSocketAri(AriClient):
             self._attached.set()
 
     @property
+    def asterisk_id(self) -> str | None:
+        return self.connection.asterisk_id if self.connection is not None else None
+
+    @property
+    def per_call_app(self) -> str | None:
+        if self.connection is None or self.connection.channel_name is None:
+            return None
+        return self.connection.application
+
+    @property
     def follows_after_stasis(self) -> bool:
         """A per-call socket carries nothing after StasisEnd (and closes 3.5 s later); a persistent one does."""
-        return self.connection is None or self.connection.channel_name is None
+        return self.per_call_app is None
 
     def attach(self, connection: Connection) -> None:
         """Carry on over `connection` (the socket Asterisk opened after the last one dropped)."""

@@ -95,7 +95,7 @@ class Controller:
         try:
             held = (await services.ari.get_application(services.app)).channel_ids
         except Exception as exc:  # the next reconnect tries again
-            log.error("cannot list channels held by %s: %s", self.services.app, exc)
+            log.error("cannot list channels held by %s: %s", services.app, exc)
             return
         mine = {channel_id: session for channel_id, session in self.sessions.items()
                 if session.services.ari is services.ari}  # another Asterisk's calls are not in `held`
@@ -119,14 +119,13 @@ class Controller:
         own socket (into plain `<app>` Asterisk would open a websocket for each of them)."""
         if ari_client is None or ari_client is self.services.ari:
             return self.services
-        app = _per_call_app(ari_client) or self.services.app
-        return dataclasses.replace(self.services, ari=ari_client, app=app)
+        return dataclasses.replace(self.services, ari=ari_client, app=ari_client.per_call_app or self.services.app)
 
     def session_of_channel(self, name: str, asterisk_id: str | None) -> CallSession | None:
         """The session of the channel called `name` on that Asterisk (an outbound websocket names
         only the channel; two servers may both have a `PJSIP/trunk-00000001`)."""
         return next((s for s in self.sessions.values()
-                     if s.channel_name == name and _asterisk_of(s.services) == asterisk_id), None)
+                     if s.channel_name == name and s.services.ari.asterisk_id == asterisk_id), None)
 
     def let_go(self, channel_id: str) -> None:
         """Stop running a call without touching it: another controller runs it now."""
@@ -168,7 +167,7 @@ class Controller:
         if not await self.leases.acquire(channel.id):
             log.warning("call %s: another controller holds its lease", channel.id)
         self._keep_renewing()
-        await self.leases.remember(channel_key(_asterisk_of(services), channel.name), channel.id, STATE_TTL_SECONDS)
+        await self.leases.remember(channel_key(services.ari.asterisk_id, channel.name), channel.id, STATE_TTL_SECONDS)
 
     def _keep_renewing(self) -> None:
         if self._renewing is None or self._renewing.done():
@@ -291,19 +290,6 @@ class Controller:
 def channel_key(asterisk_id: str | None, name: str) -> str:
     """A channel name made unique across Asterisk servers, for the call leases' name notes."""
     return f"{asterisk_id or ''}/{name}"
-
-
-def _per_call_app(ari_client: AriClient) -> str | None:
-    """`<app>:<channel name>` for a client on a per-call outbound websocket, else None."""
-    connection = getattr(ari_client, "connection", None)
-    application = getattr(connection, "application", None)
-    return application if isinstance(application, str) and ":" in application else None
-
-
-def _asterisk_of(services: Services) -> str | None:
-    """The Asterisk a call's connection is with (outbound websockets carry its id); None otherwise."""
-    connection = getattr(services.ari, "connection", None)
-    return getattr(connection, "asterisk_id", None)
 
 
 def _call_data(channel: Channel, args: list[str]) -> dict[str, Any]:
