@@ -186,6 +186,8 @@ async def _shut_down(app: Application, stream_task: asyncio.Task[None] | None) -
     if app.events is not None and stream_task is not None:
         await _bounded("events websocket", app.events.aclose(), deadline)
         stream_task.cancel()
+    if app.outbound is not None:  # no takeover may begin a session while they stop
+        await _bounded("outbound takeovers", app.outbound.handler.aclose(), deadline)
     await _bounded("call sessions", app.controller.aclose(), deadline)  # leases released: others take over at once
     if app.outbound is not None:  # then Asterisk reconnects each call to another controller
         await _bounded("outbound websockets", app.outbound.aclose(), deadline)

@@ -67,7 +67,9 @@ class Connection:
         await self.ws.send_str(json.dumps(message))
 
     def __repr__(self) -> str:
-        return f"<outbound#{self.number} {self.application or '?'} from {self.peer}>"
+        """For logs: never the channel name (a Local channel's holds the number it dialled)."""
+        kind = "per-call" if self.channel_name else ("persistent" if self.application else "unregistered")
+        return f"<outbound#{self.number} {kind} from {self.peer}>"
 
 
 class WebSocketAri(AriClient):
@@ -187,6 +189,7 @@ class ConnectionHandler(Protocol):
     async def opened(self, connection: Connection) -> None: ...
     async def message(self, connection: Connection, message: dict[str, Any]) -> None: ...
     async def closed(self, connection: Connection) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class OutboundEndpoint:

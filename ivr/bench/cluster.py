@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
+from ivr.redis_server import free_port
 from ivr.sim import SimulatorConfig
 from ivr.sim.config import parse_outbound_websockets
 
@@ -30,12 +30,6 @@ SCALE_OUT = ROOT / "asterisk-conf" / "scale-out"
 HAPROXY_CFG = SCALE_OUT / "haproxy.cfg"
 OUTBOUND_PATH = "/ari/outbound"
 OUTBOUND_USER = "asterisk"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def haproxy_config(listen: int, controllers: Sequence[int], template: str | None = None, maxconn: int = 4000) -> str:
@@ -82,7 +76,8 @@ def simulator_config(sounds: Path, uri: str, password: str, *, system_name: str 
 
 
 def haproxy_available() -> str | None:
-    return shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
+    """Debian installs it in /usr/sbin, which an unprivileged PATH may lack."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 
 
 class Cluster:

@@ -9,8 +9,9 @@ import contextlib
 from pathlib import Path
 
 from ivr.application import build, serve
-from ivr.bench.cluster import free_port, simulator_config
+from ivr.bench.cluster import simulator_config
 from ivr.config import Settings
+from ivr.redis_server import free_port
 from ivr.sim import SimulatorConfig, start_simulator
 from tests.conftest import ROOT, shared_dir
 from tests.controller.conftest import heard, longest_dead_air, write_prompt_audio
@@ -128,7 +129,7 @@ async def test_a_persistent_connection_carries_every_call_and_survives_a_drop(tm
 async def test_streamed_speech_over_a_per_call_websocket(tmp_path, redis_url):
     """The caller's voice while prompts play (snoop + externalMedia): the helper channels enter the
     call's own `ivr:<channel name>` application, so their events come on the call's socket."""
-    from tests.controller.spoken import samples, say_after_prompts
+    from tests.controller.spoken import say_after_prompts
     from tests.speech.sounds import synth
 
     sounds = write_prompt_audio(tmp_path / "sounds")
