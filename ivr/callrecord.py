@@ -69,6 +69,9 @@ class CallRecord:
     route: dict[str, Any] | None = None
     cancel_reason: str | None = None
     payment: str | None = None  # callers told of a failed premium: paid | promised | open
+    direction: str = "inbound"  # inbound | outbound (a campaign called the policyholder)
+    attempt: str | None = None  # the campaign contact attempt an outbound call belongs to
+    experiments: dict[str, str] = field(default_factory=dict)  # experiment name -> the arm this caller was in
 
     @property
     def contained(self) -> bool:
@@ -157,6 +160,8 @@ class CallFacts:
         """The record of the call, once it has left the engine (transferred or ended) in `state`."""
         found = state.vars.get("caller")
         caller: dict[str, Any] = found if isinstance(found, dict) else {}
+        line = state.vars.get("call")
+        call: dict[str, Any] = line if isinstance(line, dict) else {}
         result = state.result
         if result.get("outcome") == "caller_hangup":
             last_node = f"{result.get('flow', state.flow)}.{result.get('node', state.node)}"
@@ -172,6 +177,8 @@ class CallFacts:
             queue=result.get("queue"), reason=result.get("reason"), priority=result.get("priority"),
             last_node=last_node, path=list(self.nodes), route=dict(self.route) if self.route else None,
             cancel_reason=_text(state.vars.get("cancel_reason")) or self.cancel_reason, payment=self.payment,
+            direction="outbound" if call.get("direction") == "outbound" else "inbound",
+            attempt=_text(call.get("attempt")),
         )
 
 
