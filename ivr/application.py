@@ -129,11 +129,12 @@ def _assemble(settings: Settings, insurer: Embedded | None, backend: Backend | N
     speech = _speech_service(settings, recognisers)  # last: its worker processes start now
     services = Services(ari=ari, store=store, backend=backend, media=media, app=settings.ari_app,
                         desk_app=settings.ari_desk_app if outbound_mode else None,
-                        transfer_context=settings.transfer_context, observers=list(told), speech=speech)
+                        transfer_context=settings.transfer_context, observers=list(told), speech=speech,
+                        keyed_hash=sealer.digest)
     leases = Leases(store.client, settings.controller_id or controller_id(), settings.call_lease_seconds,
                     name_digest=lambda name: sealer.digest("channel-name", name)) if outbound_mode else None
     controller = Controller(services, catalog, settings.entry_flow, dnis_languages=settings.dnis_languages,
-                            router=router, leases=leases)
+                            router=router, leases=leases, outbound_flow=settings.campaign_flow)
     events, outbound = None, None
     source: EventSource
     if outbound_mode:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ivr.campaign.command import add_parser as campaign_parser
 from ivr.prompts import LANGUAGES
 
 Handler = Callable[[argparse.Namespace], int]
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(commands)
     _seed_parser(commands)
     _report_parser(commands)
+    campaign_parser(commands)
     _prompts_parser(commands)
     _privacy_parser(commands)
     _keys_parser(commands)
@@ -346,14 +348,19 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def _report_parser(commands) -> None:
     p = commands.add_parser("report", help="containment per journey, failed premiums recovered, transfer reasons, "
-                                           "drop-off per node (from Redis)",
+                                           "drop-off per node, experiments (from Redis); --html for a page with charts",
                             description="Reads the call records the controller keeps in Redis (35 days) for the calls "
-                                        "that ended in the window: per journey how many finished in self-service, were "
-                                        "transferred or hung up; failed premiums recovered (paid or promised); transfer "
-                                        "reasons; where callers hung up; routing rules applied. Redis: IVR_REDIS_URL.")
+                                        "that ended in the window: calls per hour; per journey how many finished in "
+                                        "self-service, were transferred or hung up; failed premiums recovered (paid or "
+                                        "promised) per channel against the 90% target; transfer reasons; how many "
+                                        "calls reached each node of each flow and where callers hung up; routing rules "
+                                        "applied; each A/B experiment's arms with 95% intervals and a test against the "
+                                        "control. Redis: IVR_REDIS_URL.")
     p.add_argument("--since", default="24h", help="window start: 30m, 24h, 7d ago, or a date/time (default 24h)")
     p.add_argument("--until", default="now", help="window end: now, a duration ago, or a date/time (default now)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (the same numbers as the text and the page)")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="also write the report as one self-contained HTML page with charts (no network needed)")
     p.add_argument("--redis", help="Redis URL (default: IVR_REDIS_URL)")
     p.set_defaults(handler=cmd_report)
 
@@ -380,6 +387,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"cannot read Redis at {url}", file=sys.stderr)
         return 1
     print(json.dumps(built, indent=2) if args.json else report.render(built))
+    if args.html:
+        from ivr.report_html import page
+
+        args.html.write_text(page(built), encoding="utf-8")
+        print(f"wrote {args.html}", file=sys.stderr)
     return 0
 
 
@@ -391,9 +403,18 @@ async def _report_from(url: str, since: float, until: float) -> dict | None:
     history = CallerHistory.from_url(url, sealing.for_settings(Settings()))
     try:
         records = await history.records(since, until)
-        return None if history.guard.down else report.build(records, since, until)
+        if history.guard.down:
+            return None
+        return report.build(records, since, until, recoveries=await _campaign_recoveries(url, since, until))
     finally:
         await history.close()
+
+
+async def _campaign_recoveries(url: str, since: float, until: float) -> list | None:
+    """The failed debits a rescue campaign followed and how each ended (`ivr.report.Recovery`), for the
+    report's text-message channel and per-debit view; None until the campaign keeps its results where this
+    can read them (then the report shows the calls' channels only)."""
+    return None
 
 
 def _prompts_parser(commands) -> None:

@@ -228,6 +228,11 @@ class Settings(BaseSettings):
         default="main_menu",
         description="Flow a new call starts in.",
     )
+    campaign_flow: str = Field(
+        default="outbound_payment",
+        description="Flow a rescue campaign's outbound call starts in (the call enters Stasis with the arguments "
+                    "outbound,<AMDSTATUS>,<attempt>; asterisk-conf/extensions.conf [ivr-outbound]).",
+    )
     dnis_languages: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description=(
@@ -243,6 +248,36 @@ class Settings(BaseSettings):
             "Routing rules (YAML) deciding where callers go first; None means <flows_dir>/routing.yaml. "
             "Re-read when the file changes; a broken edit is refused and the previous rules keep deciding."
         ),
+    )
+    campaign_calling_hours: str = Field(
+        default="09:00-20:00",
+        description="`ivr campaign run`: when policyholders may be called, local time in their time zone (every zone "
+                    "their number may be in), HH:MM-HH:MM.",
+    )
+    campaign_calling_days: str = Field(
+        default="mon,tue,wed,thu,fri,sat",
+        description="`ivr campaign run`: the days calls are placed on (their local day), comma-separated.",
+    )
+    campaign_timezone: str = Field(
+        default="Europe/London",
+        description="`ivr campaign run`: the insurer's time zone (its day for the daily cap); also a policyholder's "
+                    "when neither their record nor their number's country tells.",
+    )
+    campaign_daily_cap: int = Field(default=500, ge=0, description="`ivr campaign run`: calls placed per day at most.")
+    campaign_max_calls: int = Field(default=4, ge=1, le=10,
+                                    description="`ivr campaign run`: calls per failed debit at most (after the text).")
+    campaign_endpoint: str = Field(
+        default="PJSIP/{number}@trunk",
+        description="`ivr campaign run`: the Asterisk endpoint a call is placed to; {number} is the policyholder's.",
+    )
+    campaign_caller_id: str = Field(
+        default="",
+        description='`ivr campaign run`: the caller id shown to policyholders, e.g. "Acme Insurance" <+441234567890> '
+                    "(empty: the trunk's).",
+    )
+    campaign_ari_app: str = Field(
+        default="ivr-campaign",
+        description="`ivr campaign run`: its own ARI application, which watches the calls it places (busy, no answer).",
     )
     book_path: Path = Field(
         default=Path("data/book.sqlite"),

@@ -20,6 +20,7 @@ import redis.asyncio as redis
 from ivr import redisconn, sealing
 from ivr.backend.insurer import InsurerBackend
 from ivr.backend.systems import Systems
+from ivr.campaign.store import CampaignStore
 from ivr.controller.recorder import HistoryRecorder
 from ivr.history import CallerHistory
 from ivr.otp import OneTimeCodes
@@ -76,7 +77,8 @@ async def open_embedded(settings: Any, admin: PolicyAdmin | None = None, gateway
     sealer = sealing.for_settings(settings)
     history = CallerHistory(client, sealer)
     systems = Systems(admin=admin or await open_admin(settings), gateway=gateway or SimulatedGateway(),
-                      sms=sms or Outbox(), codes=OneTimeCodes(client, sealer), history=history)
+                      sms=sms or Outbox(), codes=OneTimeCodes(client, sealer), history=history,
+                      campaign=CampaignStore(client, sealer) if client is not None else None)
     rules = settings.routing_file or Path(settings.flows_dir) / "routing.yaml"
     router = Router(Path(rules), lambda call: gather(call, systems, history))
     return Embedded(systems, InsurerBackend(systems), router, HistoryRecorder(history), client)

@@ -34,6 +34,7 @@ import redis.asyncio as redis
 
 from ivr import redisconn
 from ivr.callrecord import CallRecord
+from ivr.campaign.store import OUTCOMES_MAX
 from ivr.redisguard import RedisGuard
 from ivr.sealing import Sealer
 
@@ -90,9 +91,11 @@ class CallerHistory:
 
     # --- calls -------------------------------------------------------------------
 
-    async def record(self, call: CallRecord, callers: Sequence[str | None]) -> None:
+    async def record(self, call: CallRecord, callers: Sequence[str | None],
+                     outcome: dict[str, str] | None = None) -> None:
         """Keep a finished call: its full record for reports, a line in each caller's history
-        (of each of `callers` that is known: None and "" are skipped)."""
+        (of each of `callers` that is known: None and "" are skipped), and, for a rescue
+        campaign's call or a failed premium recovered, `outcome` on the campaign's outcomes stream."""
         if self.client is None:
             return
         entry = json.dumps({"call_id": call.call_id, "ended": call.ended, "intents": call.intents,
@@ -108,6 +111,8 @@ class CallerHistory:
                 for caller in dict.fromkeys(c for c in callers if c):
                     pipe.lpush(f"{p}hist:{caller}", entry).ltrim(f"{p}hist:{caller}", 0, HISTORY_CALLS - 1)
                     pipe.expire(f"{p}hist:{caller}", int(HISTORY_TTL))
+                if outcome is not None:
+                    pipe.xadd(f"{p}campaign:outcomes", outcome, maxlen=OUTCOMES_MAX, approximate=True)
                 await pipe.execute()
         await self.guard.run(write)
 

@@ -401,15 +401,27 @@ class AriClient:
         originator: str | None = None,
         formats: str | Sequence[str] | None = None,
         variables: Mapping[str, str] | None = None,
+        in_body: bool = False,
     ) -> Channel:
-        """POST /channels: call `endpoint` into an app (`app`) or a dialplan location."""
+        """POST /channels: call `endpoint` into an app (`app`) or a dialplan location.
+
+        `in_body`: every parameter in the JSON body, none in the URL (Asterisk reads them
+        there too, res_ari_channels.c `ast_ari_channels_originate_parse_body`): a dialled
+        phone number stays out of URLs and HTTP access logs."""
         params = build_query(
             endpoint=endpoint, app=app, appArgs=app_args, context=context, extension=extension,
             priority=priority, label=label, callerId=caller_id, timeout=timeout,
             channelId=channel_id, otherChannelId=other_channel_id, originator=originator,
             formats=formats,
         )
-        body = {"variables": dict(variables)} if variables else None
+        body: dict[str, Any] | None = {"variables": dict(variables)} if variables else None
+        if in_body:
+            body = {**params, **(body or {})}
+            if timeout is not None:
+                body["timeout"] = timeout
+            if priority is not None:
+                body["priority"] = priority
+            params = {}
         return await self._model(Channel, "POST", "/channels", params, body)
 
     # ------------------------------------------------------------------ bridges

@@ -42,6 +42,8 @@ ACTIONS: dict[str, ActionInfo] = {
         _action("cancel.options", "ok declined", "Downgrade options: lower sum assured or premium"),
         _action("cancel.record", "ok", "Record a cancellation request and its reason", writes=True),
         _action("sms.confirm", "ok", "Send a confirmation SMS"),
+        _action("campaign.contact", "ok declined", "Whom a rescue campaign's outbound call is for (by its attempt)"),
+        _action("campaign.opt_out", "ok declined", "No more campaign calls to the policyholder's number", writes=True),
     )
 }
 

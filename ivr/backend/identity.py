@@ -35,7 +35,7 @@ async def identify(systems: Systems, args: dict[str, Any]) -> Result:
         if person is None:
             log.info("identify: no policy %s", mask_policy(number))
             return "declined", {"reason": "unknown_policy"}
-        return "ok", await _caller(systems, person, policy, "policy_number")
+        return "ok", await caller_data(systems, person, policy, "policy_number")
     ani = str(args.get("ani") or "")
     if not ani:
         return "declined", {"reason": "no_caller_number"}
@@ -46,10 +46,11 @@ async def identify(systems: Systems, args: dict[str, Any]) -> Result:
     if len(owners.persons) != 1:
         reason = "shared_number" if owners.persons else "not_on_file"
         return "declined", {"reason": reason}
-    return "ok", await _caller(systems, owners.persons[0], None, "ani")
+    return "ok", await caller_data(systems, owners.persons[0], None, "ani")
 
 
-async def _caller(systems: Systems, person: Person, chosen: Policy | None, found_by: str) -> dict[str, Any]:
+async def caller_data(systems: Systems, person: Person, chosen: Policy | None, found_by: str) -> dict[str, Any]:
+    """What flows know of an identified caller (`caller.first_name`, `caller.policy_number`...)."""
     today = systems.today()
     policies = await systems.admin.policies_of(person.id)
     policy = chosen or await _likely_policy(systems, policies)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ivr.backend import identity, payment_actions, phone_actions, policy_actions
+from ivr.backend import campaign_actions, identity, payment_actions, phone_actions, policy_actions
 from ivr.backend.catalog import ACTIONS
 from ivr.backend.systems import Handler, Result, Systems
 from ivr.masking import masked_args
@@ -37,6 +37,8 @@ HANDLERS: dict[str, Handler] = {
     "cancel.options": policy_actions.cancel_options,
     "cancel.record": policy_actions.cancel_record,
     "sms.confirm": policy_actions.sms_confirm,
+    "campaign.contact": campaign_actions.contact,
+    "campaign.opt_out": campaign_actions.opt_out,
 }
 
 

@@ -37,6 +37,8 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "cancel.options": {"lower_premium": 52.0, "lower_sum_assured": 150000},
     "cancel.record": {},
     "sms.confirm": {},
+    "campaign.contact": {**SAMPLE_CALLER, "found_by": "campaign", "failed_debit": True, "locked": False, "language": "en"},
+    "campaign.opt_out": {},
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ivr.campaign.store import CampaignStore
 from ivr.history import CallerHistory
 from ivr.otp import OneTimeCodes
 from ivr.payments import PaymentGateway
@@ -34,6 +35,7 @@ class Systems:
     codes: OneTimeCodes
     history: CallerHistory
     today: Callable[[], dt.date] = field(default=dt.date.today)
+    campaign: CampaignStore | None = None  # a rescue campaign's contacts and do-not-call list (Redis)
 
 
 async def policy_for(systems: Systems, args: dict[str, Any]) -> Policy | None:

@@ -49,14 +49,16 @@ log = logging.getLogger(__name__)
 class Controller:
     def __init__(self, services: Services, catalog: Catalog, entry_flow: str,
                  dnis_languages: Mapping[str, str] | None = None, router: Router | None = None,
-                 leases: Leases | None = None):
+                 leases: Leases | None = None, outbound_flow: str = "outbound_payment"):
         """`router`: decides where each new call starts; None: every call starts in `entry_flow` as is.
-        `leases`: with several controllers, the one that runs each call (None: this one runs all)."""
+        `leases`: with several controllers, the one that runs each call (None: this one runs all).
+        `outbound_flow`: where a rescue campaign's call starts (`Stasis(ivr,outbound,<AMD>,<attempt>)`)."""
         self.services = services
         self.leases = leases
         self.catalog = catalog
         self.router = router
         self.entry_flow = entry_flow
+        self.outbound_flow = outbound_flow
         self.dnis_languages = dict(dnis_languages or {})  # dialled number -> language of its callers
         self.sessions: dict[str, CallSession] = {}
         self.unclaimed = Unclaimed()
@@ -140,7 +142,7 @@ class Controller:
         if self.leases is not None:
             self._spawn(self._claim(channel, session.services))
         router = self.router
-        if router is None:
+        if router is None or _outbound(args):  # a campaign's call has its own flow: no inbound routing
             session.submit(self._begin(_call_data(channel, args), self.catalog.current))
             return
 
@@ -159,7 +161,7 @@ class Controller:
     def _begin(self, call: dict[str, Any], release: FlowSet) -> Begin:
         """The call starts in its caller's language, else its dialled number's, else the channel's."""
         call["language"] = start_language(call, self.dnis_languages)
-        return Begin(self.entry_flow, call, release)
+        return Begin(self.outbound_flow if call.get("direction") == "outbound" else self.entry_flow, call, release)
 
     async def _claim(self, channel: Channel, services: Services) -> None:
         """A new call's lease, and a note of its channel name for a controller that takes it over."""
@@ -294,10 +296,21 @@ def channel_key(asterisk_id: str | None, name: str) -> str:
 
 def _call_data(channel: Channel, args: list[str]) -> dict[str, Any]:
     """What the flows know of a new call. The dialled number is the Stasis argument
-    (`Stasis(ivr,${IVR_DNIS})`): after the dialplan's Goto the channel's exten is `s`."""
+    (`Stasis(ivr,${IVR_DNIS})`): after the dialplan's Goto the channel's exten is `s`.
+    A campaign's call enters as `Stasis(ivr,outbound,${AMDSTATUS},${IVR_ATTEMPT})`: its
+    caller id is the insurer's own, the callee is known by the attempt."""
+    if _outbound(args):
+        return {"direction": "outbound", "amd": args[1][:16] if len(args) > 1 else "",
+                "attempt": args[2][:64] if len(args) > 2 else "", "ani": "", "caller_name": "",
+                "dnis": "", "channel": channel.name,
+                "language": channel.language if channel.language in LANGUAGES else None}
     return {"ani": channel.caller.number, "caller_name": channel.caller.name,
             "dnis": args[0] if args else "", "channel": channel.name,
             "language": channel.language if channel.language in LANGUAGES else None}
+
+
+def _outbound(args: list[str]) -> bool:
+    return bool(args) and args[0] == "outbound"
 
 
 def stasis_args(channel: Channel) -> list[str]:

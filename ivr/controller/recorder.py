@@ -22,8 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ivr.callrecord import CallFacts
+from ivr.callrecord import CallFacts, CallRecord
+from ivr.campaign.store import outcome_fields, target_key
 from ivr.controller import notices as note
+from ivr.engine.state import CallState
 from ivr.history import CallerHistory
 
 if TYPE_CHECKING:
@@ -69,9 +71,23 @@ class HistoryRecorder:
             recording = _Recording(self.clock(), CallFacts.from_path(state))
         ani = str((state.variables().get("call") or {}).get("ani") or "")
         record = recording.facts.record(state, recording.started, self.clock(), self.history.ani_key(ani))
-        task = asyncio.get_running_loop().create_task(self.history.record(record, [record.caller, record.ani_key]))
+        outcome = self._campaign_outcome(record, state)
+        task = asyncio.get_running_loop().create_task(
+            self.history.record(record, [record.caller, record.ani_key], outcome))
         self._tasks.add(task)
         task.add_done_callback(self._done)
+
+    def _campaign_outcome(self, record: CallRecord, state: CallState) -> dict[str, str] | None:
+        """What a rescue campaign learns from this call: how its own call ended, or that a caller
+        paid (or promised) a failed premium, named by the policy's keyed digest."""
+        recovered = record.payment in ("paid", "promised")
+        if record.attempt is None and not recovered:
+            return None
+        caller = state.variables().get("caller")
+        number = caller.get("policy_number") if isinstance(caller, dict) else None
+        target = target_key(self.history.sealer, str(number)) if recovered and number else None
+        outcome = record.outcome if record.status != "transferred" else "transferred"
+        return outcome_fields(record.attempt, target, record.payment, outcome, record.ended)
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

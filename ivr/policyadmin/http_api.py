@@ -34,6 +34,8 @@ def core_app(admin: PolicyAdmin) -> web.Application:
         web.get("/policies/{number}/open-claim", _open_claim),
         web.get("/policies/{number}/debit-failure", _debit_failure),
         web.get("/policies/{number}/downgrade-options", _downgrade_options),
+        web.get("/policies/{number}/promise", _promised_by),
+        web.get("/debit-failures", _open_debit_failures),
         web.post("/policies/{number}/payments", _record_payment),
         web.post("/policies/{number}/promises", _record_promise),
         web.post("/policies/{number}/cancellation-requests", _request_cancellation),
@@ -91,6 +93,19 @@ async def _open_claim(request: web.Request) -> web.Response:
 
 async def _debit_failure(request: web.Request) -> web.Response:
     return _answer(await _admin(request).debit_failure(request.match_info["number"]))
+
+
+async def _open_debit_failures(request: web.Request) -> web.Response:
+    try:
+        limit = min(max(int(request.query.get("limit", "1000")), 1), 10_000)
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be a number") from None
+    return _answer({"failures": await _admin(request).open_debit_failures(limit)})
+
+
+async def _promised_by(request: web.Request) -> web.Response:
+    pay_by = await _admin(request).promised_by(request.match_info["number"])
+    return _answer({"pay_by": pay_by} if pay_by else None)
 
 
 async def _downgrade_options(request: web.Request) -> web.Response:

@@ -130,6 +130,14 @@ class HttpPolicyAdmin:
         data = await self._request("GET", f"/policies/{_q(policy_number)}/debit-failure")
         return from_json(DebitFailure, data) if data else None
 
+    async def open_debit_failures(self, limit: int) -> list[DebitFailure]:
+        data = await self._request("GET", "/debit-failures", params={"limit": str(limit)})
+        return [from_json(DebitFailure, f) for f in (data or {}).get("failures", [])]
+
+    async def promised_by(self, policy_number: str) -> dt.date | None:
+        data = await self._request("GET", f"/policies/{_q(policy_number)}/promise")
+        return dt.date.fromisoformat(data["pay_by"]) if data and data.get("pay_by") else None
+
     async def downgrade_options(self, policy_number: str) -> DowngradeOptions | None:
         data = await self._request("GET", f"/policies/{_q(policy_number)}/downgrade-options")
         return from_json(DowngradeOptions, data) if data else None

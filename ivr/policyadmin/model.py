@@ -40,6 +40,7 @@ class Person:
     id_last4: str
     phone: str | None
     language: str = "en"
+    timezone: str | None = None  # IANA name where the core system knows it; else the phone number's country decides
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,20 @@ class SqlitePolicyAdmin:
             (policy_number,))
         return _failure(row) if row else None
 
+    async def open_debit_failures(self, limit: int) -> list[DebitFailure]:
+        """Unpaid failed debits of policies not yet cancelled, the soonest to cancel first."""
+        rows = await self.db.fetch_all(
+            "SELECT f.* FROM debit_failures f JOIN policies p ON p.number = f.policy_number "
+            "WHERE f.resolved_at IS NULL AND p.status != 'cancelled' ORDER BY f.cancel_on, f.id LIMIT ?", (limit,))
+        return [_failure(r) for r in rows]
+
+    async def promised_by(self, policy_number: str) -> dt.date | None:
+        """The date of the latest promise to pay the policy's open debit, if one was made since it failed."""
+        row = await self.db.fetch_one(
+            "SELECT MAX(pr.pay_by) AS pay_by FROM promises pr JOIN debit_failures f ON f.policy_number = pr.policy_number "
+            "WHERE pr.policy_number = ? AND f.resolved_at IS NULL AND pr.created_at >= f.due_date", (policy_number,))
+        return _date(row["pay_by"]) if row and row["pay_by"] else None
+
     async def downgrade_options(self, policy_number: str) -> DowngradeOptions | None:
         row = await self.db.fetch_one(_POLICY_SELECT + " WHERE p.number = ?", (policy_number,))
         if row is None or not row["downgrade_allowed"] or row["status"] != "in_force":
@@ -215,7 +229,8 @@ def _date(text: str) -> dt.date:
 
 def _person(row: sqlite3.Row) -> Person:
     return Person(id=row["id"], family_id=row["family_id"], first_name=row["first_name"], last_name=row["last_name"],
-                  dob=_date(row["dob"]), id_last4=row["id_number"][-4:], phone=row["phone"], language=row["language"])
+                  dob=_date(row["dob"]), id_last4=row["id_number"][-4:], phone=row["phone"], language=row["language"],
+                  timezone=row["timezone"] if "timezone" in row.keys() else None)
 
 
 def _agent(row: sqlite3.Row) -> Agent:
