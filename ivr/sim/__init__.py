@@ -3,12 +3,17 @@
 Start it with :func:`start_simulator`; drive callers with
 ``running.sim.inbound_call(...)`` (a :class:`SimCall`).
 """
+from .amd import AmdSettings
+from .callees import CalleeScript
 from .config import (
     OutboundWebsocket,
     QueueConfig,
     QueueMember,
     SimulatorConfig,
     load_asterisk_conf,
+    load_callees,
+    parse_amd_conf,
+    parse_callees,
     parse_outbound_websockets,
     parse_queues_conf,
 )
@@ -19,6 +24,7 @@ from .simcall import ContinueRecord, DeadAir, PromptRecord, SimCall
 from .validator import ApiSpec, Violation
 
 __all__ = [
+    "AmdSettings", "CalleeScript", "load_callees", "parse_amd_conf", "parse_callees",
     "ApiSpec", "ContinueRecord", "DeadAir", "OutboundWebsocket", "PromptRecord", "QueueConfig", "QueueMember",
     "QueueOutcome",
     "RunningSimulator", "SimCall", "Simulator", "SimulatorConfig", "Violation", "build_app",

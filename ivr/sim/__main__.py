@@ -9,7 +9,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from .config import SimulatorConfig, load_asterisk_conf
+from .config import SimulatorConfig, load_asterisk_conf, load_callees
 from .server import start_simulator
 
 
@@ -20,6 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sounds", type=Path, action="append", default=[], help="sounds directory (repeatable)")
     parser.add_argument("--recordings", type=Path, help="where recordings are stored")
     parser.add_argument("--asterisk-conf", type=Path, help="directory with extensions.conf / queues.conf")
+    parser.add_argument("--callees", type=Path, help="JSON file: dialled number -> callee script (callees.py)")
     parser.add_argument("--api-docs", type=Path, help="Asterisk's api-docs directory (request validation)")
     parser.add_argument("--strict", action="store_true", help="reject requests not in the API docs")
     parser.add_argument("--user", default="ivr")
@@ -34,6 +35,8 @@ async def serve(args: argparse.Namespace) -> None:
         config.recordings_dir = args.recordings
     if args.asterisk_conf:
         load_asterisk_conf(config, args.asterisk_conf)
+    if args.callees:
+        load_callees(config, args.callees)
     running = await start_simulator(config, args.host, args.port)
     logging.getLogger(__name__).warning("ARI simulator on %s (events: ws://%s:%d/ari/events)",
                                         running.ari_url, running.host, running.port)

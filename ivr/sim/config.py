@@ -1,15 +1,20 @@
-"""Simulator configuration: credentials, directories, dialplan, queues, outbound websockets.
+"""Simulator configuration: credentials, directories, dialplan, queues, outbound websockets,
+AMD settings (amd.conf) and the scripted callees of outbound calls.
 
 Everything a test or the demo may want to vary lives here as plain data;
 nothing is read from the environment implicitly.
 """
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .amd import CONF_KEYS, AmdSettings, atoi
+from .callees import CalleeScript
 
 DEFAULT_DIALPLAN = """
 ; The simulator's own default dialplan: inbound calls enter the "ivr" app
@@ -215,13 +220,50 @@ def check_outbound(conn: OutboundWebsocket) -> None:
                          + ", ".join(problems))
 
 
+def parse_amd_conf(text: str) -> AmdSettings:
+    """amd.conf's ``[general]`` as app_amd.c ``load_config()`` reads it.  Unknown keys are refused
+    (Asterisk only warns, and a misspelt key would silently keep a default) and so is a
+    ``playback_file`` (the simulator plays nothing during the analysis)."""
+    values: dict[str, int] = {}
+    for key, value in _conf_sections(text).get("general", {}).items():
+        if key.lower() == "playback_file":
+            if value:
+                raise ValueError("amd.conf playback_file is not simulated")
+            continue
+        field_name = CONF_KEYS.get(key.lower())
+        if field_name is None:
+            raise ValueError(f"amd.conf: unknown keyword {key}")
+        values[field_name] = atoi(value)
+    return AmdSettings(**values)
+
+
+def parse_callees(data: object) -> dict[str, CalleeScript]:
+    """``{"<number>": {<script>}, ...}`` (a JSON object) as scripts; see callees.py for the keys."""
+    if not isinstance(data, dict):
+        raise ValueError("callees must be an object: number -> script")
+    out: dict[str, CalleeScript] = {}
+    for number, script in data.items():
+        if not isinstance(script, dict):
+            raise ValueError(f"callee {number}: the script must be an object")
+        out[str(number)] = CalleeScript.from_json(script)
+    return out
+
+
+def load_callees(config: SimulatorConfig, path: Path) -> SimulatorConfig:
+    """A JSON file of callee scripts (``python -m ivr.sim --callees FILE``)."""
+    config.callees.update(parse_callees(json.loads(Path(path).read_text())))
+    return config
+
+
 def load_asterisk_conf(config: SimulatorConfig, conf_dir: Path) -> SimulatorConfig:
-    """Use a deployment's extensions.conf / queues.conf (e.g. the project's asterisk-conf/)."""
+    """Use a deployment's extensions.conf / queues.conf / amd.conf (e.g. the project's asterisk-conf/)."""
     conf_dir = Path(conf_dir)
     if (conf_dir / "extensions.conf").is_file():
         config.dialplan_files.append(conf_dir / "extensions.conf")
     if (conf_dir / "queues.conf").is_file():
         config.queues.update(parse_queues_conf((conf_dir / "queues.conf").read_text()))
+    if (conf_dir / "amd.conf").is_file():
+        config.amd = parse_amd_conf((conf_dir / "amd.conf").read_text())
     return config
 
 
@@ -242,7 +284,12 @@ class SimulatorConfig:
     language: str = "en"
     answer_media_wait: float = 0.5          # Answer() waits this long for a first frame
     external_media_stasis_delay: float = 0.002
-    outbound_answer_after: float | None = 0.5
+    outbound_answer_after: float | None = 0.5      # an originated phone with no callee script answers after this
+    # scripted phones by dialled number (callees.py); more can be added at run time (POST /sim/callees)
+    callees: dict[str, CalleeScript] = field(default_factory=dict)
+    callee_table_max: int = 100_000
+    # app_amd's settings; None = no amd.conf: app_amd declines to load and AMD() does not exist (amd.py)
+    amd: AmdSettings | None = None
     trunk_name: str = "PJSIP/trunk"
     # ARI outbound websockets (ari.conf type=outbound_websocket); see outbound.py for the recorded timings
     outbound_websockets: list[OutboundWebsocket] = field(default_factory=list)

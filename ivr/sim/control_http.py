@@ -5,11 +5,13 @@ Not part of ARI and not authenticated; the simulator listens on loopback.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from .config import parse_callees
 from .core import Simulator
 from .rest import SIM_KEY
 from .simcall import SimCall
@@ -95,6 +97,51 @@ async def drop_app(request: web.Request) -> web.Response:
     return web.json_response({"dropped": dropped})
 
 
+def _json_error(exc_type: type[web.HTTPException], message: str) -> web.HTTPException:
+    return exc_type(text=json.dumps({"message": message}), content_type="application/json")
+
+
+async def put_callees(request: web.Request) -> web.Response:
+    """``{"callees": {"<number>": {<script>}, ...}}``: add or replace scripts (callees.py)."""
+    body = await _body(request)
+    try:
+        scripts = parse_callees(body.get("callees"))
+        _sim(request).callees.put(scripts)
+    except (ValueError, TypeError) as exc:
+        raise _json_error(web.HTTPBadRequest, str(exc)) from None
+    except OverflowError as exc:
+        raise _json_error(web.HTTPRequestEntityTooLarge, str(exc)) from None
+    return web.json_response({"count": len(_sim(request).callees.scripts)})
+
+
+async def list_callees(request: web.Request) -> web.Response:
+    book = _sim(request).callees
+    return web.json_response({"max": book.max_entries,
+                              "callees": {n: s.to_json() for n, s in book.scripts.items()}})
+
+
+async def get_callee(request: web.Request) -> web.Response:
+    """A number's script and the calls placed to it (their summaries, with what a machine heard)."""
+    sim, number = _sim(request), request.match_info["number"]
+    script = sim.callees.get(number)
+    calls = [c.summary() for c in sim.calls.values() if c.callee_number == number]
+    if script is None and not calls:
+        raise _json_error(web.HTTPNotFound, "Callee not found")
+    return web.json_response({"number": number, "script": None if script is None else script.to_json(),
+                              "calls": calls})
+
+
+async def delete_callee(request: web.Request) -> web.Response:
+    if not _sim(request).callees.remove(request.match_info["number"]):
+        raise _json_error(web.HTTPNotFound, "Callee not found")
+    return web.Response(status=204)
+
+
+async def clear_callees(request: web.Request) -> web.Response:
+    _sim(request).callees.clear()
+    return web.Response(status=204)
+
+
 def add_routes(app: web.Application) -> None:
     app[TASKS_KEY] = set()
     r = app.router
@@ -107,3 +154,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/sim/calls/{channelId}/agent_answer", agent_answer)
     r.add_post("/sim/calls/{channelId}/agent_hangup", agent_hangup)
     r.add_post("/sim/apps/{app}/drop", drop_app)
+    r.add_post("/sim/callees", put_callees)
+    r.add_get("/sim/callees", list_callees)
+    r.add_delete("/sim/callees", clear_callees)
+    r.add_get("/sim/callees/{number}", get_callee)
+    r.add_delete("/sim/callees/{number}", delete_callee)

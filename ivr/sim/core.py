@@ -23,9 +23,11 @@ from . import announcer, snoop
 from . import events as ev
 from .audio_in import AudioIn
 from .bridges import Bridges
+from .callees import CalleeBook, dialled_number, pjsip_endpoint
 from .clock import Clock
 from .config import SimulatorConfig
 from .control import ChannelControl
+from .dialout import dial_timeout, place_call
 from .dialplan import Dialplan
 from .emitter import Emitter
 from .errors import AriError, ChannelGone, channel_not_found, not_in_stasis
@@ -65,6 +67,8 @@ class Simulator:
         self.recording_store = RecordingStore(Path(self.config.recordings_dir))
         self.media = MediaResolver(self.sounds, self.http_media, self.recording_store.directory)
         self.queues = dict(self.config.queues)
+        self.callees = CalleeBook(self.config.callee_table_max)   # scripted phones by dialled number
+        self.callees.put(self.config.callees)
         self.channels: dict[str, Channel] = {}
         self.bridges = Bridges(self.emitter, self.ids, self.channels, self.variables)
         self.live_recordings = LiveRecordings(self.emitter, self.recording_store)
@@ -126,7 +130,10 @@ class Simulator:
                   context: str | None = None, extension: str | None = None,
                   priority: int | None = None, label: str | None = None,
                   caller_id: str | None = None, variables: dict[str, str] | None = None,
-                  channel_id: str | None = None, other_channel_id: str | None = None) -> Channel:
+                  channel_id: str | None = None, other_channel_id: str | None = None,
+                  timeout: int | None = None) -> Channel:
+        """``POST /channels``.  ``timeout`` (seconds; 0/None: 30, -1: none) bounds the ringing of a
+        phone (dialout.py); a Local channel's ;2 answers from its own dialplan and is not timed."""
         if not endpoint:
             raise AriError(400, "Endpoint must be specified")
         if app:
@@ -142,7 +149,8 @@ class Simulator:
         if tech.lower() == "local":
             return self._originate_local(resource, target, caller_id, variables or {},
                                          channel_id, other_channel_id)
-        return self._originate_remote(endpoint, target, caller_id, variables or {}, channel_id)
+        return self._originate_remote(endpoint, target, caller_id, variables or {}, channel_id,
+                                      dial_timeout(timeout))
 
     def _originate_local(self, resource: str, target: OriginateTarget, caller_id: str | None,
                          variables: dict[str, str], channel_id: str | None,
@@ -184,34 +192,37 @@ class Simulator:
         two.pbx_task = two.spawn(self.pbx.run(two, two.location.context, two.location.exten, 1), "pbx")
 
     def _originate_remote(self, endpoint: str, target: OriginateTarget, caller_id: str | None,
-                          variables: dict[str, str], channel_id: str | None) -> Channel:
-        """Originate to a simulated phone (e.g. ``PJSIP/1000``): it answers by itself."""
+                          variables: dict[str, str], channel_id: str | None, timeout: float | None) -> Channel:
+        """Originate to a simulated phone (``PJSIP/1000``, ``PJSIP/+15550102@trunk``).
+
+        The phone at the dialled number follows its script (``self.callees``,
+        callees.py), or with none answers by itself after ``outbound_answer_after``.
+        """
         cid = CallerId.parse(caller_id)
-        ch = self.new_channel(name=f"{endpoint}-{self.ids.trunk_suffix()}", state="Down", kind="trunk",
+        tech, _, resource = endpoint.partition("/")
+        ch = self.new_channel(name=self._remote_channel_name(tech, resource), state="Down", kind="trunk",
                               location=DialplanLocation("default", "s", 1, "AppDial2", "(Outgoing Line)"),
                               caller=cid, connected=CallerId(cid.name, cid.number), channel_id=channel_id,
-                              audio_in=AudioIn(sending=True), dialstring=endpoint.partition("/")[2],
+                              audio_in=AudioIn(sending=True), dialstring=resource,
                               pending=target, originated_into_stasis=bool(target.app))
         ch.media_flowing.set()
         for name, value in variables.items():
             ch.set_var(name, value)
+        number = dialled_number(resource)
         call = SimCall(self, ch, kind="outbound", exten=endpoint)
+        call.callee_number, call.callee = number, self.callees.get(number)
         self.calls[ch.id] = call
         if target.app:
             self.bus.app(target.app).subscribe_channel(ch.id)
-        ch.spawn(self._ring_remote(ch, call), "ring")
+        ch.spawn(place_call(self, ch, call, call.callee, timeout), "ring")
         return ch
 
-    async def _ring_remote(self, ch: Channel, call: SimCall) -> None:
-        await asyncio.sleep(0)
-        self.emit(ev.dial(self.ts(), ch, "", ch.dialstring))
-        self.set_state(ch, "Ringing")
-        self.emit(ev.dial(self.ts(), ch, "RINGING", ch.dialstring))
-        after = call.answer_after if call.answer_after is not None else self.config.outbound_answer_after
-        if after is None:
-            return
-        await self.clock.sleep(after)
-        self.answer_channel(ch)
+    def _remote_channel_name(self, tech: str, resource: str) -> str:
+        """chan_pjsip.c ``chan_pjsip_new``: ``PJSIP/<endpoint id>-<8 hex>``; for ``<user>@<endpoint>``
+        the endpoint is after the '@' (``request()``), so the dialled number is not in the name."""
+        if tech.upper() == "PJSIP":
+            return f"{tech}/{pjsip_endpoint(resource)}-{self.ids.trunk_suffix()}"
+        return f"{tech}/{resource}-{self.ids.trunk_suffix()}"
 
     # -- inbound -------------------------------------------------------------
     def inbound_call(self, ani: str, exten: str, *, caller_name: str = "",

@@ -39,8 +39,12 @@ def varset(ts: str, channel: Channel, variable: str, value: str) -> tuple[Event,
     return body, Refs(channels=(channel.id,))
 
 
-def hangup_request(ts: str, channel: Channel, cause: int, soft: bool) -> tuple[Event, Refs]:
+def hangup_request(ts: str, channel: Channel, cause: int, soft: bool,
+                   tech_cause: int | None = None) -> tuple[Event, Refs]:
+    """``tech_cause``: what ``ast_queue_hangup()`` adds when the channel driver set one (main/channel.c)."""
     body: Event = {"cause": cause}
+    if tech_cause:
+        body["tech_cause"] = tech_cause
     if soft:
         body["soft"] = True
     body.update(_base("ChannelHangupRequest", ts))
@@ -49,8 +53,12 @@ def hangup_request(ts: str, channel: Channel, cause: int, soft: bool) -> tuple[E
 
 
 def destroyed(ts: str, channel: Channel, cause: int) -> tuple[Event, Refs]:
-    return channel_event("ChannelDestroyed", ts, channel, cause=cause,
-                         cause_txt=CAUSE_TEXT.get(cause, "Unknown"))
+    """res/stasis/app.c ``channel_destroyed_event``: type, timestamp, cause, cause_txt, then
+    ``tech_cause`` only when the channel has one, then channel."""
+    fields: dict[str, Any] = {"cause": cause, "cause_txt": CAUSE_TEXT.get(cause, "Unknown")}
+    if channel.tech_cause:
+        fields["tech_cause"] = channel.tech_cause
+    return channel_event("ChannelDestroyed", ts, channel, **fields)
 
 
 def talking_finished(ts: str, channel: Channel, duration_ms: int) -> tuple[Event, Refs]:

@@ -145,7 +145,8 @@ class Channel:
     soft_hungup: bool = False                # DELETE while its dialplan runs: the dialplan is interrupted
     far_hungup: bool = False                 # the caller hung up while its dialplan runs
     hangup_cause: int | None = None          # the cause asked by DELETE or the caller's hang-up
-    hungup_by: str | None = None             # "app" | "caller" | "dialplan", for SimCall
+    tech_cause: int | None = None            # a PJSIP leg's SIP code (486...): ChannelDestroyed ``tech_cause``
+    hungup_by: str | None = None             # "app" | "caller" | "dialplan" | "callee" | "timeout", for SimCall
 
     # -- variables ----------------------------------------------------------
     def set_var(self, name: str, value: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import audio
+from . import amd, audio
 from . import events as ev
 from .dialplan import split_app
 from .expressions import function_if, function_regex, split_condition, substitute, truthy
@@ -56,6 +56,7 @@ class Pbx:
             "hangup": self._hangup, "stasis": self._stasis, "queue": self._queue,
             "ringing": self._noop, "progress": self._noop, "userevent": self._userevent,
             "return": self._return, "gosub": self._gosub, "musiconhold": self._wait,
+            "amd": self._amd,
         }
 
     # -- running ---------------------------------------------------------------
@@ -252,6 +253,31 @@ class Pbx:
     async def _queue(self, ch: Channel, data: str) -> AppResult:
         hung_up = await run_queue(self.sim, ch, data)
         return HangupResult(16) if hung_up else None
+
+    async def _amd(self, ch: Channel, data: str) -> AppResult:
+        """app_amd: analyse the far end's audio, then AMDSTATUS and AMDCAUSE as Set() would
+        (``pbx_builtin_setvar_helper``: one ChannelVarset each).  Without amd.conf the module
+        declines to load (app_amd.c load_module): AMD is then an unknown application."""
+        settings = self.sim.config.amd
+        if settings is None:
+            log.warning("No application 'AMD' for channel %s: app_amd not loaded (amd.conf missing)", ch.name)
+            return HangupResult(16)
+        try:
+            effective = settings.with_args(data)
+        except ValueError as exc:
+            log.error("AMD on %s: %s", ch.name, exc)
+            return HangupResult(16)
+        try:
+            result = await amd.analyse(self.sim.clock, ch, effective)
+        except asyncio.CancelledError:
+            # the far end hung up: ast_read() fails, app_amd sets HANGUP and an empty cause
+            if ch.far_hungup and not ch.destroyed:
+                self.sim.variables.set(ch, "AMDSTATUS", "HANGUP")
+                self.sim.variables.set(ch, "AMDCAUSE", "")
+            raise
+        self.sim.variables.set(ch, "AMDSTATUS", result.status)
+        self.sim.variables.set(ch, "AMDCAUSE", result.cause)
+        return None
 
     async def _userevent(self, ch: Channel, data: str) -> AppResult:
         name, *pairs = data.split(",")

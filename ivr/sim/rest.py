@@ -113,7 +113,7 @@ def _originate(request: web.Request, p: dict[str, Any], channel_id: str | None) 
         p.get("endpoint", ""), app=p.get("app"), app_args=p.get("appArgs", ""),
         context=p.get("context"), extension=p.get("extension"), priority=as_int(p, "priority"),
         label=p.get("label"), caller_id=p.get("callerId"), variables=variables_of(p),
-        channel_id=channel_id, other_channel_id=p.get("otherChannelId"))
+        channel_id=channel_id, other_channel_id=p.get("otherChannelId"), timeout=as_int(p, "timeout"))
     return json_ok(ch.snapshot())
 
 

@@ -19,6 +19,7 @@ from . import audio
 from .queues import QueueOutcome, agent_hangup, pick_up, ringing_members
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .callees import CalleeScript
     from .core import Simulator
     from .model import Channel
     from .playback import Playback
@@ -97,6 +98,11 @@ class SimCall:
         self.stasis_app: str | None = None
         self.stasis_args: list[str] = []
         self.answer_after: float | None = None
+        # an outbound call to a phone: the number dialled and its script (callees.py), if any;
+        # a machine records from ``recording_from`` (after its beep) until the call ends
+        self.callee_number: str | None = None
+        self.callee: CalleeScript | None = None
+        self.recording_from: float | None = None
         self.received_rtp = bytearray()   # audio the app streamed to the caller (externalMedia payloads)
         self.keyed: list[tuple[float, float]] = []  # (first key down, last key up): the caller busy keying
         self.in_stasis = asyncio.Event()
@@ -274,6 +280,32 @@ class SimCall:
         self._notify()
 
     # -- reporting -----------------------------------------------------------------
+    def heard_by_machine(self) -> list[dict[str, Any]]:
+        """What an answering machine recorded of the prompts: each prompt whose audio overlapped the
+        recording (after the beep, until the call ended), with the part recorded.  A prompt played
+        during the greeting is not on the tape, as on a real machine; one still playing counts up to now."""
+        if self.recording_from is None:
+            return []
+        now = self.sim.clock.now()
+        end = self.ended_at if self.ended_at is not None else now
+        out = []
+        for p in self.prompts:
+            if p.audio_from is None:
+                continue
+            a, b = max(p.audio_from, self.recording_from), min(p.finished_at or now, end)
+            if b > a:
+                out.append({"media_uri": p.media_uri, "playback_id": p.playback_id,
+                            "from": a, "to": b, "whole": a == p.audio_from and p.finished_at == b})
+        return out
+
+    def callee_summary(self) -> dict[str, Any] | None:
+        if self.callee_number is None:
+            return None
+        return {"number": self.callee_number,
+                "script": None if self.callee is None else self.callee.to_json(),
+                "recording_from": self.recording_from, "heard": self.heard_by_machine(),
+                "amd_status": self.variable("AMDSTATUS"), "amd_cause": self.variable("AMDCAUSE")}
+
     def longest_dead_air(self, start: float | None = None) -> DeadAir:
         """The longest time the caller heard no prompt audio and was not speaking.
 
@@ -313,4 +345,5 @@ class SimCall:
                 "member_name": self.queue.member_name, "agent_channel": self.queue.agent_channel,
                 "status": self.queue.status},
             "hangup_cause": self.hangup_cause, "hungup_by": self.hungup_by,
+            "callee": self.callee_summary(),
         }
