@@ -11,7 +11,8 @@ depend on it, so a long call keeps its first journey.
 
 When the call has left the engine, `CallFacts.record` adds what its final
 state says (status, outcome, the transfer's queue, reason and priority, the
-caller, the masked policy number, the language, the cancellation reason)
+caller, the masked policy number, the language, the cancellation reason,
+the experiments' arms the caller was in)
 and gives the `CallRecord` that history and `ivr report` read (its JSON is
 what Redis holds). `summarise` does the same from a whole path at once, for
 a call played in memory (designer conversations, tests).
@@ -95,6 +96,7 @@ class CallFacts:
     def __init__(self) -> None:
         self.journeys: list[JourneyOutcome] = []
         self.journey: JourneyOutcome | None = None  # the one the caller is in
+        self.journey_flow = ""  # the flow running it (another than the journey's in an experiment's arm)
         self.nodes: list[str] = []  # visited, repeats collapsed, the last PATH_LIMIT
         self.last_node = ""
         self.failed_premium = False
@@ -132,12 +134,14 @@ class CallFacts:
             elif turn.detail in RECOVERED_BY:
                 self.recovered = RECOVERED_BY[turn.detail]
         current = self.journey
-        if turn.kind == "call" and turn.detail in JOURNEYS:
-            self.journey = JourneyOutcome(turn.detail, node=where)
+        journey = turn.matched or turn.detail  # an experiment's arm may run another flow for the journey
+        if turn.kind == "call" and journey in JOURNEYS:
+            self.journey = JourneyOutcome(str(journey), node=where)
+            self.journey_flow = turn.detail or ""
             self.journeys.append(self.journey)
         elif current is None:
             return
-        elif turn.kind == "return" and turn.flow == current.journey:
+        elif turn.kind == "return" and turn.flow == self.journey_flow:
             current.outcome = "contained" if turn.matched == "done" else str(turn.matched)
             current.node = where
             self.journey = None
@@ -178,7 +182,7 @@ class CallFacts:
             last_node=last_node, path=list(self.nodes), route=dict(self.route) if self.route else None,
             cancel_reason=_text(state.vars.get("cancel_reason")) or self.cancel_reason, payment=self.payment,
             direction="outbound" if call.get("direction") == "outbound" else "inbound",
-            attempt=_text(call.get("attempt")),
+            attempt=_text(call.get("attempt")), experiments=dict(state.experiments),
         )
 
 

@@ -37,6 +37,7 @@ step with the path entries it added.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 import uuid
@@ -50,11 +51,12 @@ from ivr.ari import event_types as ari
 from ivr.backend.base import Backend, call_with_timeout
 from ivr.controller import notices as note
 from ivr.controller import turnstate as ts
-from ivr.controller.media import MediaResolver
+from ivr.controller.media import KeyedHash, MediaResolver
 from ivr.controller.speech import CallListener, SpeechOut, SpeechService
 from ivr.controller.step_audio import Live, StepAudio, recover, sent_prompt
 from ivr.engine import actions as act
 from ivr.engine import events as ev
+from ivr.engine import experiments
 from ivr.engine.state import CallState
 from ivr.flow.catalog import FlowSet
 from ivr.prompts import STILL_WAITING, WAIT_FILLER
@@ -81,6 +83,7 @@ class Services:
     desk_app: str | None = None  # outbound mode: the persistent application that follows routed callers
     observers: list[Observer] = field(default_factory=list)
     speech: SpeechService | None = None
+    keyed_hash: KeyedHash | None = None  # Sealer.digest: callers' experiment arms, the same on every controller
 
 
 @dataclass
@@ -96,6 +99,16 @@ class _BackendReply:
 @dataclass
 class _Filler:
     generation: int
+
+
+def assignment_facts(call: dict[str, Any], keyed_hash: KeyedHash | None, now: dt.datetime) -> dict[str, Any]:
+    """What the engine needs to put the caller in an experiment's arm (`ivr.engine.experiments`): the
+    call's time, and a keyed hash of the caller number (never the number: the state keeps only the
+    arm), the same on every controller so a caller keeps their arm. None for a caller with no number."""
+    number = str(call.get("ani") or "")
+    known = keyed_hash is not None and any(ch.isdigit() for ch in number)
+    return {experiments.CALL_TIME: now.isoformat(timespec="seconds"),
+            experiments.CALLER_KEY: keyed_hash("experiment", number, 32) if keyed_hash and known else None}
 
 
 @dataclass
@@ -217,7 +230,8 @@ class CallSession:
             pass  # already answered (a call adopted after a restart)
         await self._open_listener()
         self.release = item.release
-        result = engine.start(item.release, item.flow, self.channel_id, call=item.call)
+        call = {**item.call, **assignment_facts(item.call, self.services.keyed_hash, dt.datetime.now().astimezone())}
+        result = engine.start(item.release, item.flow, self.channel_id, call=call)
         self._notify(note.CallStarted(item.call))
         await self._apply(result, None)
 

@@ -26,7 +26,7 @@ Responder = Callable[[act.CallBackend], tuple[str, dict[str, Any]]]
 class Heard:
     """What the caller heard or what happened, line by line, for display and checks."""
 
-    kind: str  # prompt | listen | backend | transfer | hangup
+    kind: str  # prompt | listen | backend | transfer | hangup | experiment
     text: str
     key: str = ""
     language: str = ""  # of a prompt: the language it was spoken in
@@ -39,16 +39,23 @@ class Conversation:
     responder: Responder = lambda call: sample_result(call.name)
     call: dict[str, Any] = field(default_factory=lambda: {"ani": "+15550100"})
     language: str | None = None
+    arms: dict[str, str] = field(default_factory=dict)  # experiment -> arm, pinned (scripted callers)
     state: CallState | None = None
     listening: act.Listen | None = None
     transcript: list[Heard] = field(default_factory=list)
 
     def begin(self, call_id: str = "sim-1") -> list[Heard]:
-        result = engine.start(self.release, self.flow, call_id, call=self.call, language=self.language)
+        result = engine.start(self.release, self.flow, call_id, call=self.call, language=self.language,
+                              arms=self.arms)
         return self._absorb(result)
 
     def send(self, event: ev.Event) -> list[Heard]:
         return self._absorb(engine.step(self.release, self.call_state, event))
+
+    def _arms_taken(self, before: dict[str, str]) -> list[Heard]:
+        """The experiments' arms the call was put in by this step: the designer sees which version ran."""
+        after = self.call_state.experiments
+        return [Heard("experiment", f"experiment {name}: {arm}", arm) for name, arm in after.items() if name not in before]
 
     @property
     def call_state(self) -> CallState:
@@ -63,14 +70,17 @@ class Conversation:
     def _absorb(self, result: engine.Step) -> list[Heard]:
         heard: list[Heard] = []
         while True:
+            before = dict(self.state.experiments) if self.state is not None else {}
             self.state = result.state
             backend_call: act.CallBackend | None = None
+            described: list[Heard] = []
             for action in result.actions:
-                heard.extend(self._describe(action))
+                described.extend(self._describe(action))
                 if isinstance(action, act.Listen):
                     self.listening = action
                 elif isinstance(action, act.CallBackend):
                     backend_call = action
+            heard.extend(_before_waiting(described, self._arms_taken(before)))
             if backend_call is None:
                 break
             outcome, data = self.responder(backend_call)
@@ -93,3 +103,9 @@ class Conversation:
         if isinstance(action, act.Hangup):
             return [Heard("hangup", action.outcome, action.outcome)]
         return []
+
+
+def _before_waiting(described: list[Heard], arms: list[Heard]) -> list[Heard]:
+    """The arms a step took, shown after what the caller heard and before the call waits or ends."""
+    at = next((i for i, h in enumerate(described) if h.kind in ("listen", "transfer", "hangup")), len(described))
+    return [*described[:at], *arms, *described[at:]]

@@ -7,12 +7,14 @@ an empty line → silence,  `!noise` → speech not understood,  `!hangup`,
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import TextIO
 
 from ivr.designer.conversation import Conversation, Heard
 from ivr.engine import events as ev
+from ivr.engine import experiments
 from ivr.engine.state import Turn
 
 HELP = "words = speech (add @0.4 for confidence) · #123 = keys · empty = silence · !noise · !hangup · !path · !quit"
@@ -37,7 +39,11 @@ def parse_line(line: str) -> ev.Event | str:
     return ev.Speech(text=text, confidence=1.0)
 
 
-def run(conversation: Conversation, read: Callable[[], str | None], out: TextIO) -> int:
+def run(conversation: Conversation, read: Callable[[], str | None], out: TextIO,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now().astimezone()) -> int:
+    """A call in the terminal happens now, like a live one: experiments run by their dates
+    (scripted callers have no time, so theirs are reproducible whatever the day)."""
+    conversation.call.setdefault(experiments.CALL_TIME, now().isoformat(timespec="seconds"))
     print(HELP, file=out)
     _show(conversation.begin(), conversation, out)
     while not conversation.finished:
@@ -75,7 +81,7 @@ def _understood(turns: list[Turn], out: TextIO) -> None:
 
 def _show(heard: list[Heard], conversation: Conversation, out: TextIO) -> None:
     for item in heard:
-        marks = {"prompt": "🔊", "listen": "👂", "backend": "⚙", "transfer": "☎", "hangup": "■"}
+        marks = {"prompt": "🔊", "listen": "👂", "backend": "⚙", "transfer": "☎", "hangup": "■", "experiment": "⚗"}
         if item.kind == "listen":
             state = conversation.call_state
             print(f"  {marks['listen']} listening ({item.text}) at {state.flow}.{state.node}", file=out)
@@ -93,4 +99,6 @@ def _path(conversation: Conversation, out: TextIO) -> None:
         if not steps or steps[-1] != place:
             steps.append(place)
     print("path: " + " → ".join(steps), file=out)
+    if state.experiments:
+        print("experiments: " + ", ".join(f"{name}: {arm}" for name, arm in state.experiments.items()), file=out)
     print(f"status: {state.status} {state.result or ''}", file=out)

@@ -19,7 +19,10 @@ does turn by turn, and what must have happened:
 A backend answer may be a list, one per call of the action (the last one
 repeats): `caller.identify: [declined, {outcome: ok, data: {...}}]` for a
 caller number not on file, then a policy number found. An expected prompt
-may name the language it must be heard in: `verify.dob@zh`.
+may name the language it must be heard in: `verify.dob@zh`. A scripted call
+has no time, so it is outside every experiment's dates and hears the flow as
+written, whatever the day; `arms: {menu_wording: short_menu}` puts it in an
+experiment's arm.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ class Script(_Strict):
     flow: str
     language: Language | None = None
     call: dict[str, Any] = Field(default_factory=lambda: {"ani": "+15550100"})
+    arms: dict[str, str] = Field(default_factory=dict, description="Experiments' arms this caller is in "
+                                 "(experiment: arm); in no other: a script hears the flow as written")
     backend: dict[str, str | Reply | list[str | Reply]] = Field(default_factory=dict)
     steps: list[CallerStep | Literal["silence", "noise", "hangup"]] = Field(default_factory=list)
     expect: Expect = Expect()
@@ -126,8 +131,11 @@ def run_script(release: FlowSet, script: Script, file: str = "") -> ScriptResult
     if script.flow not in release.flows:
         result.failures.append(f"flow '{script.flow}' does not exist")
         return result
+    if unknown := _unknown_arms(release, script.arms):
+        result.failures.extend(unknown)
+        return result
     conversation = Conversation(release, script.flow, responder=_responder(script), call=script.call,
-                                language=script.language)
+                                language=script.language, arms=script.arms)
     result.conversation = conversation
     conversation.begin()
     for number, raw in enumerate(script.steps, start=1):
@@ -141,6 +149,19 @@ def run_script(release: FlowSet, script: Script, file: str = "") -> ScriptResult
         conversation.send(step.event())
     _check_expectations(script.expect, conversation, result)
     return result
+
+
+def _unknown_arms(release: FlowSet, arms: dict[str, str]) -> list[str]:
+    """Pinned arms that no experiment of the release has: a typo would silently test the wrong version."""
+    experiments = {name: [arm.arm for arm in experiment.arms]
+                   for flow in release.flows.values() for name, experiment in flow.experiments.items()}
+    problems = []
+    for name, arm in arms.items():
+        if name not in experiments:
+            problems.append(f"arms: no flow has an experiment '{name}' (experiments: {', '.join(experiments) or 'none'})")
+        elif arm not in experiments[name]:
+            problems.append(f"arms: experiment '{name}' has no arm '{arm}' (arms: {', '.join(experiments[name])})")
+    return problems
 
 
 def _responder(script: Script):

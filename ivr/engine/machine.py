@@ -22,6 +22,7 @@ from ivr.backend.catalog import ACTIONS
 from ivr.digits import parse_digits
 from ivr.engine import actions as act
 from ivr.engine import events as ev
+from ivr.engine import experiments
 from ivr.engine.language import start_language
 from ivr.engine.matching import YES_NO_KEYS, match, yes_no_grammar
 from ivr.engine.state import CallState, Frame, Pending
@@ -63,16 +64,21 @@ class _Context:
 
 
 def start(release: FlowSet, flow_name: str, call_id: str, call: dict[str, Any] | None = None,
-          variables: dict[str, Any] | None = None, language: str | None = None) -> Step:
+          variables: dict[str, Any] | None = None, language: str | None = None,
+          arms: dict[str, str] | None = None) -> Step:
     """Begin a call at the start node of `flow_name`.
 
     Without an explicit `language` the call speaks what the call data says
     (`start_language`: the caller's record, then the line's language), so a
     policyholder the caller number identified hears their language from the
-    first prompt.
+    first prompt. `arms` pins experiments' arms (experiment -> arm, scripted
+    callers); a live call has none: its arms come from its caller and the dates
+    (`ivr.engine.experiments`).
     """
     flow = release.flow(flow_name)
     call = dict(call or {})
+    if arms:
+        call[experiments.PINNED] = dict(arms)
     language = language or start_language(call) or flow.languages[0]
     if language not in flow.languages:
         language = flow.languages[0]
@@ -110,6 +116,7 @@ def _working_copy(state: CallState) -> CallState:
     return state.model_copy(update={
         "path": list(state.path), "vars": dict(state.vars), "stack": list(state.stack),
         "versions": dict(state.versions), "result": dict(state.result), "secret_vars": list(state.secret_vars),
+        "experiments": dict(state.experiments),
     })
 
 
@@ -174,7 +181,7 @@ def _run(ctx: _Context) -> model.Target | None:
     """Run the current node; return where to go next, or None when the call waits or ends."""
     node = ctx.node
     if isinstance(node, model.PlayNode):
-        ctx.emit(_play(ctx, node.play, node.barge_in))
+        ctx.emit(_play(ctx, _prompt_of(ctx, node.play), node.barge_in))
         return node.next
     if isinstance(node, model.AskNode):
         _enter_ask(ctx, node)
@@ -231,12 +238,14 @@ def _call(ctx: _Context, node: model.CallNode) -> model.Target | None:
         _escape(ctx, "flow_error", str(exc))
         return None
     state = ctx.state
-    callee = ctx.release.flow(node.call)
-    state.record("call", detail=node.call)
+    arm = _arm(ctx)
+    flow_name = arm.call if arm is not None and arm.call else node.call
+    callee = ctx.release.flow(flow_name)
+    state.record("call", detail=flow_name, matched=node.call if flow_name != node.call else None)
     state.stack.append(Frame(flow=state.flow, node=state.node, vars=state.vars))
     state.vars = {**callee.shared, **callee.variables, **given, **_shared(ctx, state.vars)}
-    state.flow = node.call
-    state.versions.setdefault(node.call, str(callee.version))
+    state.flow = flow_name
+    state.versions.setdefault(flow_name, str(callee.version))
     return callee.start
 
 
@@ -439,8 +448,54 @@ def _enter_ask(ctx: _Context, node: model.AskNode) -> None:
     state = ctx.state
     state.noinput = state.nomatch = 0
     state.buffer = ""
-    ctx.emit(_play(ctx, node.ask.prompt, node.ask.barge_in))
+    ctx.emit(_play(ctx, _prompt_of(ctx, node.ask.prompt), node.ask.barge_in))
     _listen(ctx, node)
+
+
+# --- experiments -----------------------------------------------------------------
+
+
+def _arm(ctx: _Context) -> model.Arm | None:
+    """The arm of the experiment on the current node this call is in; None: the node as written.
+
+    Assigned the first time the call reaches the node, inside the experiment's
+    dates only, and kept in the state (a call resumed elsewhere keeps it);
+    the path shows it, so the designer's tools and the agent see which arm ran.
+    """
+    found = model.experiment_on(ctx.flow, ctx.state.node)
+    if found is None:
+        return None
+    name, experiment = found
+    chosen = ctx.state.experiments.get(name)
+    if chosen is not None:
+        return next((arm for arm in experiment.arms if arm.arm == chosen), None)
+    call = _call_data(ctx)
+    arm = experiments.pinned(call, name, experiment)
+    if arm is None:
+        if not experiments.running(experiment, call.get(experiments.CALL_TIME)):
+            return None
+        arm = experiments.pick(name, experiment, experiments.caller_key(call, ctx.state.call_id))
+    ctx.state.experiments[name] = arm.arm
+    ctx.state.record("experiment", matched=arm.arm, detail=name)
+    return arm
+
+
+def _prompt_of(ctx: _Context, written: list[str]) -> list[str]:
+    """The current node's prompt: its arm's wording, else as written."""
+    arm = _arm(ctx)
+    return arm.prompt if arm is not None and arm.prompt else written
+
+
+def _choices(ctx: _Context, node: model.AskNode) -> list[tuple[str, model.Choice]]:
+    """A turn's choices in its arm's order, the keys dealt again by position (the first choice
+    takes the first key as written), else as written."""
+    written = list((node.ask.choices or {}).items())
+    arm = _arm(ctx)
+    if arm is None or arm.order is None or sorted(arm.order) != sorted(name for name, _ in written):
+        return written
+    choices = dict(written)
+    return [(name, choices[name].model_copy(update={"dtmf": choice.dtmf}))
+            for name, (_, choice) in zip(arm.order, written)]
 
 
 def _listen(ctx: _Context, node: model.AskNode) -> None:
@@ -453,7 +508,7 @@ def _listen_action(ctx: _Context, node: model.AskNode, mode: str) -> act.Listen:
     grammar: dict[str, str] = {}
     keys: dict[str, str] = {}
     if mode == "choices":
-        for name, choice in (ask.choices or {}).items():
+        for name, choice in _choices(ctx, node):
             grammar.update({p: name for p in model.phrases_for(choice, language, flow.languages)})
             if choice.dtmf:
                 keys[choice.dtmf] = name

@@ -71,6 +71,7 @@ class CallState(BaseModel):
     played: int = 0  # prompts asked for so far: a controller compares it with what it wrote down it sent
     secret_vars: list[str] = Field(default_factory=list)  # saved from keypad-only turns
     secret_turn: bool = False  # the turn now open is keypad-only: its keys so far are in `buffer`
+    experiments: dict[str, str] = Field(default_factory=dict)  # experiment -> the arm this call is in
 
     def at_rest(self) -> CallState:
         """The state as it may be written outside the process (Redis), for a restart or the agent's pop.

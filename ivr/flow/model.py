@@ -10,6 +10,7 @@ from these models, so editors and the validator never disagree.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -372,6 +373,55 @@ class Routes(Strict):
                                                                "taken instead of the intent turn's next")
 
 
+# What a designer may write, bounded: an experiment's arms, and the experiments of one flow.
+MAX_ARMS = 10
+MAX_EXPERIMENTS = 5
+# What an arm may change, one kind per experiment: an order arm may also name the prompt that
+# reads its choices in their new order (the keys follow the order, so the words must too).
+ARM_CHANGES = ("prompt", "order", "call")
+
+
+class Arm(Strict):
+    """One version of an experiment's node. The first arm is the control: the flow as written."""
+
+    arm: Name = Field(description="The arm's name, as call records, reports and the agent's screen show it")
+    share: int | None = Field(None, description="Percent of callers in this arm; leave it out on every arm "
+                                                "for equal shares")
+    prompt: Prompts | None = Field(None, description="The node's prompt in this arm: a turn's prompt, "
+                                                     "or what a play node plays")
+    order: list[Name] | None = Field(None, max_length=32, description="The turn's choices in this order; "
+                                     "the keys follow it: the first choice takes the first key")
+    call: Name | None = Field(None, description="The sub-flow a call node runs in this arm")
+    note: str | None = Field(None, description="Free text for designers; ignored by the engine")
+
+
+class Experiment(Strict):
+    """An A/B test: callers are shared out between arms, each the same caller always in the same one."""
+
+    node: Name = Field(description="The node that differs between the arms")
+    start: dt.datetime = Field(description="When the experiment starts: 2025-03-01 or 2025-03-01 09:00 "
+                                           "(the call's local time unless an offset such as +08:00 is written)")
+    stop: dt.datetime | None = Field(None, description="When it stops; outside start-stop every caller "
+                                                       "gets the control (the first arm)")
+    arms: list[Arm] = Field(max_length=MAX_ARMS, description="The control first, then the arms to compare with it")
+    note: str | None = Field(None, description="Free text for designers: what the experiment asks")
+
+
+def arm_changes(arm: Arm) -> list[str]:
+    """The kinds of thing an arm changes (`ARM_CHANGES`); a prompt that reads an order is part of the order."""
+    changes = [kind for kind in ARM_CHANGES if getattr(arm, kind) is not None]
+    if "order" in changes and "prompt" in changes:
+        changes.remove("prompt")
+    return changes
+
+
+def arm_shares(experiment: Experiment) -> list[int]:
+    """Each arm's weight: its share as written, or 1 each when no arm gives one (equal shares)."""
+    if all(arm.share is None for arm in experiment.arms):
+        return [1] * len(experiment.arms)
+    return [max(arm.share or 0, 0) for arm in experiment.arms]
+
+
 class Flow(Strict):
     """A call flow: its name, version, languages, variables and nodes."""
 
@@ -393,6 +443,17 @@ class Flow(Strict):
     globals: dict[Name, GlobalChoice] = Field(default_factory=dict, description="Choices offered on every turn")
     routes: Routes = Field(Routes(), description="Where routing rules send callers, for the flow calls start on")
     nodes: dict[Name, Node] = Field(min_length=1)
+    experiments: dict[Name, Experiment] = Field(
+        default_factory=dict, max_length=MAX_EXPERIMENTS,
+        description="A/B tests: each shares callers out between versions (arms) of one node")
+
+
+def experiment_on(flow: Flow, node: str) -> tuple[str, Experiment] | None:
+    """The experiment that changes `node` (the validator allows one per node), with its name."""
+    for name, experiment in flow.experiments.items():
+        if experiment.node == node:
+            return name, experiment
+    return None
 
 
 def phrases_for(choice: Choice, language: str, languages: list[str]) -> list[str]:

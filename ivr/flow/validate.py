@@ -10,6 +10,7 @@ and no wait leaves the caller in silence for more than 3 seconds.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import difflib
 import re
 from collections import defaultdict
@@ -48,6 +49,7 @@ def validate(flows: dict[str, LoadedFlow], prompts: PromptCatalog, actions: dict
         checker = _FlowChecker(loaded, flows, prompts, actions)
         found.extend(checker.run())
     found.extend(_recursion(flows))
+    found.extend(_duplicate_experiments(flows))
     found.extend(_system_prompts(flows, prompts))
     return sorted(found, key=lambda d: (d.file, d.line, d.column, d.code))
 
@@ -86,6 +88,7 @@ class _FlowChecker:
         self.check_actions()
         self.check_keypad_only()
         self.check_calls()
+        self.check_experiments()
         self.check_interface()
         self.check_prompts()
         self.check_variables()
@@ -384,6 +387,148 @@ class _FlowChecker:
                                 f"sub-flow '{node.call}' takes {takes}, not '{argument}'"
                                 f"{_hint(argument, callee.flow.takes)}", key=True)
 
+    # --- experiments -------------------------------------------------------
+
+    def check_experiments(self) -> None:
+        changed: dict[str, str] = {}  # node -> the experiment that changes it
+        for name, experiment in self.flow.experiments.items():
+            base = ("experiments", name)
+            self._check_arms(name, experiment, base)
+            self._check_shares(name, experiment, base)
+            if experiment.stop is not None and not _before(experiment.start, experiment.stop):
+                self.report((*base, "stop"), ERROR, "experiment-dates",
+                            f"experiment '{name}' stops ({experiment.stop}) before it starts ({experiment.start})")
+            node = self.flow.nodes.get(experiment.node)
+            if node is None:
+                self.report((*base, "node"), ERROR, "experiment-node",
+                            f"experiment '{name}' changes node '{experiment.node}', which does not exist"
+                            f"{_hint(experiment.node, list(self.flow.nodes))}")
+                continue
+            if experiment.node in changed:
+                self.report((*base, "node"), ERROR, "experiment-node",
+                            f"node '{experiment.node}' is already changed by experiment '{changed[experiment.node]}': "
+                            f"two experiments on one node would mix their effects")
+            changed.setdefault(experiment.node, name)
+            kinds = self._check_kinds(name, experiment, base)
+            for index, arm in enumerate(experiment.arms):
+                path = (*base, "arms", index)
+                if "order" in kinds:
+                    self._check_order(name, experiment.node, node, arm, path)
+                if "call" in kinds:
+                    self._check_arm_call(name, experiment.node, node, arm, path)
+                if arm.prompt is not None and not isinstance(node, (model.AskNode, model.PlayNode)):
+                    self.report((*path, "prompt"), ERROR, "experiment-node",
+                                f"arm '{arm.arm}' changes the prompt of node '{experiment.node}', which has none "
+                                f"to change (a turn's prompt or a play node's)")
+
+    def _check_arms(self, name: str, experiment: model.Experiment, base: YamlPath) -> None:
+        if len(experiment.arms) < 2:
+            self.report((*base, "arms"), ERROR, "experiment-arms",
+                        f"experiment '{name}' has {len(experiment.arms)} arm(s): it compares the control (the first) "
+                        f"with at least one other", key=True)
+        seen: set[str] = set()
+        for index, arm in enumerate(experiment.arms):
+            if arm.arm in seen:
+                self.report((*base, "arms", index, "arm"), ERROR, "duplicate-arm",
+                            f"experiment '{name}' has two arms named '{arm.arm}': records could not tell them apart")
+            seen.add(arm.arm)
+        control = experiment.arms[0] if experiment.arms else None
+        if control is not None and model.arm_changes(control):
+            self.report((*base, "arms", 0), ERROR, "experiment-control",
+                        f"the first arm ('{control.arm}') is the control, the flow as written, which every caller "
+                        f"gets outside the dates: put the change in another arm")
+
+    def _check_shares(self, name: str, experiment: model.Experiment, base: YamlPath) -> None:
+        given = [arm.share for arm in experiment.arms if arm.share is not None]
+        if not given:
+            return
+        for index, arm in enumerate(experiment.arms):
+            if arm.share is not None and arm.share < 0:
+                self.report((*base, "arms", index, "share"), ERROR, "experiment-share",
+                            f"arm '{arm.arm}' has a negative share ({arm.share})")
+        if len(given) < len(experiment.arms):
+            self.report((*base, "arms"), ERROR, "experiment-share",
+                        f"experiment '{name}': give every arm a share, or none for equal shares", key=True)
+        elif sum(given) != 100:
+            self.report((*base, "arms"), ERROR, "experiment-share",
+                        f"the shares of experiment '{name}' add up to {sum(given)}, not 100", key=True)
+
+    def _check_kinds(self, name: str, experiment: model.Experiment, base: YamlPath) -> set[str]:
+        """What the experiment changes: one kind of thing, or its results could not say which mattered."""
+        kinds: dict[str, str] = {}  # kind -> the first arm that changes it
+        for index, arm in enumerate(experiment.arms):
+            changes = model.arm_changes(arm)
+            if len(changes) > 1:
+                self.report((*base, "arms", index), ERROR, "experiment-kinds",
+                            f"arm '{arm.arm}' changes {' and '.join(changes)}: an experiment changes one thing")
+                continue
+            for kind in changes:
+                if kinds and kind not in kinds:
+                    first = next(iter(kinds))
+                    self.report((*base, "arms", index, kind), ERROR, "experiment-kinds",
+                                f"arm '{arm.arm}' changes the {kind} but arm '{kinds[first]}' the {first}: "
+                                f"an experiment changes one thing (make two experiments)", key=True)
+                kinds.setdefault(kind, arm.arm)
+        if len(experiment.arms) > 1 and not kinds:
+            self.report((*base, "arms"), WARNING, "experiment-arms",
+                        f"no arm of experiment '{name}' changes anything: give the others a prompt, order or call",
+                        key=True)
+        return set(kinds)
+
+    def _check_order(self, name: str, node_name: str, node: model.Node, arm: model.Arm, path: YamlPath) -> None:
+        if arm.order is None:
+            return
+        if not (isinstance(node, model.AskNode) and node.ask.choices):
+            self.report((*path, "order"), ERROR, "experiment-node",
+                        f"arm '{arm.arm}' orders the choices of node '{node_name}', which is not a turn with choices",
+                        key=True)
+            return
+        written = list(node.ask.choices)
+        if sorted(arm.order) != sorted(written):
+            missing = [c for c in written if c not in arm.order]
+            extra = [c for c in arm.order if c not in written]
+            twice = sorted({c for c in arm.order if arm.order.count(c) > 1})
+            problems = [f"lacks {', '.join(missing)}" if missing else "",
+                        f"has {', '.join(extra)}, not a choice of the turn" if extra else "",
+                        f"lists {', '.join(twice)} twice" if twice else ""]
+            self.report((*path, "order"), ERROR, "experiment-order",
+                        f"arm '{arm.arm}' must list each choice of turn '{node_name}' once ({', '.join(written)}): "
+                        f"it {'; '.join(p for p in problems if p)}", key=True)
+            return
+        keys = [node.ask.choices[c].dtmf for c in written]
+        moved = any(node.ask.choices[c].dtmf != key for c, key in zip(arm.order, keys))
+        if moved and arm.prompt is None:
+            self.report((*path, "order"), WARNING, "experiment-order",
+                        f"in arm '{arm.arm}' the keys follow the new order, but callers hear the turn's own prompt "
+                        f"naming the old keys: give the arm a prompt that reads its order", key=True)
+
+    def _check_arm_call(self, name: str, node_name: str, node: model.Node, arm: model.Arm, path: YamlPath) -> None:
+        if arm.call is None:
+            return
+        if not isinstance(node, model.CallNode):
+            self.report((*path, "call"), ERROR, "experiment-node",
+                        f"arm '{arm.arm}' changes the sub-flow of node '{node_name}', which is not a call node")
+            return
+        callee = self.flows.get(arm.call)
+        if callee is None:
+            self.report((*path, "call"), ERROR, "unknown-flow",
+                        f"sub-flow '{arm.call}' of arm '{arm.arm}' does not exist{_hint(arm.call, list(self.flows))}")
+            return
+        control = self.flows.get(node.call)
+        if control is None:
+            return  # reported by check_calls
+        mine, theirs = callee.flow, control.flow
+        differences = [f"{what} {', '.join(sorted(getattr(mine, what))) or 'nothing'} where '{node.call}' "
+                       f"{what} {', '.join(sorted(getattr(theirs, what))) or 'nothing'}"
+                       for what in ("takes", "gives") if set(getattr(mine, what)) != set(getattr(theirs, what))]
+        unhandled = sorted(_return_values(mine) - _return_values(theirs))
+        if unhandled:
+            differences.append(f"returns {', '.join(unhandled)}, which '{node.call}' never does")
+        if differences:
+            self.report((*path, "call"), ERROR, "experiment-interface",
+                        f"sub-flow '{arm.call}' of arm '{arm.arm}' must fit node '{node_name}' as '{node.call}' does: "
+                        f"it {'; '.join(differences)}")
+
     def check_interface(self) -> None:
         """What a flow takes must have a starting value; what it gives must be its own variable;
         the shared variables are nobody's to declare."""
@@ -439,6 +584,10 @@ class _FlowChecker:
             prompt = getattr(edge.target, "prompt", None)
             for i, key in enumerate(prompt or []):
                 yield (*edge.path, "prompt", i), key
+        for name, experiment in flow.experiments.items():
+            for index, arm in enumerate(experiment.arms):
+                for i, key in enumerate(arm.prompt or []):
+                    yield ("experiments", name, "arms", index, "prompt", i), key
 
     def _ask_prompts(self, base: YamlPath, ask: model.Ask) -> Iterator[tuple[YamlPath, str]]:
         for field in ("prompt", "noinput", "nomatch"):
@@ -573,14 +722,45 @@ def _recursion(flows: dict[str, LoadedFlow]) -> list[Diagnostic]:
     for name, loaded in flows.items():
         def callees(flow_name: str) -> list[str]:
             target = flows.get(flow_name)
-            return [n.call for n in target.flow.nodes.values() if isinstance(n, model.CallNode)] if target else []
+            return _callees(target.flow) if target else []
         reach = _reachable_excluding_start(name, callees)
         if name in reach:
-            node = next(n for n, v in loaded.flow.nodes.items() if isinstance(v, model.CallNode)
-                        and (v.call == name or name in _reachable_excluding_start(v.call, callees)))
-            found.append(loaded.at(("nodes", node, "call"), ERROR, "recursive-call",
+            calls: list[tuple[YamlPath, str]] = [
+                *((("nodes", n, "call"), v.call) for n, v in loaded.flow.nodes.items() if isinstance(v, model.CallNode)),
+                *((("experiments", e, "arms", i, "call"), arm.call) for e, experiment in loaded.flow.experiments.items()
+                  for i, arm in enumerate(experiment.arms) if arm.call)]
+            path = next(p for p, callee in calls if callee == name or name in _reachable_excluding_start(callee, callees))
+            found.append(loaded.at(path, ERROR, "recursive-call",
                                    f"flow '{name}' calls itself through its sub-flows; calls would never return"))
     return found
+
+
+def _callees(flow: model.Flow) -> list[str]:
+    """The flows a flow may call: its call nodes', and their experiments' arms'."""
+    names = [n.call for n in flow.nodes.values() if isinstance(n, model.CallNode)]
+    return names + [arm.call for e in flow.experiments.values() for arm in e.arms if arm.call]
+
+
+def _duplicate_experiments(flows: dict[str, LoadedFlow]) -> list[Diagnostic]:
+    """Records and reports name an experiment alone: two flows may not share a name."""
+    found = []
+    first: dict[str, str] = {}
+    for flow_name in sorted(flows, key=lambda n: flows[n].file):
+        loaded = flows[flow_name]
+        for name in loaded.flow.experiments:
+            if name in first:
+                found.append(loaded.at(("experiments", name), ERROR, "duplicate-experiment",
+                                       f"experiment '{name}' is also in flow '{first[name]}': call records "
+                                       f"name an experiment alone, so give each its own name", key=True))
+            first.setdefault(name, flow_name)
+    return found
+
+
+def _before(start: dt.datetime, stop: dt.datetime) -> bool:
+    """start < stop; a date written without an offset is taken in the other's (both are the call's local time)."""
+    if (start.tzinfo is None) != (stop.tzinfo is None):
+        start, stop = start.replace(tzinfo=None), stop.replace(tzinfo=None)
+    return start < stop
 
 
 def _reachable(start: str, successors: Successors) -> set[str]:

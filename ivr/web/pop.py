@@ -1,7 +1,8 @@
 """The screen pop: everything an agent should know before saying hello.
 
 Built from the call's saved state (the path through the flows, the
-variables the flows saved, the transfer's queue and reason) and the
+variables the flows saved, the transfer's queue and reason, the
+experiments' arms the caller was in) and the
 caller's profile and contact history. Plain JSON-able data: the page
 renders it, tests read it.
 """
@@ -64,6 +65,7 @@ class ScreenPop(BaseModel):
     cancellation: Cancellation | None = None
     outcome: str | None = None
     call_status: str = "connected"
+    experiments: dict[str, str] = Field(default_factory=dict)  # experiment -> arm: what this caller heard differs
 
 
 def is_failure(turn: Turn) -> bool:
@@ -142,7 +144,8 @@ def build_pop(state: CallState, agent_id: str, queue: str, routed_at: float, ans
                           verified=verified(state), ani=str(call.get("ani", "")), language=state.language),
         policies=list(profile.policies) if profile else [],
         contacts=contacts, path=path, failed_at=failures[-1] if failures else None,
-        routing=routing_of(state, queue), cancellation=cancellation_of(state))
+        routing=routing_of(state, queue), cancellation=cancellation_of(state),
+        experiments=dict(state.experiments))
 
 
 def _mapping(value: Any) -> dict[str, Any]:

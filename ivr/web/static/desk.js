@@ -105,6 +105,12 @@ function renderPop(pop) {
     r.detail ? el("span", { class: "rule" }, r.detail) : null,
     r.preferred_agent ? el("span", { class: "rule" }, `prefers agent ${r.preferred_agent}`) : null);
 
+  // A/B tests: what this caller heard may differ from the flow as written ("experiment: arm")
+  const arms = Object.entries(pop.experiments || {});
+  const experiments = arms.length ? el("div", { class: "experiments", "data-field": "experiments" },
+    el("span", { class: "k" }, "A/B tests"),
+    arms.map(([name, arm]) => el("div", { "data-experiment": name }, `${name}: ${arm}`))) : null;
+
   let cancel = null;
   if (pop.cancellation) {
     const k = pop.cancellation;
@@ -151,7 +157,7 @@ function renderPop(pop) {
     : el("p", { class: "none" }, "No earlier contact.");
 
   return el("article", { class: "pop" + (pop.outcome ? " done" : ""), "data-call": pop.call_id },
-    head, why, cancel, outcome,
+    head, why, experiments, cancel, outcome,
     el("div", { class: "cols" },
       section("Policies", policies),
       section("Recent contacts", contacts)),
