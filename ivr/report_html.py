@@ -258,7 +258,8 @@ def _recovery_chart(recovery: dict[str, Any]) -> Figure:
         inside = bar.get_height() > 25  # in the bar, clear of the target line; a short bar's note above it
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() - 3 if inside else bar.get_height() + 2, note,
                 ha="center", va="top" if inside else "bottom", fontsize=9,
-                color="white" if inside and c["enough_data"] else "#222")
+                color="white" if inside and c["enough_data"] else "#222",
+                bbox=None if c["enough_data"] else {"facecolor": "white", "edgecolor": "none", "pad": 1.5})
     ax.axhline(RECOVERY_TARGET * 100, color=TARGET, linestyle="--", linewidth=1.2)
     ax.annotate(f"target {_pct(RECOVERY_TARGET)}", (1.0, RECOVERY_TARGET * 100), xycoords=("axes fraction", "data"),
                 xytext=(4, 0), textcoords="offset points", color=TARGET, va="center", fontsize=9)
@@ -285,7 +286,7 @@ def _experiment_chart(experiment: dict[str, Any]) -> Figure:
             low.append((p["rate"] - p["ci"][0]) * 100)
             high.append((p["ci"][1] - p["rate"]) * 100)
         ax.bar(xs, ys, width=width * 0.92, color=palette[index % len(palette)],
-               label=f"{arm['arm']}{', control' if arm['arm'] == experiment['control'] else ''} ({arm['calls']} calls)",
+               label=_arm_label(arm["arm"], experiment["control"], arm["calls"]),
                yerr=[low, high], capsize=4, error_kw={"elinewidth": 1, "ecolor": "#222"})
     ax.set_xticks(range(len(metrics)), [label for _, label in metrics])
     ax.set_ylim(0, 105)
@@ -295,6 +296,12 @@ def _experiment_chart(experiment: dict[str, Any]) -> Figure:
 
 
 # pieces
+
+
+def _arm_label(arm: str, control: str, calls: int) -> str:
+    if arm == control:
+        return f"{arm} ({calls} calls)" if arm == "control" else f"{arm}, control ({calls} calls)"
+    return f"{arm} ({calls} calls)"
 
 
 def _figure(height: float, width: float = WIDTH) -> tuple[Figure, Any]:

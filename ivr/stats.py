@@ -93,8 +93,8 @@ def verdict(arm: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
             why = f"at least {MIN_CALLS} calls per arm are needed"
         else:
             why = (f"telling a difference of {_points(rate - base_rate)} in containment from chance takes "
-                   f"about {needed} calls per arm")
-        result["text"] = f"{name} vs {base}: not enough data yet: {why}; {more} more calls needed"
+                   f"about {needed:,} calls per arm")
+        result["text"] = f"{name} vs {base}: not enough data yet: {why}; {more:,} more calls needed"
     elif test is None or test["p"] >= ALPHA:
         result.update(kind="no_difference")
         p = f" ({format_p(test['p'])})" if test else ""
