@@ -142,17 +142,16 @@ def funnels(records: list[CallRecord]) -> list[dict[str, Any]]:
     entered: Counter = Counter()
     hung_up: dict[str, Counter] = {}
     for record in records:
-        if not record.path:
+        hangup = record.outcome == "caller_hangup" and record.last_node
+        path = record.path + ([record.last_node] if hangup and record.path[-1:] != [record.last_node] else [])
+        if not path:
             continue
-        segments = _segments(record.path)
-        if record.outcome == "caller_hangup" and record.last_node:
-            owner = _owner_of_last(record.path, record.last_node)
-            hung_up.setdefault(owner, Counter())[record.last_node] += 1
-            if record.last_node not in segments.setdefault(owner, []):
-                segments[owner].append(record.last_node)
-        for flow, nodes in segments.items():
+        visited = _by_flow(path)
+        for flow, nodes in _grouped(visited).items():
             entered[flow] += 1
             reached.setdefault(flow, Counter()).update(nodes)
+        if hangup:
+            hung_up.setdefault(visited[-1][0], Counter())[record.last_node] += 1
     order = [f for f in JOURNEYS if f in entered] + sorted((f for f in entered if f not in JOURNEYS),
                                                            key=lambda f: -entered[f])
     return [{"flow": flow, "calls": entered[flow], "journey": flow in JOURNEYS,
@@ -161,27 +160,24 @@ def funnels(records: list[CallRecord]) -> list[dict[str, Any]]:
             for flow in order]
 
 
-def _segments(path: list[str]) -> dict[str, list[str]]:
-    """The nodes of a path by the flow they count for (each node once per flow, in the order first visited)."""
-    top = path[0].split(".")[0]
-    owner = top
-    seen: dict[str, dict[str, None]] = {}
+def _by_flow(path: list[str]) -> list[tuple[str, str]]:
+    """Each node of a path with the flow it counts for: the journey it is in, or the flow the call started in."""
+    top = owner = path[0].split(".")[0]
+    owned = []
     for node in path:
         flow = node.split(".")[0]
         if flow in JOURNEYS or flow == top:
             owner = flow
-        seen.setdefault(owner, {})[node] = None
-    return {flow: list(nodes) for flow, nodes in seen.items()}
+        owned.append((owner, node))
+    return owned
 
 
-def _owner_of_last(path: list[str], last_node: str) -> str:
-    """The flow whose funnel a call's last node counts in: the owner at the end of its path."""
-    top, owner = path[0].split(".")[0], path[0].split(".")[0]
-    for node in [*path, last_node]:
-        flow = node.split(".")[0]
-        if flow in JOURNEYS or flow == top:
-            owner = flow
-    return owner
+def _grouped(owned: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The nodes per flow, each once, in the order first visited."""
+    nodes: dict[str, dict[str, None]] = {}
+    for flow, node in owned:
+        nodes.setdefault(flow, {})[node] = None
+    return {flow: list(n) for flow, n in nodes.items()}
 
 
 def recovery_by_channel(records: list[CallRecord], recoveries: list[Recovery] | None) -> dict[str, Any]:
