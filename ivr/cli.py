@@ -405,9 +405,24 @@ async def _report_from(url: str, since: float, until: float) -> dict | None:
         records = await history.records(since, until)
         if history.guard.down:
             return None
-        return report.build(records, since, until, recoveries=await _campaign_recoveries(url, since, until))
+        return report.build(records, since, until, recoveries=await _campaign_recoveries(url, since, until),
+                            controls=_experiment_controls(Settings().flows_dir))
     finally:
         await history.close()
+
+
+def _experiment_controls(flows_dir: Path) -> dict[str, str]:
+    """Each experiment's control arm, the first its flow declares (flows that do not load are left out)."""
+    from ivr.flow.catalog import flow_files
+    from ivr.flow.loader import load_flow_file
+
+    controls: dict[str, str] = {}
+    for path in flow_files(flows_dir) if flows_dir.is_dir() else []:
+        loaded, _ = load_flow_file(path)
+        for name, experiment in (loaded.flow.experiments.items() if loaded else ()):
+            if experiment.arms:
+                controls.setdefault(name, experiment.arms[0].arm)
+    return controls
 
 
 async def _campaign_recoveries(url: str, since: float, until: float) -> list | None:

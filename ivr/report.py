@@ -22,7 +22,7 @@ import datetime as dt
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,13 +71,14 @@ def parse_when(text: str, now: float) -> float:
     return moment.timestamp()
 
 
-def build(records: list[CallRecord], since: float, until: float,
-          recoveries: Iterable[Recovery] | None = None) -> dict[str, Any]:
+def build(records: list[CallRecord], since: float, until: float, recoveries: Iterable[Recovery] | None = None,
+          controls: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The report of the calls that ended between `since` and `until` (Unix times).
 
     `recoveries` are the failed premiums a rescue campaign followed, however each ended (those settled
     in the window count): the text-message channel and the per-debit view come from them; without
-    them the recovery section has the calls only. Pure: nothing is read or written."""
+    them the recovery section has the calls only. `controls` names each experiment's control arm (the
+    first its flow declares); without it, `ivr.stats.experiment` chooses. Pure: nothing is read or written."""
     journeys: dict[str, Counter] = {}
     reasons: Counter = Counter()
     drop_off: Counter = Counter()
@@ -117,7 +118,7 @@ def build(records: list[CallRecord], since: float, until: float,
         "funnels": funnels(records),
         "recovery_by_channel": recovery_by_channel(
             records, None if recoveries is None else [r for r in recoveries if since <= r.at <= until]),
-        "experiments": experiments(records),
+        "experiments": experiments(records, controls or {}),
     }
 
 
@@ -210,7 +211,7 @@ def _recovered(outcomes: Counter) -> dict[str, Any]:
             "rate": _rate(recovered, cases)}
 
 
-def experiments(records: list[CallRecord]) -> list[dict[str, Any]]:
+def experiments(records: list[CallRecord], controls: Mapping[str, str]) -> list[dict[str, Any]]:
     """Each A/B experiment the callers were in: its arms' rates compared with the control (`ivr.stats`)."""
     arms: dict[str, dict[str, Counter]] = {}
     for record in records:
@@ -227,7 +228,7 @@ def experiments(records: list[CallRecord]) -> list[dict[str, Any]]:
     from ivr import stats  # statsmodels takes a second to load: only when there is an experiment
 
     keys = ("calls", "contained", "transferred", "told", "recovered")
-    return [stats.experiment(name, {arm: {k: c[k] for k in keys} for arm, c in by_arm.items()})
+    return [stats.experiment(name, {arm: {k: c[k] for k in keys} for arm, c in by_arm.items()}, controls.get(name))
             for name, by_arm in sorted(arms.items())]
 
 

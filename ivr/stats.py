@@ -54,13 +54,14 @@ def calls_needed(rate: float, control_rate: float) -> int | None:
     return math.ceil(NormalIndPower().solve_power(effect_size=effect, alpha=ALPHA, power=POWER, ratio=1.0))
 
 
-def experiment(name: str, arms: dict[str, dict[str, int]]) -> dict[str, Any]:
+def experiment(name: str, arms: dict[str, dict[str, int]], control: str | None = None) -> dict[str, Any]:
     """One experiment: per arm its rates and intervals, each arm against the control, and what can be said.
 
     `arms` maps each arm to its counts: calls, contained, transferred, told (callers told of a failed
-    premium) and recovered (of those, paid or promised). The control is the arm called "control" if
-    there is one, else the first by name (A before B)."""
-    control = "control" if "control" in arms else sorted(arms)[0]
+    premium) and recovered (of those, paid or promised). The control is `control` (the flow's first
+    arm) when it has calls, else the arm called "control" if there is one, else the first by name."""
+    if control not in arms:
+        control = "control" if "control" in arms else sorted(arms)[0]
     order = [control] + sorted(a for a in arms if a != control)
     rows: list[dict[str, Any]] = []
     for arm in order:

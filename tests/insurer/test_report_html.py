@@ -174,6 +174,17 @@ def test_experiment_with_enough_calls_names_the_arm_that_contains_more():
     assert few["experiments"][0]["summary"][0].startswith("B vs A: not enough data yet: ")
 
 
+def test_the_control_is_the_flows_first_arm_when_given():
+    calls = arm_calls("short_menu", 30, 50) + arm_calls("full_menu", 20, 50, first=50)
+    assert report.build(calls, START, START + DAY)["experiments"][0]["control"] == "full_menu"  # first by name
+    given = report.build(calls, START, START + DAY, controls={"greeting": "short_menu"})["experiments"][0]
+    assert given["control"] == "short_menu" and [a["arm"] for a in given["arms"]] == ["short_menu", "full_menu"]
+    assert "vs_control" not in given["arms"][0] and given["arms"][1]["verdict"]["kind"]
+    from ivr.cli import _experiment_controls
+    from tests.conftest import ROOT
+    assert _experiment_controls(ROOT / "flows").get("menu_wording") == "full_menu"  # main_menu.yaml's first arm
+
+
 def test_experiment_rates_among_callers_told_of_a_failed_premium():
     calls = [call(i, ["payment.offer"], payment="paid" if i < 3 else "open", experiments={"x": "A"})
              for i in range(4)] + [call(9, ["main_menu.menu"], experiments={"x": "A"})]
