@@ -109,8 +109,8 @@ async def put_callees(request: web.Request) -> web.Response:
         _sim(request).callees.put(scripts)
     except (ValueError, TypeError) as exc:
         raise _json_error(web.HTTPBadRequest, str(exc)) from None
-    except OverflowError as exc:
-        raise _json_error(web.HTTPRequestEntityTooLarge, str(exc)) from None
+    except OverflowError as exc:     # the table is full: nothing of this request was added
+        return web.json_response({"message": str(exc)}, status=413)
     return web.json_response({"count": len(_sim(request).callees.scripts)})
 
 
