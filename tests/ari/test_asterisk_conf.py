@@ -312,3 +312,32 @@ async def test_a_refused_queue_falls_back_keeping_what_the_controller_chose() ->
         await call.wait_ended()
     finally:
         await running.stop()
+
+
+def test_outbound_context_runs_amd_before_stasis_and_never_queues() -> None:
+    """[ivr-outbound]: NoOp, AMD(), Stasis(${IVR_APP},outbound,${AMDSTATUS}); when Stasis fails, hang up:
+    no Queue, no Playback (a rescue call must not reach an agent unexplained nor leave a voicemail)."""
+    sections = {s.name: s for s in parse_conf(CONF / "extensions.conf")}
+    steps = [v for k, v in sections["ivr-outbound"].items]
+    apps = [re.sub(r"^(?:s,1|n(?:\([^)]*\))?),", "", step).split("(")[0] for step in steps]
+    assert apps[:4] == ["NoOp", "AMD", "NoOp", "Stasis"], apps
+    assert "Stasis(${IVR_APP},outbound,${AMDSTATUS})" in steps[3]
+    assert not {"Queue", "Playback", "Background", "Goto", "Dial"} & set(apps), apps
+    assert apps[-1] == "Hangup" and any('"${STASISSTATUS}" = "FAILED"' in s for s in steps)
+
+
+def test_amd_conf_holds_app_amds_keys_and_is_what_the_simulator_reads() -> None:
+    """app_amd.c load_config's keys only; the simulator's AMD() reads the same numbers."""
+    from ivr.sim import AmdSettings, SimulatorConfig, load_asterisk_conf
+
+    keys = {k for s in parse_conf(CONF / "amd.conf") for k, _ in s.items}
+    assert keys <= {"initial_silence", "greeting", "after_greeting_silence", "silence_threshold",
+                    "total_analysis_time", "min_word_length", "between_words_silence",
+                    "maximum_number_of_words", "maximum_word_length", "playback_file"}
+    assert load_asterisk_conf(SimulatorConfig(), CONF).amd == AmdSettings()
+
+
+def test_the_outbound_trunk_is_the_endpoint_the_campaign_dials() -> None:
+    """The campaign originates PJSIP/<number>@trunk: an endpoint named trunk must exist."""
+    endpoints = [s for s in parse_conf(CONF / "pjsip.conf") if s.name == "trunk" and ("type", "endpoint") in s.items]
+    assert len(endpoints) == 1
