@@ -36,6 +36,7 @@ class Rules(BaseModel):
     max_calls: int = Field(default=4, ge=1, le=10)
     backoff: tuple[float, ...] = (3 * 3600, 24 * 3600, 48 * 3600)  # after the 1st, 2nd, 3rd+ unsuccessful call
     daily_cap: int = Field(default=500, ge=0)  # calls placed per day, the insurer's day
+    lines: int = Field(default=30, ge=1)  # calls in progress at once at most (trunk channels set aside)
     insurer_timezone: str = "Europe/London"
     attempt_timeout: float = 2 * 3600  # a call with no outcome by then counts as unknown
     recheck_after_transfer: float = 24 * 3600  # a caller handed to a person: look at the book again the next day

@@ -82,6 +82,13 @@ class Campaign:
         await self.save()
         return actions
 
+    async def settle(self) -> None:
+        """Between rounds: take in what arrived (calls that reached nobody, outcomes written), save."""
+        while self.inbox:
+            self.feed(self.inbox.pop(0))
+        await self._read_outcomes()
+        await self.save()
+
     async def save(self) -> None:
         await self.store.save(self.state, self._changed)
         self._changed = set()
@@ -129,7 +136,7 @@ class Campaign:
                 await self.store.advance(entry_id)
 
     def _outcome(self, fields: dict[str, str]) -> None:
-        at = float(fields.get("at") or self.clock())
+        at = self.clock()  # when the campaign learns it: its next contact counts from here
         payment, attempt = fields.get("payment", ""), fields.get("attempt", "")
         if attempt:
             outcome = payment if payment in ("paid", "promised") else CALL_OUTCOMES.get(fields.get("outcome", ""), "open")

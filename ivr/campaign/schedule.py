@@ -151,17 +151,19 @@ def _tick(rules: Rules, state: CampaignState, now: float, actions: list[Action])
     today = _local(now, rules.insurer_timezone).date().isoformat()
     if state.day != today:
         state.day, state.calls_today = today, 0
-    for target in sorted(state.targets.values(), key=lambda t: (t.cancel_on, t.next_at, t.key)):
-        if target.status != "open":
-            continue
-        if target.in_flight is not None:
+    for target in state.targets.values():
+        if target.status == "open" and target.in_flight is not None:
             _time_out(rules, target, now)
-            continue
-        if target.next_at <= now:
-            _contact(rules, state, target, now, actions)
+    busy = sum(1 for t in state.targets.values() if t.in_flight is not None)
+    for target in sorted(state.targets.values(), key=lambda t: (t.cancel_on, t.next_at, t.key)):
+        if target.status == "open" and target.in_flight is None and target.next_at <= now:
+            placed = _contact(rules, state, target, now, actions, lines_free=busy < rules.lines)
+            busy += placed
 
 
-def _contact(rules: Rules, state: CampaignState, target: Target, now: float, actions: list[Action]) -> None:
+def _contact(rules: Rules, state: CampaignState, target: Target, now: float, actions: list[Action],
+             lines_free: bool) -> int:
+    """The target's due contact, if the rules allow it now; 1 when a call was placed."""
     if _local(now, rules.insurer_timezone).date() > target.cancel_on:
         _finish(target, "lapsed", None, actions)
     elif target.phone is None:
@@ -177,12 +179,14 @@ def _contact(rules: Rules, state: CampaignState, target: Target, now: float, act
         target.next_at = opens
     elif state.calls_today >= rules.daily_cap:
         target.next_at = next_window(rules, target.zones, _next_day(rules, now))
-    else:
+    elif lines_free:
         attempt = _attempt(target, "call", now)
         target.calls += 1
         target.in_flight = attempt.id
         state.calls_today += 1
         actions.append(PlaceCall(target.key, attempt.id))
+        return 1
+    return 0  # no line free: still due, the next tick tries again
 
 
 def _time_out(rules: Rules, target: Target, now: float) -> None:

@@ -315,13 +315,13 @@ async def test_a_refused_queue_falls_back_keeping_what_the_controller_chose() ->
 
 
 def test_outbound_context_runs_amd_before_stasis_and_never_queues() -> None:
-    """[ivr-outbound]: NoOp, AMD(), Stasis(${IVR_APP},outbound,${AMDSTATUS}); when Stasis fails, hang up:
+    """[ivr-outbound]: NoOp, AMD(), Stasis(${IVR_APP},outbound,${AMDSTATUS},${IVR_ATTEMPT}); when Stasis fails, hang up:
     no Queue, no Playback (a rescue call must not reach an agent unexplained nor leave a voicemail)."""
     sections = {s.name: s for s in parse_conf(CONF / "extensions.conf")}
     steps = [v for k, v in sections["ivr-outbound"].items]
     apps = [re.sub(r"^(?:s,1|n(?:\([^)]*\))?),", "", step).split("(")[0] for step in steps]
     assert apps[:4] == ["NoOp", "AMD", "NoOp", "Stasis"], apps
-    assert "Stasis(${IVR_APP},outbound,${AMDSTATUS})" in steps[3]
+    assert "Stasis(${IVR_APP},outbound,${AMDSTATUS},${IVR_ATTEMPT})" in steps[3]
     assert not {"Queue", "Playback", "Background", "Goto", "Dial"} & set(apps), apps
     assert apps[-1] == "Hangup" and any('"${STASISSTATUS}" = "FAILED"' in s for s in steps)
 

@@ -148,3 +148,14 @@ def test_rules_without_any_window_are_refused_plainly():
     rules = Rules(calling_days=frozenset())
     with pytest.raises(ValueError, match="no calling window"):
         sch.next_window(rules, ("Europe/London",), at("2026-12-07T10:00"))
+
+
+def test_no_more_calls_at_once_than_lines():
+    rules = Rules(text_first=False, lines=2)
+    found = [sch.Found(target(key=f"t{i}")) for i in range(4)]
+    state, actions = run(CampaignState(), *found, sch.Tick(at("2026-12-07T10:00")), rules=rules)
+    assert len(calls(actions)) == 2
+    first = calls(actions)[0]
+    state, actions = run(state, sch.CallFailed(first.attempt, "busy", at("2026-12-07T10:01")),
+                         sch.Tick(at("2026-12-07T10:02")), rules=rules)
+    assert len(calls(actions)) == 1  # a line came free; the busy one waits for its backoff

@@ -20,6 +20,7 @@ from ivr.engine import events as ev
 from ivr.engine.state import MAX_PATH
 from ivr.flow.catalog import load_flow_set
 from ivr.history import AGENT_TTL, HISTORY_TTL, RECORD_TTL, as_facts
+from ivr.sealing import Sealer
 from tests.conftest import ROOT
 
 
@@ -70,12 +71,16 @@ class Written:
 
     def __init__(self) -> None:
         self.records: list[CallRecord] = []
+        self.outcomes: list[dict[str, str]] = []
+        self.sealer = Sealer.generate()
 
     def ani_key(self, ani: str | None) -> str:
         return "ani:key" if ani else ""
 
-    async def record(self, call: CallRecord, callers: list[str]) -> None:
+    async def record(self, call: CallRecord, callers: list[str], outcome: dict[str, str] | None = None) -> None:
         self.records.append(call)
+        if outcome is not None:
+            self.outcomes.append(outcome)
 
 
 async def recorded(release, moves: list, **options) -> tuple[CallRecord, object]:

@@ -185,15 +185,15 @@ async def test_the_timeout_defaults_to_30_seconds_for_a_phone_with_no_script(sim
 # -- answered: AMD and Stasis ------------------------------------------------------------------------
 async def test_a_human_is_detected_and_reaches_the_controller_with_amdstatus(simulator, session, config):
     """"Hello" (0.6 s after 0.2 s) then silence: app_amd says HUMAN-800-800 once 800 ms of silence
-    follow the word, ~1.6 s after the answer; Stasis(ivr,outbound,HUMAN)."""
+    follow the word, ~1.6 s after the answer; Stasis(ivr,outbound,HUMAN,<attempt>)."""
     h = await start(simulator, session, config)
     h.sim.callees.put({NUMBER: script(outcome="answer", after=1.0, answerer="human")})
     chan = await h.place()
     assert h.ivr is not None
     start_event = await h.ivr.next("StasisStart", timeout=8)
-    assert start_event["args"] == ["outbound", "HUMAN"] and start_event["channel"]["id"] == chan["id"]
+    assert start_event["args"] == ["outbound", "HUMAN", "att-7"] and start_event["channel"]["id"] == chan["id"]
     assert start_event["channel"]["caller"] == {"name": "Insurer", "number": "+15550000"}
-    assert start_event["channel"]["dialplan"]["app_data"] == "ivr,outbound,HUMAN"
+    assert start_event["channel"]["dialplan"]["app_data"] == "ivr,outbound,HUMAN,att-7"
     answer = next(e for e in h.seen(chan["id"]) if e["type"] == "Dial" and e["dialstatus"] == "ANSWER")
     status = await h.campaign.next("ChannelVarset", lambda e: e["variable"] == "AMDSTATUS")
     cause = await h.campaign.next("ChannelVarset", lambda e: e["variable"] == "AMDCAUSE")
@@ -219,7 +219,7 @@ async def test_a_machine_is_detected_by_its_long_greeting(simulator, session, co
     chan = await h.place()
     assert h.ivr is not None
     start_event = await h.ivr.next("StasisStart", timeout=8)
-    assert start_event["args"] == ["outbound", "MACHINE"]
+    assert start_event["args"] == ["outbound", "MACHINE", "att-7"]
     varsets = {e["variable"]: e for e in h.seen(chan["id"]) if e["type"] == "ChannelVarset"}
     assert varsets["AMDCAUSE"]["value"] == "LONGGREETING-1500-1500"
     answer = next(e for e in h.seen(chan["id"]) if e["type"] == "Dial" and e["dialstatus"] == "ANSWER")
@@ -273,7 +273,7 @@ async def test_a_phone_that_answers_in_silence_is_a_machine_for_app_amd(simulato
     chan = await h.place(number="+15557777")
     assert h.ivr is not None
     start_event = await h.ivr.next("StasisStart", timeout=8)
-    assert start_event["args"] == ["outbound", "MACHINE"]
+    assert start_event["args"] == ["outbound", "MACHINE", "att-7"]
     assert h.sim.calls[chan["id"]].variable("AMDCAUSE") == "INITIALSILENCE-2500-2500"
 
 
@@ -284,7 +284,7 @@ async def test_short_noises_leave_app_amd_not_sure(simulator, session, config):
     await h.place()
     assert h.ivr is not None
     start_event = await h.ivr.next("StasisStart", timeout=10)
-    assert start_event["args"] == ["outbound", "NOTSURE"]
+    assert start_event["args"] == ["outbound", "NOTSURE", "att-7"]
     cause = next(e for e in h.campaign.events if e.get("variable") == "AMDCAUSE")
     assert cause["value"] == "TOOLONG-5000"
 
