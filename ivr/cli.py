@@ -427,9 +427,30 @@ def _experiment_controls(flows_dir: Path) -> dict[str, str]:
 
 async def _campaign_recoveries(url: str, since: float, until: float) -> list | None:
     """The failed debits a rescue campaign followed and how each ended (`ivr.report.Recovery`), for the
-    report's text-message channel and per-debit view; None until the campaign keeps its results where this
-    can read them (then the report shows the calls' channels only)."""
-    return None
+    report's text-message channel and per-debit view; None when no campaign has finished any."""
+    from ivr import redisconn, sealing
+    from ivr.campaign.store import CampaignStore
+    from ivr.config import Settings
+    from ivr.report import Recovery
+
+    store = CampaignStore(redisconn.connect(url), sealing.for_settings(Settings()))
+    try:
+        finished = await store.finished()
+    finally:
+        await store.client.aclose()
+    recoveries = [Recovery(channel=_channel(f["channel"]), outcome=_outcome(f["outcome"]), at=float(f["at"]))
+                  for f in finished if since <= float(f["at"]) <= until]
+    return recoveries or None
+
+
+def _channel(channel: str) -> str:
+    """The campaign's channel of a finished debit as the report counts it (a debit paid some other way
+    after an answered campaign call counts for the call)."""
+    return channel if channel in ("inbound", "outbound_call", "text") else "outbound_call"
+
+
+def _outcome(result: str) -> str:
+    return result if result in ("paid", "promised", "lapsed") else "open"
 
 
 def _prompts_parser(commands) -> None:
@@ -596,6 +617,13 @@ def _bench_parser(commands) -> None:
                             "(asterisk-conf/scale-out; Debian's haproxy); several values sweep, e.g. 1 2 3")
     calls.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     calls.set_defaults(handler=cmd_bench_calls)
+    campaign = kinds.add_parser("campaign", help="a simulated week of the sample book's failed debits through the "
+                                                 "rescue campaign (scripted policyholders): recovery by channel")
+    campaign.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
+    campaign.add_argument("--targets", type=int, help="only the first N failed debits of the book")
+    campaign.add_argument("--seed", type=int, default=7, help="random seed of the policyholders' behaviour")
+    campaign.add_argument("-o", "--output", type=Path, help="also write the JSON here")
+    campaign.set_defaults(handler=cmd_bench_campaign)
     turns = kinds.add_parser("turns", help="end of speech to next prompt (choices, yes/no) and voice barge-in; "
                                            "streaming vs record-then-recognise",
                              description="The same spoken callers (a menu, then a yes/no question) against a "
@@ -645,6 +673,12 @@ def cmd_bench_calls(args: argparse.Namespace) -> int:
     from ivr.bench.calls import run
 
     return _report(run(args.concurrent, args.rounds, speech=args.speech, controllers=args.controllers), args.output)
+
+
+def cmd_bench_campaign(args: argparse.Namespace) -> int:
+    from ivr.bench.campaign import run
+
+    return _report(run(days=args.days, seed=args.seed, targets=args.targets), args.output)
 
 
 def cmd_bench_turns(args: argparse.Namespace) -> int:

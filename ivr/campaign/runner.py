@@ -58,6 +58,7 @@ class Campaign:
         self.state = CampaignState()
         self.inbox = inbox if inbox is not None else []
         self._changed: set[str] = set()
+        self._finished: list[sch.Finished] = []  # targets ended since the last save, for the report
 
     async def load(self) -> None:
         self.state = await self.store.load()
@@ -67,6 +68,7 @@ class Campaign:
         result = sch.step(self.rules, self.state, event)
         self._changed |= {k for k, t in result.state.targets.items() if self.state.targets.get(k) != t}
         self.state = result.state
+        self._finished += [a for a in result.actions if isinstance(a, sch.Finished)]
         return result.actions
 
     async def round(self) -> list[sch.Action]:
@@ -92,6 +94,10 @@ class Campaign:
     async def save(self) -> None:
         await self.store.save(self.state, self._changed)
         self._changed = set()
+        now = self.clock()
+        for done in self._finished:  # not recovered: counted for the last way it was contacted
+            await self.store.note_finished(done.result, done.channel or _last_contact(self.state.targets[done.key]), now)
+        self._finished = []
 
     # --- the book ---------------------------------------------------------------
 
@@ -148,8 +154,7 @@ class Campaign:
 
     async def _perform(self, action: sch.Action, now: float) -> None:
         if isinstance(action, sch.Finished):
-            await self.store.note_finished(action.result, action.channel, now)
-            return
+            return  # noted when the state is saved
         target = self.state.targets[action.key]
         phone = self.store.sealer.open(target.phone) if target.phone else ""
         if isinstance(action, sch.SendText):
@@ -162,6 +167,10 @@ class Campaign:
             except Exception as exc:  # noqa: BLE001 - Asterisk refused or is away: the next attempt will come
                 log.warning("campaign: call %s not placed: %s", action.attempt, exc)
                 self.inbox.append(sch.CallFailed(action.attempt, "failed", self.clock()))
+
+
+def _last_contact(target: Target) -> str:
+    return "outbound_call" if target.calls else "text"
 
 
 def zones_of(phone: str, fallback: str) -> tuple[str, ...]:
