@@ -624,6 +624,13 @@ def _bench_parser(commands) -> None:
     campaign.add_argument("--seed", type=int, default=7, help="random seed of the policyholders' behaviour")
     campaign.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     campaign.set_defaults(handler=cmd_bench_campaign)
+    experiment = kinds.add_parser("experiment", help="the main menu's A/B experiment with simulated callers: "
+                                                     "arms' containment, intervals, test, calls still needed")
+    experiment.add_argument("--callers", type=int, default=2000, help="simulated callers (default 2000)")
+    experiment.add_argument("--seed", type=int, default=3)
+    experiment.add_argument("--html", type=Path, help="also write the report page of these calls")
+    experiment.add_argument("-o", "--output", type=Path, help="also write the JSON here")
+    experiment.set_defaults(handler=cmd_bench_experiment)
     turns = kinds.add_parser("turns", help="end of speech to next prompt (choices, yes/no) and voice barge-in; "
                                            "streaming vs record-then-recognise",
                              description="The same spoken callers (a menu, then a yes/no question) against a "
@@ -679,6 +686,12 @@ def cmd_bench_campaign(args: argparse.Namespace) -> int:
     from ivr.bench.campaign import run
 
     return _report(run(days=args.days, seed=args.seed, targets=args.targets), args.output)
+
+
+def cmd_bench_experiment(args: argparse.Namespace) -> int:
+    from ivr.bench.experiment import run
+
+    return _report(run(callers=args.callers, seed=args.seed, html=args.html), args.output)
 
 
 def cmd_bench_turns(args: argparse.Namespace) -> int:
