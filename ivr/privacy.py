@@ -172,8 +172,12 @@ async def _values(client: Any, key: bytes) -> tuple[list[str], bool]:
     elif kind == "zset":
         values = await client.zrange(key, 0, MAX_ITEMS - 1)
         whole = await client.zcard(key) <= MAX_ITEMS
+    elif kind == "stream":  # the campaign's outcomes
+        entries = await client.xrange(key, count=MAX_ITEMS)
+        values = [v for _, fields in entries for pair in fields.items() for v in pair]
+        whole = await client.xlen(key) <= MAX_ITEMS
     else:
-        values, whole = [], False  # a stream or a module's type: not read, so not passed
+        values, whole = [], False  # a module's type: not read, so not passed
     return [v.decode(errors="replace") for v in values], whole
 
 

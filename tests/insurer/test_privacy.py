@@ -257,3 +257,15 @@ async def test_a_value_too_big_to_read_whole_fails_the_scan(redis_client, prefix
         assert [f.kind for f in found] == ["not read whole"]
     finally:
         await redis_client.delete(f"{prefix}big")
+
+
+async def test_a_stream_is_read_whole_and_a_number_in_it_is_found(redis_client, prefix):
+    """The campaign's outcomes stream is scanned like every other value."""
+    await redis_client.xadd(f"{prefix}campaign:outcomes", {"attempt": "abc-1", "payment": "paid"})
+    try:
+        assert [f async for f in privacy.scan_redis(redis_client, match=f"{prefix}*")] == []
+        await redis_client.xadd(f"{prefix}campaign:outcomes", {"note": "called +15550102"})
+        found = [f async for f in privacy.scan_redis(redis_client, match=f"{prefix}*")]
+        assert [f.kind for f in found] == ["phone"]
+    finally:
+        await redis_client.delete(f"{prefix}campaign:outcomes")
