@@ -275,7 +275,7 @@ def _answer(heard: str, person: _Person, declined: bool) -> str:
         return {"not_them": "2", "opt_out": "9"}.get(choice, "1")
     if heard in ("verify.dob", "verify.dob_again"):
         return "hangup" if choice == "hang_up" else person.dob + "#"
-    if heard in ("payment.offer", "payment.offer_again", "payment.offer_help"):
+    if heard in ("payment.offer", "payment.offer_again", "payment.offer_help", "payment.offer_other"):
         if choice == "agent":
             return "0"
         return "3" if choice == "promise" or declined else "1"
