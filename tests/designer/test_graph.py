@@ -56,7 +56,7 @@ def test_svg_draws_every_node_and_escapes_in_their_own_colour(tmp_path, flow):
     assert {"escape to a person", "error outcome", "on any turn (global)"} <= legend_text
     assert legend["__legend3->__legend3_text"].find(f"{SVG}path").get("stroke") == graph._EDGE_STYLE["escape"]["color"]
     escapes = {title.split("->")[0] for title, g in edges.items() if _text(g) == "escape"}
-    assert escapes == {"offer", "card_number", "card_expiry", "promise_date"}  # the actions handle error and timeout themselves
+    assert escapes == {"offer", "offer_other", "card_number", "card_expiry", "promise_date"}  # the actions handle error and timeout themselves
     for title, g in edges.items():
         stroke = g.find(f"{SVG}path").get("stroke")
         assert (stroke == escape) == (_text(g) == "escape"), title
