@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ivr.backoff import Backoff
 from ivr.ari.events import AriEvent, ConnectInfo, EventStream, StasisStart
+from ivr.backoff import Backoff
 
 Script = Callable[[int, web.WebSocketResponse], Awaitable[None]]
 

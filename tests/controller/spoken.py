@@ -21,13 +21,13 @@ def samples(pcm: bytes) -> array:
     return array("h", pcm)
 
 
-def story(call, turns: "Turns") -> str:
+def story(call, turns: Turns) -> str:
     """What the caller heard and what the recogniser made of it, for failure messages."""
     prompts = [p.media_uri.rsplit("/", 1)[-1] + (" (stopped)" if p.stopped else "") for p in call.prompts]
     return f"prompts {prompts}; turns {[(t.event.type, getattr(t.event, 'text', ''), round(getattr(t.event, 'confidence', 0), 2), t.early) for t in turns.ended]}"
 
 
-async def wait_heard(call, turns: "Turns", key: str, timeout: float = 15) -> None:
+async def wait_heard(call, turns: Turns, key: str, timeout: float = 15) -> None:
     try:
         await call.wait_until(lambda c: heard(c, key), timeout=timeout)
     except TimeoutError:
@@ -64,7 +64,7 @@ def espeak(text: str, voice: str = "en+klatt", rate: int = 160) -> bytes:
         return read_wav_8k(out)
 
 
-async def answer_confirmation(call, voice, turns: "Turns", meant: str) -> None:
+async def answer_confirmation(call, voice, turns: Turns, meant: str) -> None:
     """If the engine was unsure and asks "Did you say ...?", the caller answers truly."""
     try:
         await call.wait_until(lambda c: heard(c, "common.did_you_say"), timeout=3)
@@ -85,7 +85,7 @@ async def speak_until(call, turns: Turns, voice, wordings: str | tuple[str, ...]
         await answer_confirmation(call, voice, turns, text)
         played = len(call.prompts)
         try:  # the IVR answers with what was expected or with a reprompt, which the caller hears out
-            await call.wait_until(lambda c: heard(c, expect) or len(c.prompts) > played, timeout=6)
+            await call.wait_until(lambda c, played=played: heard(c, expect) or len(c.prompts) > played, timeout=6)
         except TimeoutError:
             continue
         if heard(call, expect):

@@ -116,7 +116,7 @@ async def test_three_wrong_dates_lock_self_service_and_the_next_call_skips_the_m
     await until_heard(call, "main.menu")
     await call.press("1")
     for attempt in range(3):
-        await call.wait_until(lambda c: sum(p.media_uri.endswith("/verify.dob") for p in c.prompts) > attempt, timeout=15)
+        await call.wait_until(lambda c, attempt=attempt: sum(p.media_uri.endswith("/verify.dob") for p in c.prompts) > attempt, timeout=15)
         await call.press("19990101", interval=0.05)
     continued = await call.wait_continued(timeout=15)
     assert continued.variables["IVR_REASON"] == "verification_locked"

@@ -64,7 +64,7 @@ async def served(media: MediaResolver):
 async def test_the_probe_by_a_plain_hash_of_the_text_finds_nothing(tmp_path):
     media = resolver(tmp_path)
     uri = await media.uri(RELEASE, "en", greeting("Ann"), "1712.42")
-    probe = hashlib.sha256("en\0Thank you, Ann.".encode()).hexdigest()[:32]
+    probe = hashlib.sha256(b"en\0Thank you, Ann.").hexdigest()[:32]
     async with served(media) as client:
         assert (await client.get(f"/media/call/{probe}.wav")).status == 404
         real = await client.get(path_of(uri))
@@ -100,7 +100,7 @@ async def test_in_the_sounds_directory_names_are_keyed_and_go_with_the_call(tmp_
     media = resolver(sounds, base_url=None)
     ann_a, ann_b = await media.uri(RELEASE, "en", greeting("Ann"), "call-a"), await media.uri(RELEASE, "en", greeting("Ann"), "call-b")
     assert ann_a != ann_b and ann_a.endswith("/verify.verified")
-    plain = hashlib.sha256("en\0Thank you, Ann.".encode()).hexdigest()[:32]
+    plain = hashlib.sha256(b"en\0Thank you, Ann.").hexdigest()[:32]
     assert plain not in ann_a and not (sounds / "call" / plain).exists()
     file_a, file_b = (sounds / (uri.removeprefix("sound:ivr/") + ".wav") for uri in (ann_a, ann_b))
     assert file_a.read_bytes() == b"RIFFThank you, Ann." and file_b.is_file()

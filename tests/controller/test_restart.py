@@ -99,7 +99,7 @@ async def test_sigkill_mid_call_and_a_new_controller_resumes_every_call(tmp_path
                 second.send_signal(signal.SIGUSR1)  # every thread's stack into the log
                 await asyncio.sleep(1)
                 second.kill()
-                raise AssertionError("the controller did not stop on SIGTERM:\n" + log.read_text()[-6000:])
+                raise AssertionError("the controller did not stop on SIGTERM:\n" + log.read_text()[-6000:]) from None
     finally:
         if first.poll() is None:
             first.kill()

@@ -38,7 +38,7 @@ def test_serve_help_lists_every_setting_with_its_default(capsys) -> None:
     with pytest.raises(SystemExit):
         cli.main(["serve", "--help"])
     text = capsys.readouterr().out
-    for name, field in Settings.model_fields.items():
+    for name in Settings.model_fields:
         line = next((ln for ln in text.splitlines() if ln.strip().startswith(f"IVR_{name.upper()} ")), None)
         assert line is not None, f"IVR_{name.upper()} missing from `ivr serve --help`"
         assert "(default: " in line

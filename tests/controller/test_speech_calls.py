@@ -14,8 +14,7 @@ import pytest
 pytest.importorskip("pocketsphinx")
 
 from tests.controller.conftest import heard, make_rig  # noqa: E402
-from tests.controller.spoken import (  # noqa: E402
-    Turns, espeak, samples, say_after_prompts, speak_until, story, wait_heard)
+from tests.controller.spoken import Turns, espeak, samples, say_after_prompts, speak_until, story, wait_heard  # noqa: E402
 from tests.reload_gate import until  # noqa: E402
 from tests.speech.sounds import fsdd_dir, silence, synth, with_noise  # noqa: E402
 
@@ -107,7 +106,7 @@ async def test_noise_gets_reprompts_then_a_person(speech_rig):
     call = speech_rig.call()
     noise = with_noise(silence(1.5), 0.0)  # a burst of line noise, nothing said
     await call.wait_prompt(2)
-    for attempt in range(4):
+    for _ in range(4):
         await say_after_prompts(call, noise, prompts=len(call.prompts))
         if call.continued:
             break

@@ -199,7 +199,7 @@ async def test_a_call_handed_to_a_person_at_takeover_is_not_resumed_by_the_next_
         made._open = lambda *args: pytest.fail("a transferred call was resumed")
         return made
 
-    for restart in range(2):
+    for _ in range(2):
         first = controller()
         await first.on_connect(ConnectInfo(connections=1, attempts=1, downtime=0.0))
         await asyncio.gather(*first._tasks)

@@ -13,10 +13,10 @@ from ivr.backend.insurer import InsurerBackend
 from ivr.backend.systems import Systems
 from ivr.history import CallerHistory
 from ivr.otp import OneTimeCodes
-from ivr.sealing import Sealer
 from ivr.payments import SimulatedGateway
 from ivr.policyadmin.seed import PERSONAS, seed_book
 from ivr.policyadmin.sqlite_store import SqlitePolicyAdmin
+from ivr.sealing import Sealer
 from ivr.sms import Outbox
 
 SEALER = Sealer.generate()

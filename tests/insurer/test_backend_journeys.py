@@ -15,9 +15,9 @@ from ivr.backend.insurer import InsurerBackend
 from ivr.backend.systems import Systems
 from ivr.history import CallerHistory
 from ivr.otp import OneTimeCodes
-from ivr.sealing import Sealer
 from ivr.payments import SimulatedGateway
 from ivr.redis_server import free_port
+from ivr.sealing import Sealer
 from ivr.sms import Outbox
 from tests.insurer.conftest import TODAY, persona
 

@@ -14,7 +14,7 @@ from ivr.cli import main
 from ivr.engine.state import CallState
 from ivr.history import ani_key
 from ivr.otp import OneTimeCodes
-from ivr.sealing import SealError, Sealer
+from ivr.sealing import Sealer, SealError
 from ivr.store import RedisCallStore
 
 

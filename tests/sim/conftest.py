@@ -1,15 +1,15 @@
 """Fixtures for the simulator tests: the shared ground truth, test audio, a running simulator."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import aiohttp
 import pytest
-
-from ivr.sim import RunningSimulator, SimulatorConfig, parse_queues_conf, start_simulator
 from sim_audio import KHZ_PROMPT_SECONDS, make_trace_sounds, tone, write_wav
 from sim_traces import shared_asterisk
+
+from ivr.sim import RunningSimulator, SimulatorConfig, parse_queues_conf, start_simulator
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,7 @@ def prompt_config(tmp_path: Path, api_docs: Path) -> SimulatorConfig:
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Callable[[SimulatorConfig], "AsyncIterator[RunningSimulator]"]]:
+async def simulator() -> AsyncIterator[Callable[[SimulatorConfig], AsyncIterator[RunningSimulator]]]:
     started: list[RunningSimulator] = []
 
     async def start(config: SimulatorConfig) -> RunningSimulator:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
@@ -44,7 +45,7 @@ class EventStream:
             self._new.clear()
             try:
                 await asyncio.wait_for(self._new.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:

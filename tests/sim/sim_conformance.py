@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
-
-from ivr.sim import ApiSpec, RunningSimulator, SimulatorConfig
 from sim_replay import Replayer, ReplayResult
 from sim_rtp import Packet, RtpSink
 from sim_traces import Alignment, Trace, compare_streams, load_trace, shared_asterisk
+
+from ivr.sim import ApiSpec, RunningSimulator, SimulatorConfig
 
 SCALE = 0.25
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from sim_traces import BRIDGE_ID, CHANNEL_ID, HOSTPORT, Trace
 
 from ivr.sim import RunningSimulator
-from sim_traces import BRIDGE_ID, CHANNEL_ID, HOSTPORT, Trace
 
 URL_HOST = re.compile(r"http://127\.0\.0\.1:(\d+)")
 ANCHOR_WINDOW = 60.0
@@ -107,7 +107,7 @@ class Replayer:
         self.auth = {"Authorization": f"Basic {token}"}
 
     # -- ids ---------------------------------------------------------------------
-    def _future(self, recorded: str) -> "asyncio.Future[str]":
+    def _future(self, recorded: str) -> asyncio.Future[str]:
         if recorded not in self.ids:
             self.ids[recorded] = asyncio.get_running_loop().create_future()
         return self.ids[recorded]

@@ -32,7 +32,7 @@ class Packet:
     payload: bytes
 
     @classmethod
-    def parse(cls, t: float, addr: tuple[str, int], data: bytes) -> "Packet":
+    def parse(cls, t: float, addr: tuple[str, int], data: bytes) -> Packet:
         first, second, seq, ts, ssrc = struct.unpack("!BBHII", data[:12])
         return cls(t, addr, bool(second & 0x80), second & 0x7F, seq, ts, ssrc, data[12:])
 

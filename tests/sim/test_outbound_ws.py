@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-
-from ivr.sim import OutboundWebsocket, SimulatorConfig, parse_outbound_websockets
 from sim_audio import tone, write_wav
 from sim_client import Ari, EventStream
+
+from ivr.sim import OutboundWebsocket, SimulatorConfig, parse_outbound_websockets
 
 SCALE = 0.25
 PC_AUTH = "Basic cmVtb3RldXNlcjpyZW1vdGVwYXNz"      # remoteuser:remotepass, as recorded

@@ -17,11 +17,11 @@ replay of them, and check the evidence the choice rests on:
 from __future__ import annotations
 
 import pytest
+from sim_traces import load_trace
+from test_sim_conformance import agent1_answers, assert_same, run_scenario
 
 from ivr.ari.event_types import parse_event
 from ivr.web.routing import QueueWatch, answer_in
-from sim_traces import load_trace
-from test_sim_conformance import agent1_answers, assert_same, run_scenario
 
 SUBSCRIBED = ["continue-to-queue", "continue-to-queue-gosub", "continue-to-queue-nosub-ari-originated"]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_audio import tone, write_wav
+from sim_client import Ari, EventStream
 
 from ivr.sim import QueueConfig, QueueMember, RunningSimulator, SimulatorConfig, load_asterisk_conf
 from ivr.sim.audio import read_wav_bytes
-from sim_audio import tone, write_wav
-from sim_client import Ari, EventStream
 
 SCALE = 0.2
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from ivr.sim import RunningSimulator, SimulatorConfig
 from sim_audio import KHZ_PROMPT_SECONDS
 from sim_client import Ari, EventStream
+
+from ivr.sim import RunningSimulator, SimulatorConfig
 
 SCALE = 0.2           # prompt_config's
 

@@ -11,14 +11,14 @@ per test, never silently ignored.
 from __future__ import annotations
 
 import pytest
-
-from ivr.sim import RunningSimulator
 from sim_audio import make_http_prompts
 from sim_conformance import SCALE, assert_same, assert_timing, playback_spans, run_rtp_scenario, run_scenario
 from sim_media_server import MediaServer
 from sim_replay import Replayer
 from sim_rtp import recorded_summary
 from sim_traces import compare_streams, load_trace
+
+from ivr.sim import RunningSimulator
 
 
 async def test_dtmf(shared, trace_config, simulator, session):

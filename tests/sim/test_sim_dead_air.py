@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sim_audio import tone, write_wav
+from sim_client import Ari
 
 from ivr.sim import DeadAir, PromptRecord, QueueOutcome, SimCall, Simulator, SimulatorConfig
 from ivr.sim.audio_in import AudioIn
 from ivr.sim.model import DialplanLocation
 from ivr.sim.simcall import longest_gap
-from sim_audio import tone, write_wav
-from sim_client import Ari
 
 NOW = 30.0
 

@@ -14,17 +14,18 @@ a whole prompt.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
-
-from ivr.sim import SimulatorConfig, announcer
 from sim_audio import caller_speech, make_set3_sounds
 from sim_client import Ari
 from sim_conformance import SCALE, RtpReplay, assert_same, assert_timing, run_rtp_scenario, run_scenario
 from sim_rtp import Packet, RtpSink, gaps, recorded_summary, stats, windows
+
+from ivr.sim import SimulatorConfig, announcer
 
 SPEECH_RATIO = 0.1           # caller speech: 0.006-0.017 per recorded phase
 PROMPT_RATIO = 0.6           # prompt heard: 0.6-1.0 per recorded 100 ms window

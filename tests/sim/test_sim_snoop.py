@@ -12,11 +12,11 @@ import asyncio
 from typing import Any
 
 import pytest
-
-from ivr.sim import RunningSimulator, SimulatorConfig
 from sim_audio import tone, write_wav
 from sim_client import Ari, EventStream
 from sim_rtp import RtpSink, stats
+
+from ivr.sim import RunningSimulator, SimulatorConfig
 
 SCALE = 0.2           # prompt_config's
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sim_client import Ari
 
 from ivr.sim import ApiSpec, SimulatorConfig
-from sim_client import Ari
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as redis
 
@@ -28,7 +28,7 @@ from ivr.prompts import load_prompts
 from ivr.sim import SimulatorConfig, load_asterisk_conf, start_simulator
 from ivr.store import RedisCallStore
 from ivr.web.accounts import Accounts
-from ivr.web.caller_data import CallerProfile, Contact, PolicyInfo, RedisContactHistory, StaticDirectory
+from ivr.web.caller_data import CallerProfile, PolicyInfo, RedisContactHistory, StaticDirectory
 from ivr.web.desk import AgentDesk
 from ivr.web.server import AgentPage
 from tests.conftest import ROOT, shared_dir
@@ -76,7 +76,7 @@ class DeskRig:
 async def walk_cancellation(call: Any) -> None:
     """Key through main menu -> cancellation (too expensive, accepts the downgrade)."""
     await call.wait_in_stasis()
-    for count, (_, keys) in enumerate(CANCEL_BY_KEYS, start=1):
+    for _, keys in CANCEL_BY_KEYS:
         await asyncio.sleep(0.6)   # prompts are 0.3 s placeholders; keys barge in anyway
         await call.press(keys, interval=0.12)
     await call.wait_continued(timeout=20)

@@ -13,8 +13,8 @@ import time
 import aiohttp
 import pytest
 
-from tests.web.conftest import CALLER_ID, TOKENS, walk_cancellation, wait_for
 from ivr.web.caller_data import Contact
+from tests.web.conftest import CALLER_ID, TOKENS, wait_for, walk_cancellation
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ import pytest
 
 from ivr.web.caller_data import Contact
 from tests.conftest import ROOT
-from tests.web.conftest import CALLER_ID, TOKENS, walk_cancellation, wait_for
+from tests.web.conftest import CALLER_ID, TOKENS, wait_for, walk_cancellation
 
 CHROMIUM = os.environ.get("IVR_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
