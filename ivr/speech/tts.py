@@ -16,9 +16,10 @@ so the voice is checked after setting it; Mandarin uses `cmn-latn-pinyin`
 are spoken run by run, each in its own voice.
 
 pyttsx3 keeps one engine per process and is not re-entrant: renders are
-serialised with a lock. `synthesize` blocks (~20 ms for a long prompt);
-call it through `loop.run_in_executor` (a thread is fine: espeak releases
-nothing to gain from processes at this cost).
+serialised with a lock, in one worker process (`IsolatedTts`): espeak-ng is
+native code that has crashed, and a crash there must cost a retry, not the
+controller. `synthesize` blocks (~20 ms for a long prompt); call it through
+`loop.run_in_executor`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ import hashlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,7 +137,7 @@ def text_hash(text: str, language: str, rate: int = RATE) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
-def render_text(tts: EspeakTts, text: str, language: str, rate: int = RATE) -> bytes:
+def render_text(tts: EspeakTts | IsolatedTts, text: str, language: str, rate: int = RATE) -> bytes:
     """A WAV file (8 kHz) of `text`, mixed scripts spoken run by run."""
     gap = b"\0\0" * int(OUTPUT_RATE * 0.12)
     parts = [tts.render(part, voice, rate) for voice, part in voice_runs(text, language)]
@@ -153,7 +157,7 @@ class BuildReport:
 
 
 def build_prompts(prompts_dir: Path, out_dir: Path, languages: list[str] | None = None,
-                  tts: EspeakTts | None = None, rate: int = RATE) -> BuildReport:
+                  tts: EspeakTts | IsolatedTts | None = None, rate: int = RATE) -> BuildReport:
     """Render every prompt to `<out_dir>/<lang>/<key>.wav`, skipping what is unchanged."""
     catalog, _ = load_prompts(prompts_dir)
     manifest_path = out_dir / MANIFEST
@@ -205,15 +209,55 @@ def _remove_stale(out_dir: Path, old: dict, new: dict) -> list[str]:
     return removed
 
 
-_TTS: EspeakTts | None = None
+class IsolatedTts:
+    """`EspeakTts` in a worker process of its own: espeak-ng has crashed (SIGSEGV inside
+    `espeak_Synth`, seen once in a CI run) and must not take the controller and its calls
+    with it. A crashed worker is replaced and the render tried again."""
+
+    def __init__(self, attempts: int = 3) -> None:
+        self.attempts = attempts
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def render(self, text: str, voice: str, rate: int = RATE) -> bytes:
+        for attempt in range(self.attempts):
+            try:
+                return self._worker().submit(_render_in_worker, text, voice, rate).result(timeout=60)
+            except BrokenProcessPool:
+                log.warning("the speech synthesiser crashed; starting it again (try %d)", attempt + 1)
+                self.close()
+        raise TtsError(f"the speech synthesiser crashed {self.attempts} times")
+
+    def _worker(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _render_in_worker(text: str, voice: str, rate: int) -> bytes:
+    global _IN_WORKER
+    if _IN_WORKER is None:
+        _IN_WORKER = EspeakTts()
+    return _IN_WORKER.render(text, voice, rate)
+
+
+_IN_WORKER: EspeakTts | None = None  # the worker process's own engine
+_TTS: IsolatedTts | None = None
 _CACHE_LOCK = threading.Lock()
 
 
-def _default_tts() -> EspeakTts:
+def _default_tts() -> IsolatedTts:
     global _TTS
     with _CACHE_LOCK:
         if _TTS is None:
-            _TTS = EspeakTts()
+            _TTS = IsolatedTts()
             atexit.register(_release_tts)
         return _TTS
 
@@ -223,6 +267,8 @@ def _release_tts() -> None:
     finaliser ran after its module globals were gone and printed a traceback on every exit."""
     global _TTS
     with _CACHE_LOCK:
+        if _TTS is not None:
+            _TTS.close()
         _TTS = None
 
 

@@ -96,3 +96,21 @@ def test_synthesize_per_call_text_is_cached(tmp_path: Path) -> None:
     stamp = files[0].stat().st_mtime_ns
     assert synthesize("Your balance is 12 dollars.", "en", cache=tmp_path) == first
     assert files[0].stat().st_mtime_ns == stamp
+
+
+def test_a_crashed_synthesiser_is_started_again_and_the_render_tried_again():
+    """espeak-ng is native code: a crash inside it (SIGSEGV) costs a retry, not the process."""
+    import os
+    import signal
+
+    from ivr.speech.tts import VOICES, IsolatedTts
+
+    isolated = IsolatedTts()
+    try:
+        pool = isolated._worker()
+        os.kill(pool.submit(os.getpid).result(timeout=60), signal.SIGSEGV)  # the worker dies as espeak took it down
+        audio = isolated.render("hello", VOICES["en"])
+        assert len(audio) > 1000
+        assert pool is not isolated._worker()  # a new worker took over
+    finally:
+        isolated.close()
