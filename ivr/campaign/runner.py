@@ -66,15 +66,15 @@ class Campaign:
     def feed(self, event: sch.Event) -> list[sch.Action]:
         """One event through the scheduler; the targets it touched are saved at the end of the round."""
         result = sch.step(self.rules, self.state, event)
-        self._changed |= {k for k, t in result.state.targets.items() if self.state.targets.get(k) != t}
+        before = self.state.targets  # the step copies what it changes: a changed target is a new object
+        self._changed |= {k for k, t in result.state.targets.items() if before.get(k) is not t}
         self.state = result.state
         self._finished += [a for a in result.actions if isinstance(a, sch.Finished)]
         return result.actions
 
     async def round(self) -> list[sch.Action]:
         now = self.clock()
-        while self.inbox:
-            self.feed(self.inbox.pop(0))
+        self._take_inbox()
         await self._find_new(now)
         await self._read_outcomes()
         await self._check_due(now)
@@ -86,10 +86,13 @@ class Campaign:
 
     async def settle(self) -> None:
         """Between rounds: take in what arrived (calls that reached nobody, outcomes written), save."""
-        while self.inbox:
-            self.feed(self.inbox.pop(0))
+        self._take_inbox()
         await self._read_outcomes()
         await self.save()
+
+    def _take_inbox(self) -> None:
+        while self.inbox:
+            self.feed(self.inbox.pop(0))
 
     async def save(self) -> None:
         await self.store.save(self.state, self._changed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.campaign.model import MAX_ATTEMPTS_KEPT, Attempt, CampaignState, Channel, Result, Rules, Target
@@ -117,8 +118,9 @@ class Step:
 
 
 def step(rules: Rules, state: CampaignState, event: Event) -> Step:
-    """Advance the campaign by one event. The given state is left untouched."""
-    work = state.model_copy(deep=True)
+    """Advance the campaign by one event. The given state is left untouched: the step copies the
+    targets it changes only (`_own`), so an event costs what it touches, not the whole campaign."""
+    work = state.model_copy(update={"targets": dict(state.targets)})
     actions: list[Action] = []
     if isinstance(event, Found):
         if event.target.key not in work.targets:
@@ -126,13 +128,12 @@ def step(rules: Rules, state: CampaignState, event: Event) -> Step:
     elif isinstance(event, Tick):
         _tick(rules, work, event.now, actions)
     elif isinstance(event, Resolved):
-        target = work.targets.get(event.key)
-        if target is not None and target.status == "open":
+        if _is_open(work, event.key):
+            target = _own(work, event.key)
             _finish(target, RECOVERED.get(event.how, "paid"), event.channel or _inferred_channel(target), actions)
     elif isinstance(event, Blocked):
-        target = work.targets.get(event.key)
-        if target is not None and target.status == "open":
-            _finish(target, event.why, None, actions)
+        if _is_open(work, event.key):
+            _finish(_own(work, event.key), event.why, None, actions)
     elif isinstance(event, CallFailed):
         _call_failed(rules, work, event)
     elif isinstance(event, CallEnded):
@@ -151,51 +152,56 @@ def _tick(rules: Rules, state: CampaignState, now: float, actions: list[Action])
     today = _local(now, rules.insurer_timezone).date().isoformat()
     if state.day != today:
         state.day, state.calls_today = today, 0
-    for target in state.targets.values():
+    for target in list(state.targets.values()):
         if target.status == "open" and target.in_flight is not None:
-            _time_out(rules, target, now)
+            _time_out(rules, state, target, now)
     busy = sum(1 for t in state.targets.values() if t.in_flight is not None)
-    for target in sorted(state.targets.values(), key=lambda t: (t.cancel_on, t.next_at, t.key)):
-        if target.status == "open" and target.in_flight is None and target.next_at <= now:
-            placed = _contact(rules, state, target, now, actions, lines_free=busy < rules.lines)
-            busy += placed
+    soonest_to_cancel = sorted(due(state, now), key=lambda k: (state.targets[k].cancel_on, state.targets[k].next_at, k))
+    for key in soonest_to_cancel:
+        busy += _contact(rules, state, key, now, actions, lines_free=busy < rules.lines)
 
 
-def _contact(rules: Rules, state: CampaignState, target: Target, now: float, actions: list[Action],
+def _contact(rules: Rules, state: CampaignState, key: str, now: float, actions: list[Action],
              lines_free: bool) -> int:
     """The target's due contact, if the rules allow it now; 1 when a call was placed."""
-    if _local(now, rules.insurer_timezone).date() > target.cancel_on:
-        _finish(target, "lapsed", None, actions)
-    elif target.phone is None:
-        _finish(target, "no_phone", None, actions)
-    elif rules.text_first and target.texted_at is None:
+    seen = state.targets[key]
+    if _local(now, rules.insurer_timezone).date() > seen.cancel_on:
+        _finish(_own(state, key), "lapsed", None, actions)
+    elif seen.phone is None:
+        _finish(_own(state, key), "no_phone", None, actions)
+    elif rules.text_first and seen.texted_at is None:
+        target = _own(state, key)
         attempt = _attempt(target, "text", now)
         target.texted_at = now
         target.next_at = now + rules.first_call_after
-        actions.append(SendText(target.key, attempt.id))
-    elif target.calls >= rules.max_calls:
-        _finish(target, "exhausted", None, actions)
-    elif (opens := next_window(rules, target.zones, now)) > now:
-        target.next_at = opens
+        actions.append(SendText(key, attempt.id))
+    elif seen.calls >= rules.max_calls:
+        _finish(_own(state, key), "exhausted", None, actions)
+    elif (opens := next_window(rules, seen.zones, now)) > now:
+        _own(state, key).next_at = opens
     elif state.calls_today >= rules.daily_cap:
-        target.next_at = next_window(rules, target.zones, _next_day(rules, now))
+        _own(state, key).next_at = next_window(rules, seen.zones, _next_day(rules, now))
     elif lines_free:
+        target = _own(state, key)
         attempt = _attempt(target, "call", now)
         target.calls += 1
         target.in_flight = attempt.id
         state.calls_today += 1
-        actions.append(PlaceCall(target.key, attempt.id))
+        actions.append(PlaceCall(key, attempt.id))
         return 1
     return 0  # no line free: still due, the next tick tries again
 
 
-def _time_out(rules: Rules, target: Target, now: float) -> None:
-    attempt = _find(target, target.in_flight)
-    if attempt is None or now - attempt.at >= rules.attempt_timeout:
-        if attempt is not None:
-            attempt.result = "unknown"
-        target.in_flight = None
-        target.next_at = _after_backoff(rules, target, now)
+def _time_out(rules: Rules, state: CampaignState, seen: Target, now: float) -> None:
+    attempt = _find(seen, seen.in_flight)
+    if attempt is not None and now - attempt.at < rules.attempt_timeout:
+        return
+    target = _own(state, seen.key)
+    for lost in target.attempts:
+        if lost.id == target.in_flight:
+            lost.result = "unknown"
+    target.in_flight = None
+    target.next_at = _after_backoff(rules, target, now)
 
 
 # --- call results -------------------------------------------------------------
@@ -226,14 +232,29 @@ def _call_ended(rules: Rules, state: CampaignState, event: CallEnded, actions: l
 
 
 def _in_flight(state: CampaignState, attempt_id: str) -> tuple[Target | None, Attempt | None]:
+    """The target (copied, to be changed) whose call `attempt_id` is, and that attempt; None, None when
+    the call is not in flight (a repeated or unknown outcome)."""
     key = attempt_id.rsplit("-", 1)[0]
-    target = state.targets.get(key)
-    if target is None or target.status != "open" or target.in_flight != attempt_id:
+    seen = state.targets.get(key)
+    if seen is None or seen.status != "open" or seen.in_flight != attempt_id:
         return None, None
+    target = _own(state, key)
     return target, _find(target, attempt_id)
 
 
 # --- helpers ------------------------------------------------------------------
+
+def _is_open(state: CampaignState, key: str) -> bool:
+    target = state.targets.get(key)
+    return target is not None and target.status == "open"
+
+
+def _own(state: CampaignState, key: str) -> Target:
+    """The target, copied into the step's state before it is changed (the input state keeps its own)."""
+    target = state.targets[key].model_copy(deep=True)
+    state.targets[key] = target
+    return target
+
 
 def _finish(target: Target, result: Result, channel: Channel | None, actions: list[Action]) -> None:
     target.status, target.result, target.in_flight = "done", result, None
@@ -248,9 +269,10 @@ def _inferred_channel(target: Target) -> Channel:
     return "text" if target.texted_at is not None and not answered else "other"
 
 
-def _attempt(target: Target, kind: str, now: float) -> Attempt:
-    number = len(target.attempts) + 1 if not target.attempts else int(target.attempts[-1].id.rsplit("-", 1)[1]) + 1
-    attempt = Attempt(id=f"{target.key}-{number}", kind="text" if kind == "text" else "call", at=now)
+def _attempt(target: Target, kind: Literal["text", "call"], now: float) -> Attempt:
+    """A new contact; attempt ids count on from the last one kept (older ones are dropped)."""
+    number = int(target.attempts[-1].id.rsplit("-", 1)[1]) + 1 if target.attempts else 1
+    attempt = Attempt(id=f"{target.key}-{number}", kind=kind, at=now)
     target.attempts.append(attempt)
     del target.attempts[:-MAX_ATTEMPTS_KEPT]
     return attempt
