@@ -426,31 +426,13 @@ def _experiment_controls(flows_dir: Path) -> dict[str, str]:
 
 
 async def _campaign_recoveries(url: str, since: float, until: float) -> list | None:
-    """The failed debits a rescue campaign followed and how each ended (`ivr.report.Recovery`), for the
-    report's text-message channel and per-debit view; None when no campaign has finished any."""
-    from ivr import redisconn, sealing
-    from ivr.campaign.store import CampaignStore
+    """The failed debits a rescue campaign finished in the window (`ivr.report.Recovery`), for the report's
+    text-message channel and per-debit view; None when no campaign has finished any."""
+    from ivr.campaign.store import open_store
     from ivr.config import Settings
-    from ivr.report import Recovery
 
-    store = CampaignStore(redisconn.connect(url), sealing.for_settings(Settings()))
-    try:
-        finished = await store.finished()
-    finally:
-        await store.client.aclose()
-    recoveries = [Recovery(channel=_channel(f["channel"]), outcome=_outcome(f["outcome"]), at=float(f["at"]))
-                  for f in finished if since <= float(f["at"]) <= until]
-    return recoveries or None
-
-
-def _channel(channel: str) -> str:
-    """The campaign's channel of a finished debit as the report counts it (a debit paid some other way
-    after an answered campaign call counts for the call)."""
-    return channel if channel in ("inbound", "outbound_call", "text") else "outbound_call"
-
-
-def _outcome(result: str) -> str:
-    return result if result in ("paid", "promised", "lapsed") else "open"
+    async with open_store(url, Settings()) as store:
+        return await store.recoveries(since, until) or None
 
 
 def _prompts_parser(commands) -> None:

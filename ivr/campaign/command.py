@@ -110,15 +110,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def _status(settings: Any) -> dict[str, Any]:
-    from ivr import redisconn, sealing
-    from ivr.campaign.store import CampaignStore
+    from ivr.campaign.store import open_store
 
-    store = CampaignStore(redisconn.connect(settings.redis_url), sealing.for_settings(settings))
-    try:
-        state = await store.load()
-    finally:
-        await store.client.aclose()
-    return summary(state)
+    async with open_store(settings.redis_url, settings) as store:
+        return summary(await store.load())
 
 
 def summary(state: Any) -> dict[str, Any]:
@@ -150,11 +145,7 @@ def cmd_block(args: argparse.Namespace) -> int:
 
 
 async def _block(settings: Any, number: str, unblock: bool) -> None:
-    from ivr import redisconn, sealing
-    from ivr.campaign.store import CampaignStore
+    from ivr.campaign.store import open_store
 
-    store = CampaignStore(redisconn.connect(settings.redis_url), sealing.for_settings(settings))
-    try:
+    async with open_store(settings.redis_url, settings) as store:
         await (store.unblock(number) if unblock else store.block(number))
-    finally:
-        await store.client.aclose()

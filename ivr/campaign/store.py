@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as redis
 
+from ivr import redisconn, sealing
 from ivr.campaign.model import CampaignState, Target
+from ivr.report import Recovery
 from ivr.sealing import Sealer
 
 log = logging.getLogger(__name__)
@@ -118,6 +122,24 @@ class CampaignStore:
 
     async def finished(self) -> list[dict[str, Any]]:
         return [json.loads(r) for r in await self.client.lrange(f"{self.prefix}finished", 0, -1)]
+
+    async def recoveries(self, since: float, until: float) -> list[Recovery]:
+        """The debits that finished in the window as `ivr report` counts them: recovered or not, by the
+        channel that did it (a debit paid some other way after an answered campaign call counts for the call)."""
+        return [Recovery(channel=f["channel"] if f["channel"] in ("inbound", "outbound_call", "text") else "outbound_call",
+                         outcome=f["outcome"] if f["outcome"] in ("paid", "promised", "lapsed") else "open",
+                         at=float(f["at"]))
+                for f in await self.finished() if since <= float(f["at"]) <= until]
+
+
+@asynccontextmanager
+async def open_store(redis_url: str, settings: Any) -> AsyncIterator[CampaignStore]:
+    """A store on its own Redis connection, sealed under the settings' keys, closed after use (commands)."""
+    store = CampaignStore(redisconn.connect(redis_url), sealing.for_settings(settings))
+    try:
+        yield store
+    finally:
+        await store.client.aclose()
 
 
 def outcome_fields(attempt: str | None, target: str | None, payment: str | None, outcome: str,

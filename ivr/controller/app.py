@@ -299,14 +299,11 @@ def _call_data(channel: Channel, args: list[str]) -> dict[str, Any]:
     (`Stasis(ivr,${IVR_DNIS})`): after the dialplan's Goto the channel's exten is `s`.
     A campaign's call enters as `Stasis(ivr,outbound,${AMDSTATUS},${IVR_ATTEMPT})`: its
     caller id is the insurer's own, the callee is known by the attempt."""
+    line = {"channel": channel.name, "language": channel.language if channel.language in LANGUAGES else None}
     if _outbound(args):
-        return {"direction": "outbound", "amd": args[1][:16] if len(args) > 1 else "",
-                "attempt": args[2][:64] if len(args) > 2 else "", "ani": "", "caller_name": "",
-                "dnis": "", "channel": channel.name,
-                "language": channel.language if channel.language in LANGUAGES else None}
-    return {"ani": channel.caller.number, "caller_name": channel.caller.name,
-            "dnis": args[0] if args else "", "channel": channel.name,
-            "language": channel.language if channel.language in LANGUAGES else None}
+        return {**line, "direction": "outbound", "amd": args[1][:16] if len(args) > 1 else "",
+                "attempt": args[2][:64] if len(args) > 2 else "", "ani": "", "caller_name": "", "dnis": ""}
+    return {**line, "ani": channel.caller.number, "caller_name": channel.caller.name, "dnis": args[0] if args else ""}
 
 
 def _outbound(args: list[str]) -> bool:

@@ -229,8 +229,7 @@ def _date(text: str) -> dt.date:
 
 def _person(row: sqlite3.Row) -> Person:
     return Person(id=row["id"], family_id=row["family_id"], first_name=row["first_name"], last_name=row["last_name"],
-                  dob=_date(row["dob"]), id_last4=row["id_number"][-4:], phone=row["phone"], language=row["language"],
-                  timezone=row["timezone"] if "timezone" in row.keys() else None)
+                  dob=_date(row["dob"]), id_last4=row["id_number"][-4:], phone=row["phone"], language=row["language"])
 
 
 def _agent(row: sqlite3.Row) -> Agent:

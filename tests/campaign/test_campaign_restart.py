@@ -12,6 +12,7 @@ from ivr.campaign.model import Rules
 from ivr.campaign.runner import Campaign
 from ivr.campaign.store import CampaignStore
 from ivr.policyadmin.model import DebitFailure, Person, Policy
+from ivr.report import Recovery
 from ivr.sealing import Sealer
 from ivr.sms import Outbox
 
@@ -86,6 +87,9 @@ async def test_a_restarted_campaign_goes_on_where_it_stopped(redis_url):
         await again.round()
         [target] = again.state.targets.values()
         assert target.status == "done" and target.result == "paid" and dialer.placed == [PHONE]
+        # the report counts it for the text: the one call never reached them
+        assert await store.recoveries(at("2026-12-07T00:00"), at("2026-12-08T00:00")) == [
+            Recovery(channel="text", outcome="paid", at=at("2026-12-07T19:00"))]
         keys = [k async for k in client.scan_iter(match=f"{store.prefix}*")]
         dumped = b"".join([str(await client.hgetall(k)).encode() if await client.type(k) == b"hash"
                            else b"" for k in keys])
