@@ -195,6 +195,14 @@ async def originate(ari: Ari, exten: str, caller: str = "WS Caller <+15550111>")
     return body
 
 
+async def call_on_its_socket(ari: Ari, app_server: Any) -> tuple[dict[str, Any], Any]:
+    """A call originated into the per-call application, and its websocket once StasisStart came on it."""
+    chan = await originate(ari, "pc")
+    conn = await app_server.connection(1)
+    await conn.next("StasisStart")
+    return chan, conn
+
+
 # -- configuration -------------------------------------------------------------------------------
 def test_recorded_configs_parse(shared: Path) -> None:
     conns = recorded_connections(shared, "ws://x/pc", "ws://x/p")
@@ -273,9 +281,7 @@ async def test_per_call_rest_replay_matches_trace(shared, ws_config, simulator, 
                                         persist_uri="ws://127.0.0.1:9/ari/persist"))   # ivrp1/2 listed, unreachable
     ari = Ari(running, session)
     monitor = await ari.events("trmon", subscribe_all=True)
-    chan = await originate(ari, "pc")
-    conn = await app_server.connection(1)
-    await conn.next("StasisStart")
+    chan, conn = await call_on_its_socket(ari, app_server)
     ids = {chan["id"]: "CHAN", chan["name"]: "NAME"}
     rec_ids = {rec_chan: "CHAN", rec_name: "NAME"}
     for entry in recorded:
@@ -314,9 +320,7 @@ async def test_per_call_rest_replay_matches_trace(shared, ws_config, simulator, 
 async def test_requests_answered_in_order_and_refusals(ws_config, simulator, session, app_server):
     running = await simulator(ws_config())
     ari = Ari(running, session)
-    chan = await originate(ari, "pc")
-    conn = await app_server.connection(1)
-    await conn.next("StasisStart")
+    chan, conn = await call_on_its_socket(ari, app_server)
     cid = chan["id"]
     play = await conn.rest("POST", f"channels/{cid}/play", query_strings=[
         {"name": "media", "value": "sound:tr/tone1k"}, {"name": "playbackId", "value": "pb-order"}])
@@ -420,9 +424,7 @@ async def test_continue_resumes_dialplan_then_socket_closed(ws_config, simulator
 async def test_server_close_reconnects_gap_events_first(ws_config, simulator, session, app_server):
     running = await simulator(ws_config())
     ari = Ari(running, session)
-    chan = await originate(ari, "pc")
-    first = await app_server.connection(1)
-    await first.next("StasisStart")
+    chan, first = await call_on_its_socket(ari, app_server)
     # the application closes: Asterisk answers 1000 and is back at once, ApplicationRegistered only
     await first.ws.close(code=1001)
     assert first.close_code == 1000
@@ -455,9 +457,7 @@ async def test_retries_exhausted_mid_call_stasis_failed(ws_config, simulator, se
     running = await simulator(ws_config())
     ari = Ari(running, session)
     monitor = await ari.events("trmon", subscribe_all=True)
-    chan = await originate(ari, "pc")
-    conn = await app_server.connection(1)
-    await conn.next("StasisStart")
+    chan, conn = await call_on_its_socket(ari, app_server)
     await conn.rest("POST", f"channels/{chan['id']}/play?media=sound:tr/tone1k&playbackId=lost")
     await app_server.pause()
     await conn.ws.close(code=1001)
@@ -545,9 +545,7 @@ async def test_outbound_and_events_streams_do_not_mix(ws_config, simulator, sess
     running = await simulator(ws_config())
     ari = Ari(running, session)
     ivr: EventStream = await ari.events("ivr")
-    chan = await originate(ari, "pc")
-    conn = await app_server.connection(1)
-    await conn.next("StasisStart")
+    chan, conn = await call_on_its_socket(ari, app_server)
     await asyncio.sleep(0.2)
     assert not [e for e in ivr.events if e.get("channel", {}).get("id") == chan["id"]]
     await ivr.close()
@@ -558,9 +556,7 @@ async def test_a_file_is_not_sent_over_the_websocket(ws_config, simulator, sessi
     without a body (res/ari/ari_websocket_requests.c, send_rest_response); HTTP ARI serves it."""
     running = await simulator(ws_config())
     ari = Ari(running, session)
-    chan = await originate(ari, "pc")
-    conn = await app_server.connection(1)
-    await conn.next("StasisStart")
+    chan, conn = await call_on_its_socket(ari, app_server)
     cid = chan["id"]
     started = await conn.rest("POST", f"channels/{cid}/record", query_strings=[
         {"name": "name", "value": "ws-file"}, {"name": "format", "value": "wav"},
