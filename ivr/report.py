@@ -239,18 +239,18 @@ def render(report: dict[str, Any]) -> str:
     if not report["calls"]:
         return lines[0] + "\n(no calls in this window)"
     o = report["outcomes"]
-    lines.append(f"finished in self-service {o.get('contained', 0)} ({_pct(report['containment'])}), "
+    lines.append(f"finished in self-service {o.get('contained', 0)} ({percent(report['containment'])}), "
                  f"transferred {o.get('transferred', 0)}, hung up {o.get('abandoned', 0)}")
     lines += ["", f"{'journey':<16}{'entered':>8}{'contained':>11}{'transferred':>13}{'hung up':>9}{'containment':>13}"]
     for name, j in report["journeys"].items():
         lines.append(f"{name:<16}{j['entered']:>8}{j['contained']:>11}{j['transferred']:>13}{j['abandoned']:>9}"
-                     f"{_pct(j['containment']):>13}")
+                     f"{percent(j['containment']):>13}")
     p = report["payment_recovery"]
     if p["callers"]:
         callers = f"{p['callers']} caller" + ("s" if p["callers"] != 1 else "")
         lines += ["", f"failed premiums: {callers}, paid now {p['paid']}, promised {p['promised']}, "
-                      f"not recovered {p['open']}: recovered {_pct(p['recovered'])} "
-                      f"(target over {_pct(p['target'])})"]
+                      f"not recovered {p['open']}: recovered {percent(p['recovered'])} "
+                      f"(target over {percent(p['target'])})"]
     lines += ["", "transfer reasons:"]
     lines += [f"  {t['calls']:>5}  {t['queue']}: {t['reason']}" for t in report["transfer_reasons"]] or ["  (none)"]
     lines += ["", "drop-off (caller hung up at):"]
@@ -284,15 +284,15 @@ def _render_funnels(funnels: list[dict[str, Any]]) -> list[str]:
 
 
 def _render_recovery(recovery: dict[str, Any]) -> list[str]:
-    lines = ["", f"failed premiums recovered by channel (target over {_pct(recovery['target'])}):"]
+    lines = ["", f"failed premiums recovered by channel (target over {percent(recovery['target'])}):"]
     for c in recovery["channels"]:
         enough = "" if c["enough_data"] else "  not enough data"
         lines.append(f"  {c['label']:<16}{c['cases']:>6} cases  recovered {c['recovered']:>5} "
-                     f"({_pct(c['rate'])}){enough}")
+                     f"({percent(c['rate'])}){enough}")
     debits = recovery["per_failed_debit"]
     if debits is not None:
         lines.append(f"  all failed debits followed: {debits['cases']}, recovered {debits['recovered']} "
-                     f"({_pct(debits['rate'])}), lapsed {debits['lapsed']}")
+                     f"({percent(debits['rate'])}), lapsed {debits['lapsed']}")
     return lines
 
 
@@ -313,7 +313,8 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
-def _pct(rate: float | None) -> str:
+def percent(rate: float | None) -> str:
+    """A rate as people read it (`-` when there was nothing to count); the text and the page both."""
     return "-" if rate is None else f"{rate * 100:.0f}%"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
-from ivr.report import CHANNELS, MIN_CASES, RECOVERY_TARGET
+from ivr.report import CHANNELS, MIN_CASES, RECOVERY_TARGET, percent
 from ivr.stats import format_p
 
 COLOURS = {"contained": "#2a9d8f", "transferred": "#e9c46a", "abandoned": "#e76f51", "other": "#b0b0b0"}
@@ -63,7 +63,7 @@ def page(report: dict[str, Any]) -> str:
     else:
         o = report["outcomes"]
         parts.append(f"<p><strong>{report['calls']}</strong> calls: {o.get('contained', 0)} finished in self-service "
-                     f"({_pct(report['containment'])}), {o.get('transferred', 0)} transferred to a person, "
+                     f"({percent(report['containment'])}), {o.get('transferred', 0)} transferred to a person, "
                      f"{o.get('abandoned', 0)} hung up midway.</p>")
         parts += [_hours(report), _journeys(report), _funnels(report), _recovery(report), _experiments(report)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -94,7 +94,7 @@ def _hours(report: dict[str, Any]) -> str:
 
 def _journeys(report: dict[str, Any]) -> str:
     journeys = report["journeys"]
-    rows = [[name, j["entered"], j["contained"], j["transferred"], j["abandoned"], j["other"], _pct(j["containment"])]
+    rows = [[name, j["entered"], j["contained"], j["transferred"], j["abandoned"], j["other"], percent(j["containment"])]
             for name, j in journeys.items()]
     out = (_section("Containment and transfer reasons per journey", "journeys")
            + _note("Of the callers who entered each journey, how many finished it in self-service (contained), "
@@ -131,7 +131,7 @@ def _funnels(report: dict[str, Any]) -> str:
         kind = "journey" if funnel["journey"] else "flow"
         out += f"<h3>{_e(funnel['flow'])} <small>({kind}, {funnel['calls']} calls)</small></h3>"
         out += _chart(f"funnel-{fid}", _funnel_chart, funnel)
-        rows = [[n["node"], n["reached"], _pct(n["reached"] / funnel["calls"]), n["hung_up"]] for n in funnel["nodes"]]
+        rows = [[n["node"], n["reached"], percent(n["reached"] / funnel["calls"]), n["hung_up"]] for n in funnel["nodes"]]
         out += _table(f"t-funnel-{fid}", ["step", "reached", "of the flow's calls", "hung up here"], rows)
     return out
 
@@ -142,12 +142,12 @@ def _recovery(report: dict[str, Any]) -> str:
            + _note(f"Of the policyholders told of a failed premium, the share who paid it or promised to pay by a "
                    f"date, per channel: when they called us (inbound), when a rescue campaign called them "
                    f"(outbound), or when they paid after a text message without a call. The dashed line is the "
-                   f"{_pct(recovery['target'])} target. Below {recovery['min_cases']} cases a channel's rate says "
+                   f"{percent(recovery['target'])} target. Below {recovery['min_cases']} cases a channel's rate says "
                    f"little: it is marked \"not enough data\"."))
     if recovery["per_failed_debit"] is None:
         out += _note("Campaign results were not given: calls only, no text-message channel.")
     out += _chart("recovery", _recovery_chart, recovery)
-    rows = [[c["label"], c["cases"], c["paid"], c["promised"], c["open"], c["lapsed"], c["recovered"], _pct(c["rate"]),
+    rows = [[c["label"], c["cases"], c["paid"], c["promised"], c["open"], c["lapsed"], c["recovered"], percent(c["rate"]),
              _against_target(c)] for c in recovery["channels"]]
     out += _table("t-recovery", ["channel", "cases", "paid", "promised", "not yet", "lapsed", "recovered", "rate",
                                  "against target"], rows)
@@ -157,8 +157,8 @@ def _recovery(report: dict[str, Any]) -> str:
         out += _note("Every failed debit the campaign followed, by the channel it was settled through, whether or "
                      "not a call came of it: the overall recovery against the target.")
         out += (f"<p><strong>{debits['recovered']}</strong> of {debits['cases']} failed debits recovered "
-                f"({_pct(debits['rate'])}); target {_pct(recovery['target'])}: {_against_target(debits)}.</p>")
-        rows = [[label, d["cases"], d["paid"], d["promised"], d["open"], d["lapsed"], d["recovered"], _pct(d["rate"])]
+                f"({percent(debits['rate'])}); target {percent(recovery['target'])}: {_against_target(debits)}.</p>")
+        rows = [[label, d["cases"], d["paid"], d["promised"], d["open"], d["lapsed"], d["recovered"], percent(d["rate"])]
                 for label, d in [*((CHANNELS[c], d) for c, d in debits["by_channel"].items()), ("all", debits)]]
         out += _table("t-debits", ["channel", "debits", "paid", "promised", "not yet", "lapsed", "recovered", "rate"],
                       rows)
@@ -254,14 +254,14 @@ def _recovery_chart(recovery: dict[str, Any]) -> Figure:
         if not c["enough_data"]:
             bar.set_hatch("//")
             bar.set_edgecolor("#7f95b3")
-        note = f"{_pct(c['rate'])}, n = {c['cases']}" + ("" if c["enough_data"] else "\nnot enough data")
+        note = f"{percent(c['rate'])}, n = {c['cases']}" + ("" if c["enough_data"] else "\nnot enough data")
         inside = bar.get_height() > 25  # in the bar, clear of the target line; a short bar's note above it
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() - 3 if inside else bar.get_height() + 2, note,
                 ha="center", va="top" if inside else "bottom", fontsize=9,
                 color="white" if inside and c["enough_data"] else "#222",
                 bbox=None if c["enough_data"] else {"facecolor": "white", "edgecolor": "none", "pad": 1.5})
     ax.axhline(RECOVERY_TARGET * 100, color=TARGET, linestyle="--", linewidth=1.2)
-    ax.annotate(f"target {_pct(RECOVERY_TARGET)}", (1.0, RECOVERY_TARGET * 100), xycoords=("axes fraction", "data"),
+    ax.annotate(f"target {percent(RECOVERY_TARGET)}", (1.0, RECOVERY_TARGET * 100), xycoords=("axes fraction", "data"),
                 xytext=(4, 0), textcoords="offset points", color=TARGET, va="center", fontsize=9)
     ax.set_ylim(0, 105)
     ax.set_yticks(range(0, 101, 20), [f"{v}%" for v in range(0, 101, 20)])
@@ -378,10 +378,6 @@ def _interval(p: dict[str, Any]) -> str:
 
 def _p(test: dict[str, Any] | None) -> str:
     return "-" if test is None else format_p(test["p"])
-
-
-def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.0f}%"
 
 
 def _hour_label(hour: str, step: int) -> str:
