@@ -24,6 +24,7 @@ from ivr.campaign.schedule import CallFailed
 log = logging.getLogger(__name__)
 
 MAX_PLACED = 10_000  # calls being watched at once
+FORGET_AFTER = 6 * 3600  # a call still watched after this lost its end (the campaign times calls out after 2 h)
 # Q.850 causes a never-answered channel ends with (Asterisk's causes.h), as the campaign counts them
 BUSY_CAUSES = {17, 21}  # user busy, call rejected
 NO_ANSWER_CAUSES = {18, 19}  # no user responding, no answer
@@ -33,6 +34,7 @@ UNREACHABLE_CAUSES = {1, 3, 27, 28, 34, 38, 41, 42}  # unallocated number, no ro
 @dataclass
 class _Placed:
     attempt: str
+    at: float
     answered: bool = False
 
 
@@ -57,19 +59,27 @@ class AriDialer:
         self.placed: dict[str, _Placed] = {}
 
     async def place(self, attempt: str, phone: str, language: str) -> None:
+        self._forget_lost()
         if len(self.placed) >= MAX_PLACED:
             raise RuntimeError(f"{MAX_PLACED} calls already placed and not ended")
         channel = await self.ari.originate(
             self.plan.endpoint.format(number=phone), context=self.plan.context, extension="s", priority=1,
             caller_id=self.plan.caller_id or None, timeout=self.plan.ring_timeout, in_body=True,
             variables={"IVR_ATTEMPT": attempt})
-        self.placed[channel.id] = _Placed(attempt)
+        self.placed[channel.id] = _Placed(attempt, self.clock())
         try:
             await self.ari.subscribe(self.app, f"channel:{channel.id}")
         except AriError as exc:  # gone already: it reached nobody, and why is lost
             if self.placed.pop(channel.id, None) is not None:
                 log.info("campaign call %s ended before it could be watched (%s)", attempt, exc)
                 self.on_failed(CallFailed(attempt, "failed", self.clock()))
+
+    def _forget_lost(self) -> None:
+        """Calls whose end never reached us (the events websocket was down then): the campaign has timed
+        them out by now; watching them longer would fill the table and stop the calling."""
+        stale = self.clock() - FORGET_AFTER
+        for channel_id in [c for c, placed in self.placed.items() if placed.at < stale]:
+            del self.placed[channel_id]
 
     async def on_event(self, event: AriEvent) -> None:
         """An event of the campaign's application: a watched channel answered, or gone."""

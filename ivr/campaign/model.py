@@ -68,6 +68,7 @@ class Target(BaseModel):
     found_at: float
     status: Status = "open"
     result: Result | None = None
+    finished_at: float | None = None
     recovered_by: Channel | None = None
     texted_at: float | None = None
     calls: int = 0

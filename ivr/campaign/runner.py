@@ -58,7 +58,7 @@ class Campaign:
         self.state = CampaignState()
         self.inbox = inbox if inbox is not None else []
         self._changed: set[str] = set()
-        self._finished: list[sch.Finished] = []  # targets ended since the last save, for the report
+        self._finished: list[tuple[str, str]] = []  # (result, channel) of targets ended since the last save
 
     async def load(self) -> None:
         self.state = await self.store.load()
@@ -66,10 +66,11 @@ class Campaign:
     def feed(self, event: sch.Event) -> list[sch.Action]:
         """One event through the scheduler; the targets it touched are saved at the end of the round."""
         result = sch.step(self.rules, self.state, event)
-        before = self.state.targets  # the step copies what it changes: a changed target is a new object
-        self._changed |= {k for k, t in result.state.targets.items() if before.get(k) is not t}
+        before, after = self.state.targets, result.state.targets  # a changed target is a new object
+        self._changed |= {k for k, t in after.items() if before.get(k) is not t} | (before.keys() - after.keys())
         self.state = result.state
-        self._finished += [a for a in result.actions if isinstance(a, sch.Finished)]
+        self._finished += [(a.result, a.channel or _last_contact(after[a.key]))  # not recovered: the last way tried
+                           for a in result.actions if isinstance(a, sch.Finished)]
         return result.actions
 
     async def round(self) -> list[sch.Action]:
@@ -98,20 +99,23 @@ class Campaign:
         await self.store.save(self.state, self._changed)
         self._changed = set()
         now = self.clock()
-        for done in self._finished:  # not recovered: counted for the last way it was contacted
-            await self.store.note_finished(done.result, done.channel or _last_contact(self.state.targets[done.key]), now)
+        for result, channel in self._finished:
+            await self.store.note_finished(result, channel, now)
         self._finished = []
 
     # --- the book ---------------------------------------------------------------
 
     async def _find_new(self, now: float) -> None:
+        listed = set()
         for failure in await self.book.open_debit_failures(BOOK_LIMIT):
             key = target_key(self.store.sealer, failure.policy_number)
+            listed.add(key)
             if key in self.state.targets:
                 continue
             target = await self._target(key, failure.policy_number, failure.amount, failure.cancel_on, now)
             if target is not None:
                 self.feed(sch.Found(target))
+        self.feed(sch.Listed(frozenset(listed), now))
 
     async def _target(self, key: str, number: str, amount: float, cancel_on: dt.date, now: float) -> Target | None:
         policy = await self.book.policy(number)

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.campaign.model import MAX_ATTEMPTS_KEPT, Attempt, CampaignState, Channel, Result, Rules, Target
 
+KEEP_FINISHED = 35 * 24 * 3600  # finished targets the book no longer lists are kept this long (status, reports)
 SEARCH_STEP = 15 * 60  # calling windows are searched in quarter hours
 SEARCH_LIMIT = 8 * 24 * 3600  # a window at least once a week, or the rules are wrong
 RECOVERED: dict[str, Result] = {"paid": "paid", "promised": "promised"}
@@ -82,7 +83,17 @@ class CallEnded:
     at: float
 
 
-Event = Found | Tick | Resolved | Blocked | CallFailed | CallEnded
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """The debits the book lists as open now. A target finished more than `KEEP_FINISHED` ago and no
+    longer among them is forgotten: the state stays as large as the book's open debits and a month of
+    finished ones. One still listed is kept, so an unpaid debit whose calls ran out is not taken up again."""
+
+    keys: frozenset[str]
+    now: float
+
+
+Event = Found | Tick | Resolved | Blocked | CallFailed | CallEnded | Listed
 
 
 # --- actions ------------------------------------------------------------------
@@ -130,14 +141,19 @@ def step(rules: Rules, state: CampaignState, event: Event) -> Step:
     elif isinstance(event, Resolved):
         if _is_open(work, event.key):
             target = _own(work, event.key)
-            _finish(target, RECOVERED.get(event.how, "paid"), event.channel or _inferred_channel(target), actions)
+            _finish(target, RECOVERED.get(event.how, "paid"), event.channel or _inferred_channel(target), actions,
+                    event.at)
     elif isinstance(event, Blocked):
         if _is_open(work, event.key):
-            _finish(_own(work, event.key), event.why, None, actions)
+            _finish(_own(work, event.key), event.why, None, actions, event.at)
     elif isinstance(event, CallFailed):
         _call_failed(rules, work, event)
     elif isinstance(event, CallEnded):
         _call_ended(rules, work, event, actions)
+    elif isinstance(event, Listed):
+        gone = event.now - KEEP_FINISHED
+        work.targets = {k: t for k, t in work.targets.items()
+                        if t.status == "open" or k in event.keys or (t.finished_at or 0) > gone}
     return Step(work, actions)
 
 
@@ -166,9 +182,9 @@ def _contact(rules: Rules, state: CampaignState, key: str, now: float, actions: 
     """The target's due contact, if the rules allow it now; 1 when a call was placed."""
     seen = state.targets[key]
     if _local(now, rules.insurer_timezone).date() > seen.cancel_on:
-        _finish(_own(state, key), "lapsed", None, actions)
+        _finish(_own(state, key), "lapsed", None, actions, now)
     elif seen.phone is None:
-        _finish(_own(state, key), "no_phone", None, actions)
+        _finish(_own(state, key), "no_phone", None, actions, now)
     elif rules.text_first and seen.texted_at is None:
         target = _own(state, key)
         attempt = _attempt(target, "text", now)
@@ -176,7 +192,7 @@ def _contact(rules: Rules, state: CampaignState, key: str, now: float, actions: 
         target.next_at = now + rules.first_call_after
         actions.append(SendText(key, attempt.id))
     elif seen.calls >= rules.max_calls:
-        _finish(_own(state, key), "exhausted", None, actions)
+        _finish(_own(state, key), "exhausted", None, actions, now)
     elif (opens := next_window(rules, seen.zones, now)) > now:
         _own(state, key).next_at = opens
     elif state.calls_today >= rules.daily_cap:
@@ -222,9 +238,9 @@ def _call_ended(rules: Rules, state: CampaignState, event: CallEnded, actions: l
     attempt.result = event.outcome
     target.in_flight = None
     if event.outcome in RECOVERED:
-        _finish(target, RECOVERED[event.outcome], "outbound_call", actions)
+        _finish(target, RECOVERED[event.outcome], "outbound_call", actions, event.at)
     elif event.outcome == "opted_out":
-        _finish(target, "opted_out", None, actions)
+        _finish(target, "opted_out", None, actions, event.at)
     elif event.outcome == "transferred":
         target.next_at = event.at + rules.recheck_after_transfer
     else:
@@ -256,8 +272,8 @@ def _own(state: CampaignState, key: str) -> Target:
     return target
 
 
-def _finish(target: Target, result: Result, channel: Channel | None, actions: list[Action]) -> None:
-    target.status, target.result, target.in_flight = "done", result, None
+def _finish(target: Target, result: Result, channel: Channel | None, actions: list[Action], at: float) -> None:
+    target.status, target.result, target.in_flight, target.finished_at = "done", result, None, at
     target.recovered_by = channel if result in RECOVERED.values() else None
     actions.append(Finished(target.key, result, target.recovered_by))
 

@@ -60,12 +60,14 @@ class CampaignStore:
         return CampaignState(day=day, calls_today=int(meta.get(b"calls_today") or 0), targets=targets)
 
     async def save(self, state: CampaignState, keys: set[str]) -> None:
-        """The day's count and the targets that changed, in one transaction."""
+        """The day's count and the targets that changed (or were forgotten), in one transaction."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(f"{self.prefix}meta", mapping={"day": state.day, "calls_today": state.calls_today})
             changed = {k: state.targets[k].model_dump_json() for k in keys if k in state.targets}
             if changed:
                 pipe.hset(f"{self.prefix}targets", mapping=changed)  # type: ignore[arg-type]
+            if forgotten := [k for k in keys if k not in state.targets]:
+                pipe.hdel(f"{self.prefix}targets", *forgotten)
             await pipe.execute()
 
     # --- contacts of placed calls -----------------------------------------------

@@ -99,3 +99,44 @@ async def test_a_restarted_campaign_goes_on_where_it_stopped(redis_url):
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+def test_a_call_whose_end_was_never_heard_is_not_watched_for_ever():
+    import asyncio
+
+    from ivr.campaign.dialer import FORGET_AFTER, AriDialer, DialPlan
+
+    class Ari:
+        def __init__(self) -> None:
+            self.count = 0
+
+        async def originate(self, *args, **kwargs):
+            self.count += 1
+            return type("Channel", (), {"id": f"ch{self.count}"})()
+
+        async def subscribe(self, app, source):
+            return None
+
+    now = [0.0]
+    dialer = AriDialer(Ari(), "ivr-campaign", DialPlan(), lambda failed: None, lambda: now[0])
+    asyncio.run(dialer.place("a-1", PHONE, "en"))
+    now[0] = FORGET_AFTER + 1
+    asyncio.run(dialer.place("b-1", PHONE, "en"))
+    assert [p.attempt for p in dialer.placed.values()] == ["b-1"]
+
+
+async def test_a_forgotten_target_leaves_redis_too(redis_url):
+    from ivr.campaign.model import CampaignState, Target
+
+    client = redis.from_url(redis_url)
+    store = CampaignStore(client, Sealer.generate(), prefix=f"t{uuid.uuid4().hex[:8]}:campaign:")
+    kept = Target(key="k1", policy="sealed:p", phone=None, person="P1", amount=1.0, cancel_on=dt.date(2026, 12, 31),
+                  found_at=0.0)
+    try:
+        await store.save(CampaignState(targets={"k1": kept}), {"k1"})
+        assert set((await store.load()).targets) == {"k1"}
+        await store.save(CampaignState(), {"k1"})
+        assert (await store.load()).targets == {}
+    finally:
+        await client.delete(f"{store.prefix}targets", f"{store.prefix}meta")
+        await client.aclose()

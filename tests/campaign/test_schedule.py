@@ -159,3 +159,13 @@ def test_no_more_calls_at_once_than_lines():
     state, actions = run(state, sch.CallFailed(first.attempt, "busy", at("2026-12-07T10:01")),
                          sch.Tick(at("2026-12-07T10:02")), rules=rules)
     assert len(calls(actions)) == 1  # a line came free; the busy one waits for its backoff
+
+
+def test_finished_targets_the_book_no_longer_lists_are_forgotten_after_a_month():
+    state, _ = run(CampaignState(), sch.Found(target("paid")), sch.Found(target("exhausted")),
+                   sch.Resolved("paid", "paid", at("2026-12-07T09:00")), sch.Blocked("exhausted", "do_not_call", at("2026-12-07T09:00")))
+    # the blocked debit is still open in the book: kept, or its calls would start again
+    state, _ = run(state, sch.Listed(frozenset({"exhausted"}), at("2026-12-20T09:00")))
+    assert set(state.targets) == {"paid", "exhausted"}  # within the month both stay (status, reports)
+    state, _ = run(state, sch.Listed(frozenset({"exhausted"}), at("2027-01-20T09:00")))
+    assert set(state.targets) == {"exhausted"}
